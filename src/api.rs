@@ -1,0 +1,162 @@
+//! The HTTP API's request and response bodies, and its one error type with the
+//! single mapping from error to status code and JSON body.
+
+use crate::status::{InstanceError, InstanceState};
+use serde::{Deserialize, Serialize};
+
+/// The largest request body accepted (the engine's limit on params and event payloads).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// `POST /workflows/{name}/instances`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRequest {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub params: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedResponse {
+    pub id: String,
+    pub workflow: String,
+    pub status: InstanceState,
+    pub status_url: String,
+}
+
+/// `GET /workflows/{name}/instances/{id}`
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InstanceResponse {
+    pub id: String,
+    pub workflow: String,
+    pub status: InstanceState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<InstanceError>,
+}
+
+pub fn status_url(workflow: &str, id: &str) -> String {
+    format!("/workflows/{workflow}/instances/{id}")
+}
+
+/// Every way a request can fail, each with its status and stable code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("request body is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("{0}")]
+    InvalidId(String),
+    #[error("params do not match the workflow's params: {0}")]
+    InvalidParams(String),
+    #[error("no route for this path")]
+    NotFound,
+    #[error("no workflow named {0:?}")]
+    WorkflowNotFound(String),
+    #[error("no instance {id:?} of workflow {workflow:?}")]
+    InstanceNotFound { workflow: String, id: String },
+    #[error("method not allowed; allowed: {allow}")]
+    MethodNotAllowed { allow: &'static str },
+    #[error("request body is larger than {MAX_BODY_BYTES} bytes")]
+    PayloadTooLarge,
+    /// The detail is logged, never sent.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::InvalidJson(_) | ApiError::InvalidId(_) | ApiError::InvalidParams(_) => 400,
+            ApiError::NotFound | ApiError::WorkflowNotFound(_) | ApiError::InstanceNotFound { .. } => 404,
+            ApiError::MethodNotAllowed { .. } => 405,
+            ApiError::PayloadTooLarge => 413,
+            ApiError::Internal(_) => 500,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::InvalidId(_) => "invalid_id",
+            ApiError::InvalidParams(_) => "invalid_params",
+            ApiError::NotFound => "not_found",
+            ApiError::WorkflowNotFound(_) => "workflow_not_found",
+            ApiError::InstanceNotFound { .. } => "instance_not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// `{"error": {"code", "message"}}`
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({"error": {"code": self.code(), "message": self.to_string()}})
+    }
+}
+
+/// Reads a JSON body, mapping every failure to a 400 or 413 that says what is wrong.
+pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn create_request_bodies() {
+        let r: CreateRequest = parse_body(br#"{"id":"o-1","params":{"a":1}}"#).unwrap();
+        assert_eq!(r.id.as_deref(), Some("o-1"));
+        assert_eq!(r.params, Some(json!({"a": 1})));
+        let empty: CreateRequest = parse_body(b"{}").unwrap();
+        assert_eq!(empty, CreateRequest { id: None, params: None });
+        let typo = parse_body::<CreateRequest>(br#"{"param":{}}"#).unwrap_err();
+        assert_eq!(typo.code(), "invalid_json");
+        assert!(typo.to_string().contains("param"), "{typo}");
+        assert_eq!(parse_body::<CreateRequest>(b"{not json").unwrap_err().status(), 400);
+        let big = vec![b' '; MAX_BODY_BYTES + 1];
+        assert_eq!(parse_body::<CreateRequest>(&big).unwrap_err(), ApiError::PayloadTooLarge);
+    }
+
+    #[test]
+    fn errors_map_to_status_code_and_body() {
+        let e = ApiError::InstanceNotFound { workflow: "w".into(), id: "x".into() };
+        assert_eq!((e.status(), e.code()), (404, "instance_not_found"));
+        assert_eq!(e.body()["error"]["code"], "instance_not_found");
+        let internal = ApiError::Internal("js stack with secrets".into());
+        assert_eq!(internal.status(), 500);
+        assert!(!internal.body().to_string().contains("secrets"));
+        assert_eq!(ApiError::MethodNotAllowed { allow: "GET" }.status(), 405);
+        assert_eq!(ApiError::PayloadTooLarge.status(), 413);
+    }
+
+    #[test]
+    fn responses_use_the_documented_field_names() {
+        let created = CreatedResponse {
+            id: "o-1".into(),
+            workflow: "order-processing".into(),
+            status: InstanceState::Queued,
+            status_url: status_url("order-processing", "o-1"),
+        };
+        assert_eq!(
+            serde_json::to_value(created).unwrap(),
+            json!({"id": "o-1", "workflow": "order-processing", "status": "queued",
+                   "statusUrl": "/workflows/order-processing/instances/o-1"})
+        );
+        let running = InstanceResponse {
+            id: "o-1".into(),
+            workflow: "w".into(),
+            status: InstanceState::Running,
+            output: None,
+            error: None,
+        };
+        assert_eq!(serde_json::to_value(running).unwrap(), json!({"id": "o-1", "workflow": "w", "status": "running"}));
+    }
+}

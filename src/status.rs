@@ -1,0 +1,160 @@
+//! Instance status as the engine reports it, and what the engine's error messages mean.
+
+use serde::{Deserialize, Serialize};
+
+/// Every status the engine reports, with a fallback for any it adds later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum InstanceState {
+    Queued,
+    Running,
+    Paused,
+    Errored,
+    Terminated,
+    Complete,
+    Waiting,
+    WaitingForPause,
+    #[serde(other)]
+    Unknown,
+}
+
+impl InstanceState {
+    /// The instance will not run again unless restarted.
+    pub fn is_finished(self) -> bool {
+        matches!(self, InstanceState::Complete | InstanceState::Errored | InstanceState::Terminated)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Queued => "queued",
+            InstanceState::Running => "running",
+            InstanceState::Paused => "paused",
+            InstanceState::Errored => "errored",
+            InstanceState::Terminated => "terminated",
+            InstanceState::Complete => "complete",
+            InstanceState::Waiting => "waiting",
+            InstanceState::WaitingForPause => "waitingForPause",
+            InstanceState::Unknown => "unknown",
+        }
+    }
+}
+
+/// The error of an errored instance. Older engines report a bare string; it becomes the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "RawInstanceError")]
+pub struct InstanceError {
+    pub name: String,
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawInstanceError {
+    Full {
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        message: Option<String>,
+    },
+    Message(String),
+}
+
+impl From<RawInstanceError> for InstanceError {
+    fn from(raw: RawInstanceError) -> Self {
+        match raw {
+            RawInstanceError::Full { name, message } => InstanceError {
+                name: name.unwrap_or_else(|| "Error".into()),
+                message: message.unwrap_or_default(),
+            },
+            RawInstanceError::Message(message) => InstanceError { name: "Error".into(), message },
+        }
+    }
+}
+
+/// `instance.status()`: state, error when errored, output when complete.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    pub status: InstanceState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<InstanceError>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<serde_json::Value>,
+}
+
+/// What an error thrown by the Workflow binding means, read from its message
+/// (the engine reports codes such as `instance.not_found` inside the message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineErrorKind {
+    NotFound,
+    AlreadyExists,
+    /// The instance's state does not allow the operation (`instance.cannot_terminate`, …).
+    InvalidState,
+    InvalidId,
+    Other,
+}
+
+pub fn classify_engine_error(message: &str) -> EngineErrorKind {
+    if message.contains("instance.not_found") {
+        EngineErrorKind::NotFound
+    } else if message.contains("instance.already_exists") {
+        EngineErrorKind::AlreadyExists
+    } else if message.contains("instance.cannot_") || message.contains("instance.invalid_state") {
+        EngineErrorKind::InvalidState
+    } else if message.contains("invalid id") || message.contains("instance.invalid_id") {
+        EngineErrorKind::InvalidId
+    } else {
+        EngineErrorKind::Other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_state_round_trips_and_unknown_ones_fall_back() {
+        for name in ["queued", "running", "paused", "errored", "terminated", "complete", "waiting", "waitingForPause", "unknown"] {
+            let state: InstanceState = serde_json::from_value(json!(name)).unwrap();
+            assert_eq!(state.as_str(), name);
+            assert_eq!(serde_json::to_value(state).unwrap(), json!(name));
+        }
+        let later: InstanceState = serde_json::from_value(json!("hibernating")).unwrap();
+        assert_eq!(later, InstanceState::Unknown);
+    }
+
+    #[test]
+    fn status_with_error_and_output() {
+        let s: InstanceStatus = serde_json::from_value(json!({
+            "status": "errored",
+            "error": {"name": "NonRetryableError", "message": "card declined"},
+            "output": null,
+            "__LOCAL_DEV_STEP_OUTPUTS": []
+        }))
+        .unwrap();
+        assert_eq!(s.status, InstanceState::Errored);
+        assert_eq!(s.error, Some(InstanceError { name: "NonRetryableError".into(), message: "card declined".into() }));
+        assert_eq!(s.output, None);
+        let old: InstanceStatus = serde_json::from_value(json!({"status": "errored", "error": "boom"})).unwrap();
+        assert_eq!(old.error.unwrap().message, "boom");
+        let done: InstanceStatus = serde_json::from_value(json!({"status": "complete", "output": {"a": 1}})).unwrap();
+        assert_eq!(done.output, Some(json!({"a": 1})));
+        assert!(done.status.is_finished());
+    }
+
+    #[test]
+    fn engine_messages() {
+        use EngineErrorKind::*;
+        assert_eq!(classify_engine_error("WorkflowError: (instance.not_found) Instance not found"), NotFound);
+        assert_eq!(
+            classify_engine_error(r#"WorkflowError: (instance.already_exists) Workflow instance with id "x" already exists"#),
+            AlreadyExists
+        );
+        assert_eq!(
+            classify_engine_error("WorkflowError: (instance.cannot_terminate) Cannot terminate instance since its on a finite state"),
+            InvalidState
+        );
+        assert_eq!(classify_engine_error("WorkflowError: Workflow instance has invalid id"), InvalidId);
+        assert_eq!(classify_engine_error("network down"), Other);
+    }
+}

@@ -1,0 +1,86 @@
+//! The engine's rules for names, checked in Rust so a bad one is a clear error
+//! of ours rather than a JS exception from the engine.
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("invalid instance id {0:?}: 1 to 100 characters, letters, digits, '-' and '_', not starting with '-'")]
+    InstanceId(String),
+    #[error("invalid event type {0:?}: 1 to 100 characters, letters, digits, '-' and '_', not starting with '-'")]
+    EventType(String),
+    #[error("invalid step name {0:?}: 1 to 256 characters without control characters")]
+    StepName(String),
+}
+
+pub const MAX_INSTANCE_ID_LEN: usize = 100;
+pub const MAX_EVENT_TYPE_LEN: usize = 100;
+pub const MAX_STEP_NAME_LEN: usize = 256;
+
+/// `^[a-zA-Z0-9_][a-zA-Z0-9-_]*$`, at most `max` characters: the engine's rule
+/// for instance ids and event types.
+fn is_engine_identifier(s: &str, max: usize) -> bool {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_alphanumeric() || c == '_' => {}
+        _ => return false,
+    }
+    s.len() <= max && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+pub fn instance_id(id: &str) -> Result<(), NameError> {
+    if is_engine_identifier(id, MAX_INSTANCE_ID_LEN) {
+        Ok(())
+    } else {
+        Err(NameError::InstanceId(id.to_string()))
+    }
+}
+
+pub fn event_type(kind: &str) -> Result<(), NameError> {
+    if is_engine_identifier(kind, MAX_EVENT_TYPE_LEN) {
+        Ok(())
+    } else {
+        Err(NameError::EventType(kind.to_string()))
+    }
+}
+
+/// Step names are the cache keys of step results: at most 256 characters, no control characters.
+pub fn step_name(name: &str) -> Result<(), NameError> {
+    if !name.is_empty() && name.chars().count() <= MAX_STEP_NAME_LEN && !name.chars().any(char::is_control) {
+        Ok(())
+    } else {
+        Err(NameError::StepName(name.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_ids() {
+        for ok in ["a", "order-1", "_x", "A_b-9", &"x".repeat(100)] {
+            assert!(instance_id(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-a", "a b", "a/b", "ü", "a.b", &"x".repeat(101)] {
+            assert_eq!(instance_id(bad), Err(NameError::InstanceId(bad.to_string())), "{bad}");
+        }
+    }
+
+    #[test]
+    fn event_types() {
+        assert!(event_type("approval-response").is_ok());
+        assert!(event_type("stripe_webhook").is_ok());
+        assert!(event_type("-x").is_err());
+        assert!(event_type("a:b").is_err());
+        assert!(event_type(&"e".repeat(101)).is_err());
+    }
+
+    #[test]
+    fn step_names() {
+        assert!(step_name("validate-inventory").is_ok());
+        assert!(step_name("process item 7").is_ok());
+        assert!(step_name(&"é".repeat(256)).is_ok());
+        assert!(step_name(&"s".repeat(257)).is_err());
+        assert!(step_name("a\nb").is_err());
+        assert!(step_name("").is_err());
+    }
+}
