@@ -16,3 +16,4 @@ function rustWorkflow(className) {
 }
 
 export class OrderWorkflow extends rustWorkflow("OrderWorkflow") {}
+export class StepTourWorkflow extends rustWorkflow("StepTourWorkflow") {}

@@ -1,7 +1,9 @@
 //! The HTTP API's request and response bodies, and its one error type with the
 //! single mapping from error to status code and JSON body.
 
+use crate::engine_error::BindingError;
 use crate::status::{InstanceError, InstanceState};
+use crate::validate::NameError;
 use serde::{Deserialize, Serialize};
 
 /// The largest request body accepted (the engine's limit on params and event payloads).
@@ -24,6 +26,8 @@ pub struct CreatedResponse {
     pub workflow: String,
     pub status: InstanceState,
     pub status_url: String,
+    /// False when an instance with this id already existed and was returned instead.
+    pub created: bool,
 }
 
 /// `GET /workflows/{name}/instances/{id}`
@@ -57,6 +61,8 @@ pub enum ApiError {
     WorkflowNotFound(String),
     #[error("no instance {id:?} of workflow {workflow:?}")]
     InstanceNotFound { workflow: String, id: String },
+    #[error("{0}")]
+    InvalidState(String),
     #[error("method not allowed; allowed: {allow}")]
     MethodNotAllowed { allow: &'static str },
     #[error("request body is larger than {MAX_BODY_BYTES} bytes")]
@@ -72,6 +78,7 @@ impl ApiError {
             ApiError::InvalidJson(_) | ApiError::InvalidId(_) | ApiError::InvalidParams(_) => 400,
             ApiError::NotFound | ApiError::WorkflowNotFound(_) | ApiError::InstanceNotFound { .. } => 404,
             ApiError::MethodNotAllowed { .. } => 405,
+            ApiError::InvalidState(_) => 409,
             ApiError::PayloadTooLarge => 413,
             ApiError::Internal(_) => 500,
         }
@@ -86,6 +93,7 @@ impl ApiError {
             ApiError::WorkflowNotFound(_) => "workflow_not_found",
             ApiError::InstanceNotFound { .. } => "instance_not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::InvalidState(_) => "invalid_state",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::Internal(_) => "internal",
         }
@@ -97,12 +105,39 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The one mapping from a binding error to what the API answers.
+    pub fn from_binding(workflow: &str, error: BindingError) -> Self {
+        match error {
+            BindingError::NotFound(id) => ApiError::InstanceNotFound { workflow: workflow.to_string(), id },
+            BindingError::InvalidName(NameError::InstanceId(id)) => ApiError::InvalidId(NameError::InstanceId(id).to_string()),
+            BindingError::InvalidName(other) => ApiError::InvalidJson(other.to_string()),
+            BindingError::InvalidState { message, .. } => ApiError::InvalidState(message),
+            BindingError::BatchSize(_) => ApiError::InvalidJson(error.to_string()),
+            BindingError::AlreadyExists(_)
+            | BindingError::MissingBinding(_)
+            | BindingError::Serialization(_)
+            | BindingError::Engine { .. } => ApiError::Internal(error.to_string()),
+        }
+    }
+}
+
 /// Reads a JSON body, mapping every failure to a 400 or 413 that says what is wrong.
 pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(ApiError::PayloadTooLarge);
     }
     serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))
+}
+
+/// Reads params as a workflow's typed params, naming the field that does not fit
+/// (`items[0].quantity: invalid type: string "two", expected u32`).
+pub fn check_params<P: serde::de::DeserializeOwned>(params: &serde_json::Value) -> Result<P, ApiError> {
+    serde_path_to_error::deserialize(params).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        ApiError::InvalidParams(if path == "." { inner.to_string() } else { format!("{path}: {inner}") })
+    })
 }
 
 #[cfg(test)]
@@ -144,11 +179,12 @@ mod tests {
             workflow: "order-processing".into(),
             status: InstanceState::Queued,
             status_url: status_url("order-processing", "o-1"),
+            created: true,
         };
         assert_eq!(
             serde_json::to_value(created).unwrap(),
             json!({"id": "o-1", "workflow": "order-processing", "status": "queued",
-                   "statusUrl": "/workflows/order-processing/instances/o-1"})
+                   "statusUrl": "/workflows/order-processing/instances/o-1", "created": true})
         );
         let running = InstanceResponse {
             id: "o-1".into(),
@@ -158,5 +194,43 @@ mod tests {
             error: None,
         };
         assert_eq!(serde_json::to_value(running).unwrap(), json!({"id": "o-1", "workflow": "w", "status": "running"}));
+    }
+
+    #[test]
+    fn params_are_checked_against_the_typed_params_naming_the_field() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        #[serde(rename_all = "camelCase")]
+        struct Item {
+            product_id: String,
+            quantity: u32,
+        }
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        #[serde(rename_all = "camelCase")]
+        struct Params {
+            order_id: String,
+            items: Vec<Item>,
+        }
+        assert!(check_params::<Params>(&json!({"orderId": "o", "items": [{"productId": "p", "quantity": 1}]})).is_ok());
+        let err = check_params::<Params>(&json!({"orderId": "o", "items": [{"productId": "p", "quantity": "two"}]})).unwrap_err();
+        assert_eq!(err.code(), "invalid_params");
+        assert!(err.to_string().contains("items[0].quantity"), "{err}");
+        let missing = check_params::<Params>(&json!({"items": []})).unwrap_err();
+        assert!(missing.to_string().contains("orderId"), "{missing}");
+        assert!(check_params::<Params>(&serde_json::Value::Null).is_err());
+    }
+
+    #[test]
+    fn binding_errors_map_to_api_errors() {
+        let e = ApiError::from_binding("w", BindingError::NotFound("x".into()));
+        assert_eq!(e, ApiError::InstanceNotFound { workflow: "w".into(), id: "x".into() });
+        let e = ApiError::from_binding("w", BindingError::InvalidState { id: "x".into(), message: "cannot".into() });
+        assert_eq!((e.status(), e.code()), (409, "invalid_state"));
+        let e = ApiError::from_binding("w", BindingError::InvalidName(NameError::InstanceId("-".into())));
+        assert_eq!(e.code(), "invalid_id");
+        let e = ApiError::from_binding("w", BindingError::Engine { name: "TypeError".into(), message: "secret detail".into() });
+        assert_eq!(e.status(), 500);
+        assert!(!e.body().to_string().contains("secret"));
     }
 }

@@ -98,16 +98,70 @@ impl IntoDuration for u64 {
 }
 
 /// A duration the engine can sleep or wait for: at most 365 days.
-pub fn within_sleep_limit(d: Duration, input: impl std::fmt::Debug) -> Result<Duration, DurationError> {
+pub fn within_sleep_limit(d: Duration) -> Result<Duration, DurationError> {
     if d > MAX_SLEEP {
-        return Err(DurationError::TooLong { input: format!("{input:?}").trim_matches('"').to_string() });
+        return Err(DurationError::TooLong { input: humantime::format_duration(d).to_string() });
     }
     Ok(d)
+}
+
+/// A point in time: a `SystemTime`, or a Unix time in milliseconds as in the TypeScript API.
+pub trait IntoEpochMillis {
+    fn into_epoch_millis(self) -> u64;
+}
+
+impl IntoEpochMillis for std::time::SystemTime {
+    fn into_epoch_millis(self) -> u64 {
+        self.duration_since(std::time::UNIX_EPOCH).map(as_millis).unwrap_or(0)
+    }
+}
+
+impl IntoEpochMillis for u64 {
+    fn into_epoch_millis(self) -> u64 {
+        self
+    }
 }
 
 /// Whole milliseconds, the unit the engine accepts for every duration.
 pub fn as_millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A duration given in params or a request: a Cloudflare-style string or a number of
+/// milliseconds, checked when it is read (at most 365 days), so bad input is refused
+/// with the field's name before any instance is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationParam(pub Duration);
+
+impl<'de> serde::Deserialize<'de> for DurationParam {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Millis(u64),
+            Text(String),
+        }
+        let parsed = match Raw::deserialize(deserializer)? {
+            Raw::Millis(ms) => Ok(Duration::from_millis(ms)),
+            Raw::Text(text) => parse(&text),
+        };
+        parsed
+            .and_then(within_sleep_limit)
+            .map(DurationParam)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl serde::Serialize for DurationParam {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(as_millis(self.0))
+    }
+}
+
+impl IntoDuration for DurationParam {
+    fn into_duration(self) -> Result<Duration, DurationError> {
+        Ok(self.0)
+    }
 }
 
 #[cfg(test)]
@@ -160,9 +214,25 @@ mod tests {
 
     #[test]
     fn sleep_limit() {
-        assert!(within_sleep_limit(MAX_SLEEP, "365 days").is_ok());
-        let err = within_sleep_limit(MAX_SLEEP + Duration::from_millis(1), "366 days").unwrap_err();
-        assert_eq!(err, DurationError::TooLong { input: "366 days".into() });
+        assert!(within_sleep_limit(MAX_SLEEP).is_ok());
+        let err = within_sleep_limit(MAX_SLEEP + Duration::from_secs(86_400)).unwrap_err();
+        assert!(matches!(err, DurationError::TooLong { .. }));
+        assert!(err.to_string().contains("365 days"), "{err}");
+        let at = std::time::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        assert_eq!(at.into_epoch_millis(), 1_700_000_000_123);
+        assert_eq!(5_u64.into_epoch_millis(), 5);
         assert_eq!(as_millis(Duration::from_secs(2)), 2000);
+    }
+
+    #[test]
+    fn duration_params_from_strings_and_numbers() {
+        let d: DurationParam = serde_json::from_str("\"2 seconds\"").unwrap();
+        assert_eq!(d.0, Duration::from_secs(2));
+        let d: DurationParam = serde_json::from_str("1500").unwrap();
+        assert_eq!(d.0, Duration::from_millis(1500));
+        let err = serde_json::from_str::<DurationParam>("\"whenever\"").unwrap_err();
+        assert!(err.to_string().contains("whenever"), "{err}");
+        assert!(serde_json::from_str::<DurationParam>("\"400 days\"").is_err());
+        assert_eq!(serde_json::to_string(&DurationParam(Duration::from_secs(1))).unwrap(), "1000");
     }
 }

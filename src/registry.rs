@@ -13,11 +13,10 @@ pub struct WorkflowSpec {
     pub binding: &'static str,
 }
 
-pub const WORKFLOWS: &[WorkflowSpec] = &[WorkflowSpec {
-    name: "order-processing",
-    class_name: "OrderWorkflow",
-    binding: "ORDER_WORKFLOW",
-}];
+pub const WORKFLOWS: &[WorkflowSpec] = &[
+    WorkflowSpec { name: "order-processing", class_name: "OrderWorkflow", binding: "ORDER_WORKFLOW" },
+    WorkflowSpec { name: "step-tour", class_name: "StepTourWorkflow", binding: "STEP_TOUR_WORKFLOW" },
+];
 
 /// The registry entry for a workflow name.
 pub fn workflow_by_name(name: &str) -> Option<&'static WorkflowSpec> {
@@ -27,4 +26,55 @@ pub fn workflow_by_name(name: &str) -> Option<&'static WorkflowSpec> {
 /// The registry entry for a shim class name.
 pub fn workflow_by_class(class_name: &str) -> Option<&'static WorkflowSpec> {
     WORKFLOWS.iter().find(|w| w.class_name == class_name)
+}
+
+/// Whether the registry lists `class_name`; `const` so `workflows!` can check at compile time
+/// that every Rust workflow type is registered.
+pub const fn has_class(class_name: &str) -> bool {
+    let mut i = 0;
+    while i < WORKFLOWS.len() {
+        if const_str_eq(WORKFLOWS[i].class_name, class_name) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+const fn const_str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups() {
+        assert_eq!(workflow_by_name("order-processing").map(|w| w.class_name), Some("OrderWorkflow"));
+        assert_eq!(workflow_by_class("OrderWorkflow").map(|w| w.binding), Some("ORDER_WORKFLOW"));
+        assert!(workflow_by_name("nope").is_none());
+        assert!(has_class("OrderWorkflow"));
+        assert!(!has_class("OrderWorkflo"));
+        assert!(!has_class("OrderWorkflowX"));
+    }
+
+    #[test]
+    fn names_are_unique_and_valid() {
+        for (i, w) in WORKFLOWS.iter().enumerate() {
+            assert!(w.name.len() <= 64, "{}", w.name);
+            assert!(WORKFLOWS[i + 1..].iter().all(|o| o.name != w.name && o.class_name != w.class_name && o.binding != w.binding));
+        }
+    }
 }

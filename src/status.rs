@@ -81,32 +81,6 @@ pub struct InstanceStatus {
     pub output: Option<serde_json::Value>,
 }
 
-/// What an error thrown by the Workflow binding means, read from its message
-/// (the engine reports codes such as `instance.not_found` inside the message).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EngineErrorKind {
-    NotFound,
-    AlreadyExists,
-    /// The instance's state does not allow the operation (`instance.cannot_terminate`, …).
-    InvalidState,
-    InvalidId,
-    Other,
-}
-
-pub fn classify_engine_error(message: &str) -> EngineErrorKind {
-    if message.contains("instance.not_found") {
-        EngineErrorKind::NotFound
-    } else if message.contains("instance.already_exists") {
-        EngineErrorKind::AlreadyExists
-    } else if message.contains("instance.cannot_") || message.contains("instance.invalid_state") {
-        EngineErrorKind::InvalidState
-    } else if message.contains("invalid id") || message.contains("instance.invalid_id") {
-        EngineErrorKind::InvalidId
-    } else {
-        EngineErrorKind::Other
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,21 +114,5 @@ mod tests {
         let done: InstanceStatus = serde_json::from_value(json!({"status": "complete", "output": {"a": 1}})).unwrap();
         assert_eq!(done.output, Some(json!({"a": 1})));
         assert!(done.status.is_finished());
-    }
-
-    #[test]
-    fn engine_messages() {
-        use EngineErrorKind::*;
-        assert_eq!(classify_engine_error("WorkflowError: (instance.not_found) Instance not found"), NotFound);
-        assert_eq!(
-            classify_engine_error(r#"WorkflowError: (instance.already_exists) Workflow instance with id "x" already exists"#),
-            AlreadyExists
-        );
-        assert_eq!(
-            classify_engine_error("WorkflowError: (instance.cannot_terminate) Cannot terminate instance since its on a finite state"),
-            InvalidState
-        );
-        assert_eq!(classify_engine_error("WorkflowError: Workflow instance has invalid id"), InvalidId);
-        assert_eq!(classify_engine_error("network down"), Other);
     }
 }

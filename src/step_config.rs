@@ -2,11 +2,11 @@
 //! turned into exactly the object the engine's `step.do(name, config, fn)` takes.
 
 use crate::duration::{self, DurationError, IntoDuration};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// How the delay between attempts grows: constant `d`, linear `d·n`, exponential `d·2^(n-1)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Backoff {
     Constant,

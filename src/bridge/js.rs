@@ -1,0 +1,85 @@
+//! Values and errors across the JS boundary. Values cross as JSON text
+//! (`serde_json` on our side, `JSON.parse`/`JSON.stringify` on theirs): maps
+//! become objects, `None` becomes null, and the serialised size is known exactly,
+//! which the 1 MiB step-result limit needs.
+
+use crate::step_error::StepError;
+use js_sys::{Error as JsError, Reflect, JSON};
+use serde::{de::DeserializeOwned, Serialize};
+use wasm_bindgen::{JsCast, JsValue};
+
+/// A Rust value as a plain JS value, plus its JSON size in bytes.
+pub fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<(JsValue, usize), StepError> {
+    let text = serde_json::to_string(value).map_err(|e| StepError::Serialization(format!("cannot serialise value: {e}")))?;
+    let js = JSON::parse(&text).map_err(|e| StepError::Serialization(error_message(&e)))?;
+    Ok((js, text.len()))
+}
+
+/// A JS value as a Rust value; `undefined` reads as null, so `()` and `Option` work.
+pub fn from_js<T: DeserializeOwned>(value: &JsValue) -> Result<T, StepError> {
+    let text = if value.is_undefined() {
+        "null".to_string()
+    } else {
+        JSON::stringify(value)
+            .map_err(|e| StepError::Serialization(error_message(&e)))?
+            .as_string()
+            .unwrap_or_else(|| "null".to_string())
+    };
+    serde_json::from_str(&text).map_err(|e| StepError::Serialization(format!("unexpected value from the engine ({e}): {}", truncate(&text, 200))))
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// A real JS `Error` with the given name: the engine reads `name` to tell a
+/// non-retryable error from a retryable one.
+pub fn js_error(name: &str, message: &str) -> JsValue {
+    let error = JsError::new(message);
+    error.set_name(name);
+    error.into()
+}
+
+impl From<StepError> for JsValue {
+    fn from(e: StepError) -> Self {
+        js_error(e.js_name(), &e.to_string())
+    }
+}
+
+/// `name` of a thrown JS value ("Error" for anything that is not an Error).
+pub fn error_name(value: &JsValue) -> String {
+    value
+        .dyn_ref::<JsError>()
+        .and_then(|e| e.name().as_string())
+        .or_else(|| Reflect::get(value, &"name".into()).ok().and_then(|n| n.as_string()))
+        .unwrap_or_else(|| "Error".to_string())
+}
+
+/// `message` of a thrown JS value, or its string form.
+pub fn error_message(value: &JsValue) -> String {
+    if let Some(e) = value.dyn_ref::<JsError>() {
+        if let Some(m) = e.message().as_string() {
+            return m;
+        }
+    }
+    if let Some(s) = value.as_string() {
+        return s;
+    }
+    Reflect::get(value, &"message".into())
+        .ok()
+        .and_then(|m| m.as_string())
+        .unwrap_or_else(|| format!("{value:?}"))
+}
+
+/// A rejection from the engine as a typed step error.
+pub fn step_error_from_js(value: &JsValue) -> StepError {
+    StepError::from_engine(&error_name(value), &error_message(value))
+}
+
+/// Reads a property, `undefined` when absent.
+pub fn get(target: &JsValue, key: &str) -> JsValue {
+    Reflect::get(target, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}

@@ -1,0 +1,25 @@
+//! The Worker's entry points: `fetch` for HTTP, and `run_workflow`, which the
+//! shim's workflow classes call with `run(event, step)`.
+
+use std::panic::AssertUnwindSafe;
+use wasm_bindgen::prelude::*;
+use worker::{event, Context, Env, Request, Response};
+
+#[event(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    crate::http::handle(req, env).await
+}
+
+/// `run(event, step)` of the workflow class `class_name`. A panic anywhere in the
+/// run rejects this promise (with the panic-unwind build) instead of aborting the isolate.
+#[wasm_bindgen]
+pub fn run_workflow(class_name: String, event: JsValue, step: JsValue, env: JsValue, _ctx: JsValue) -> js_sys::Promise {
+    wasm_bindgen_futures::future_to_promise(AssertUnwindSafe(async move {
+        crate::workflows::dispatch(&class_name, event, step, env).await
+    }))
+}

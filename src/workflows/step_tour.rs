@@ -1,0 +1,129 @@
+//! `step-tour`: every step primitive, driven by params. A runnable tour of the
+//! Rust step API, and the probe the integration tests use to show each primitive
+//! on the real engine (retries, panics, sleeps, events, fan-out, limits).
+
+use crate::bridge::{Step, Workflow, WorkflowEvent};
+use crate::duration::DurationParam;
+use crate::outbound::ServiceCall;
+use crate::step_config::{Backoff, Retries, StepConfig};
+use crate::step_error::StepError;
+use futures_util::future::try_join_all;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use worker::Env;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TourParams {
+    pub actions: Vec<Action>,
+}
+
+/// Retries of one step as params give them.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryParams {
+    pub limit: u32,
+    pub delay: DurationParam,
+    #[serde(default)]
+    pub backoff: Backoff,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields)]
+pub enum Action {
+    /// A step that GETs `url` on every attempt; a non-2xx answer fails the attempt.
+    Call { name: String, url: String, retries: Option<RetryParams> },
+    /// A step that panics on its first `times` attempts, then returns its attempt number.
+    Panic { name: String, times: u32, retries: Option<RetryParams> },
+    /// A step that fails with a non-retryable error.
+    NonRetryable { name: String, message: String },
+    Sleep { name: String, duration: DurationParam },
+    /// Sleeps until a Unix time in milliseconds.
+    SleepUntil { name: String, at: u64 },
+    /// Waits for an event; a timeout is caught and reported, and the tour goes on.
+    WaitForEvent { name: String, event_type: String, timeout: DurationParam },
+    /// `count` steps named `"{name} {i}"`, in flight at once, joined.
+    Parallel { name: String, count: u32 },
+    /// A step whose result is `bytes` long: over 1 MiB it is refused.
+    Oversized { name: String, bytes: usize },
+}
+
+pub struct StepTourWorkflow {
+    _env: Env,
+}
+
+fn config(retries: Option<RetryParams>) -> StepConfig {
+    match retries {
+        Some(r) => StepConfig::new().retries(Retries::new(r.limit).delay(r.delay).backoff(r.backoff)),
+        None => StepConfig::new(),
+    }
+}
+
+impl Workflow for StepTourWorkflow {
+    type Params = TourParams;
+    type Output = Vec<Value>;
+
+    fn new(env: Env) -> Self {
+        StepTourWorkflow { _env: env }
+    }
+
+    async fn run(&self, event: WorkflowEvent<TourParams>, step: Step) -> Result<Vec<Value>, StepError> {
+        let mut results = Vec::with_capacity(event.payload.actions.len());
+        for action in &event.payload.actions {
+            results.push(perform(&step, action).await?);
+        }
+        Ok(results)
+    }
+}
+
+async fn perform(step: &Step, action: &Action) -> Result<Value, StepError> {
+    Ok(match action {
+        Action::Call { name, url, retries } => {
+            let body: Value = step
+                .run_with(name, config(*retries), |ctx| async move {
+                    let url = format!("{url}{}attempt={}", if url.contains('?') { '&' } else { '?' }, ctx.attempt);
+                    ServiceCall::new("service", url).get::<Value>().await
+                })
+                .await?;
+            json!({"name": name, "body": body})
+        }
+        Action::Panic { name, times, retries } => {
+            let attempt: u32 = step
+                .run_with(name, config(*retries), |ctx| async move {
+                    if ctx.attempt <= *times {
+                        panic!("deliberate panic on attempt {}", ctx.attempt);
+                    }
+                    Ok(ctx.attempt)
+                })
+                .await?;
+            json!({"name": name, "attempt": attempt})
+        }
+        Action::NonRetryable { name, message } => {
+            step.run(name, |_| async { Err::<(), _>(StepError::non_retryable(message)) }).await?;
+            json!({"name": name})
+        }
+        Action::Sleep { name, duration } => {
+            step.sleep(name, *duration).await?;
+            json!({"name": name, "slept": true})
+        }
+        Action::SleepUntil { name, at } => {
+            step.sleep_until(name, *at).await?;
+            json!({"name": name, "slept": true})
+        }
+        Action::WaitForEvent { name, event_type, timeout } => match step.wait_for_event::<Value>(name, event_type, *timeout).await {
+            Ok(event) => json!({"name": name, "received": event.payload, "type": event.event_type}),
+            Err(StepError::Timeout(message)) => json!({"name": name, "timedOut": true, "message": message}),
+            Err(other) => return Err(other),
+        },
+        Action::Parallel { name, count } => {
+            let names: Vec<String> = (0..*count).map(|i| format!("{name} {i}")).collect();
+            let steps = names.iter().enumerate().map(|(i, step_name)| step.run(step_name, move |_| async move { Ok(i) }));
+            let results: Vec<usize> = try_join_all(steps).await?;
+            json!({"name": name, "results": results})
+        }
+        Action::Oversized { name, bytes } => {
+            let value: String = step.run(name, |_| async { Ok("x".repeat(*bytes)) }).await?;
+            json!({"name": name, "bytes": value.len()})
+        }
+    })
+}
