@@ -53,6 +53,8 @@ pub enum ApiError {
     InvalidJson(String),
     #[error("{0}")]
     InvalidId(String),
+    #[error("{0}")]
+    InvalidEventType(String),
     #[error("params do not match the workflow's params: {0}")]
     InvalidParams(String),
     #[error("no route for this path")]
@@ -75,7 +77,7 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
-            ApiError::InvalidJson(_) | ApiError::InvalidId(_) | ApiError::InvalidParams(_) => 400,
+            ApiError::InvalidJson(_) | ApiError::InvalidId(_) | ApiError::InvalidEventType(_) | ApiError::InvalidParams(_) => 400,
             ApiError::NotFound | ApiError::WorkflowNotFound(_) | ApiError::InstanceNotFound { .. } => 404,
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::InvalidState(_) => 409,
@@ -88,6 +90,7 @@ impl ApiError {
         match self {
             ApiError::InvalidJson(_) => "invalid_json",
             ApiError::InvalidId(_) => "invalid_id",
+            ApiError::InvalidEventType(_) => "invalid_event_type",
             ApiError::InvalidParams(_) => "invalid_params",
             ApiError::NotFound => "not_found",
             ApiError::WorkflowNotFound(_) => "workflow_not_found",
@@ -111,6 +114,7 @@ impl ApiError {
         match error {
             BindingError::NotFound(id) => ApiError::InstanceNotFound { workflow: workflow.to_string(), id },
             BindingError::InvalidName(NameError::InstanceId(id)) => ApiError::InvalidId(NameError::InstanceId(id).to_string()),
+            BindingError::InvalidName(NameError::EventType(t)) => ApiError::InvalidEventType(NameError::EventType(t).to_string()),
             BindingError::InvalidName(other) => ApiError::InvalidJson(other.to_string()),
             BindingError::InvalidState { message, .. } => ApiError::InvalidState(message),
             BindingError::BatchSize(_) => ApiError::InvalidJson(error.to_string()),

@@ -5,7 +5,7 @@ use crate::api::{self, ApiError, CreateRequest, CreatedResponse, InstanceRespons
 use crate::bridge::WorkflowBinding;
 use crate::engine_error::BindingError;
 use crate::registry::{self, WorkflowSpec};
-use crate::routes::{self, Route, RouteError};
+use crate::routes::{self, ControlAction, Route, RouteError};
 use crate::validate;
 use crate::workflows;
 use serde::Serialize;
@@ -53,6 +53,8 @@ async fn serve(route: Route, req: &mut Request, env: &Env) -> Result<Response, A
         Route::Health => json(200, &serde_json::json!({"ok": true, "version": env!("CARGO_PKG_VERSION")})),
         Route::CreateInstance { workflow } => create_instance(&workflow, req, env).await,
         Route::GetInstance { workflow, id } => get_instance(&workflow, &id, env).await,
+        Route::Control { workflow, id, action } => control_instance(&workflow, &id, action, env).await,
+        Route::SendEvent { workflow, id, event_type } => send_event(&workflow, &id, &event_type, req, env).await,
     }
 }
 
@@ -123,4 +125,32 @@ async fn get_instance(workflow: &str, id: &str, env: &Env) -> Result<Response, A
             error: status.error,
         },
     )
+}
+
+async fn control_instance(workflow: &str, id: &str, action: ControlAction, env: &Env) -> Result<Response, ApiError> {
+    let spec = workflow_spec(workflow)?;
+    validate::instance_id(id).map_err(|e| ApiError::InvalidId(e.to_string()))?;
+    let fail = |e| ApiError::from_binding(spec.name, e);
+    let instance = binding(spec, env)?.get(id).await.map_err(fail)?;
+    match action {
+        ControlAction::Pause => instance.pause().await,
+        ControlAction::Resume => instance.resume().await,
+        ControlAction::Terminate => instance.terminate().await,
+        ControlAction::Restart => instance.restart().await,
+    }
+    .map_err(fail)?;
+    let status = instance.status().await.map_err(fail)?;
+    json(200, &serde_json::json!({"id": id, "status": status.status}))
+}
+
+async fn send_event(workflow: &str, id: &str, event_type: &str, req: &mut Request, env: &Env) -> Result<Response, ApiError> {
+    let spec = workflow_spec(workflow)?;
+    validate::instance_id(id).map_err(|e| ApiError::InvalidId(e.to_string()))?;
+    validate::event_type(event_type).map_err(|e| ApiError::InvalidEventType(e.to_string()))?;
+    let body = read_body(req).await?;
+    let payload: serde_json::Value = if body.iter().all(u8::is_ascii_whitespace) { serde_json::Value::Null } else { api::parse_body(&body)? };
+    let fail = |e| ApiError::from_binding(spec.name, e);
+    let instance = binding(spec, env)?.get(id).await.map_err(fail)?;
+    instance.send_event(event_type, &payload).await.map_err(fail)?;
+    json(202, &serde_json::json!({"id": id, "type": event_type}))
 }

@@ -7,6 +7,30 @@ pub enum Route {
     Health,
     CreateInstance { workflow: String },
     GetInstance { workflow: String, id: String },
+    /// `POST …/instances/{id}/{pause|resume|terminate|restart}`
+    Control { workflow: String, id: String, action: ControlAction },
+    /// `POST …/instances/{id}/events/{type}`
+    SendEvent { workflow: String, id: String, event_type: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlAction {
+    Pause,
+    Resume,
+    Terminate,
+    Restart,
+}
+
+impl ControlAction {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pause" => ControlAction::Pause,
+            "resume" => ControlAction::Resume,
+            "terminate" => ControlAction::Terminate,
+            "restart" => ControlAction::Restart,
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +44,8 @@ enum PathKind {
     Health,
     Instances,
     Instance,
+    InstanceControl,
+    InstanceEvent,
 }
 
 fn router() -> matchit::Router<PathKind> {
@@ -28,6 +54,8 @@ fn router() -> matchit::Router<PathKind> {
     let _ = r.insert("/health", PathKind::Health);
     let _ = r.insert("/workflows/:workflow/instances", PathKind::Instances);
     let _ = r.insert("/workflows/:workflow/instances/:id", PathKind::Instance);
+    let _ = r.insert("/workflows/:workflow/instances/:id/:action", PathKind::InstanceControl);
+    let _ = r.insert("/workflows/:workflow/instances/:id/events/:type", PathKind::InstanceEvent);
     r
 }
 
@@ -42,6 +70,17 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
         (PathKind::Instances, _) => Err(RouteError::MethodNotAllowed { allow: "POST" }),
         (PathKind::Instance, "GET") => Ok(Route::GetInstance { workflow: param("workflow"), id: param("id") }),
         (PathKind::Instance, _) => Err(RouteError::MethodNotAllowed { allow: "GET" }),
+        (PathKind::InstanceControl, method) => {
+            let action = ControlAction::parse(&param("action")).ok_or(RouteError::NotFound)?;
+            if method != "POST" {
+                return Err(RouteError::MethodNotAllowed { allow: "POST" });
+            }
+            Ok(Route::Control { workflow: param("workflow"), id: param("id"), action })
+        }
+        (PathKind::InstanceEvent, "POST") => {
+            Ok(Route::SendEvent { workflow: param("workflow"), id: param("id"), event_type: param("type") })
+        }
+        (PathKind::InstanceEvent, _) => Err(RouteError::MethodNotAllowed { allow: "POST" }),
     }
 }
 
@@ -60,6 +99,16 @@ mod tests {
             Ok(Route::GetInstance { workflow: "order-processing".into(), id: "abc-1".into() })
         );
         assert_eq!(route("GET", "/health"), Ok(Route::Health));
+        assert_eq!(
+            route("POST", "/workflows/w/instances/i/terminate"),
+            Ok(Route::Control { workflow: "w".into(), id: "i".into(), action: ControlAction::Terminate })
+        );
+        assert_eq!(
+            route("POST", "/workflows/w/instances/i/events/approval-response"),
+            Ok(Route::SendEvent { workflow: "w".into(), id: "i".into(), event_type: "approval-response".into() })
+        );
+        assert_eq!(route("POST", "/workflows/w/instances/i/explode"), Err(RouteError::NotFound));
+        assert_eq!(route("GET", "/workflows/w/instances/i/pause"), Err(RouteError::MethodNotAllowed { allow: "POST" }));
     }
 
     #[test]

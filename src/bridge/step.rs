@@ -138,7 +138,13 @@ impl Step {
             let inbox = Rc::clone(&inbox);
             Closure::<dyn FnMut(JsValue) -> Promise>::own_assert_unwind_safe(move |context: JsValue| {
                 let mut settle = None;
-                let promise = Promise::new(&mut |resolve, reject| settle = Some((resolve, reject)));
+                // The executor runs synchronously inside Promise::new; AssertUnwindSafe (captured
+                // whole) lets it write the resolvers out under panic=unwind.
+                let mut slot = AssertUnwindSafe(&mut settle);
+                let promise = Promise::new(&mut move |resolve, reject| {
+                    let slot = &mut slot;
+                    *slot.0 = Some((resolve, reject));
+                });
                 if let Some((resolve, reject)) = settle {
                     inbox.attempts.borrow_mut().push_back(Attempt { context, resolve, reject });
                     if let Some(waker) = inbox.waker.borrow_mut().take() {

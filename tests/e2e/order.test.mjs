@@ -1,0 +1,122 @@
+// order-processing end to end on the local runtime, against loopback stand-ins.
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { worker, createInstance, getInstance, waitFor, finished, uniqueId } from "./harness.mjs";
+
+const order = (orderId, extra = {}) => ({
+  orderId,
+  userId: `user-${orderId}`,
+  items: [{ productId: "p-1", quantity: 2 }, { productId: "p-2", quantity: 1 }],
+  fulfillmentDelay: "1 second",
+  ...extra,
+});
+
+describe("order-processing", { concurrency: true }, () => {
+  it("completes with the services' results in its output, after really sleeping", async () => {
+    const { standin } = await worker();
+    const orderId = uniqueId("ok");
+    const created = await createInstance("order-processing", { id: orderId, params: order(orderId, { fulfillmentDelay: "2 seconds" }) });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    assert.equal(created.body.id, orderId);
+    assert.equal(created.body.workflow, "order-processing");
+    assert.equal(created.body.statusUrl, `/workflows/order-processing/instances/${orderId}`);
+    assert.equal(created.headers.get("location"), created.body.statusUrl);
+    assert.ok(["queued", "running"].includes(created.body.status), created.body.status);
+
+    const done = await waitFor("order-processing", orderId, finished);
+    assert.equal(done.status, "complete", JSON.stringify(done));
+    assert.deepEqual(done.output, { status: "completed", transactionId: `tx-${orderId}`, trackingNumber: `trk-${orderId}` });
+
+    const charge = standin.callsTo("/payments/charge", (c) => c.body?.orderId === orderId);
+    assert.equal(charge.length, 1);
+    assert.equal(charge[0].headers["idempotency-key"], `order-payment-${orderId}`);
+    const ship = standin.callsTo("/shipping/create", (c) => c.body?.orderId === orderId);
+    assert.equal(ship.length, 1);
+    assert.deepEqual(ship[0].body.items, order(orderId).items);
+    assert.ok(ship[0].at - charge[0].at >= 2000, `slept only ${ship[0].at - charge[0].at} ms`);
+    const confirm = standin.callsTo("/notify/send", (c) => c.body?.userId === `user-${orderId}`);
+    assert.equal(confirm.length, 1);
+    assert.equal(confirm[0].body.message, `Order ${orderId} shipped! Tracking: trk-${orderId}`);
+    // Both inventory checks ran, inside the one validate-inventory step.
+    assert.ok(standin.callsTo("/inventory/check/p-1").length >= 1);
+  });
+
+  it("cancels and notifies when an item is out of stock, without charging", async () => {
+    const { standin } = await worker();
+    const orderId = uniqueId("oos");
+    const params = order(orderId, { items: [{ productId: "p-1", quantity: 1 }, { productId: `oos-${orderId}`, quantity: 1 }] });
+    assert.equal((await createInstance("order-processing", { id: orderId, params })).status, 201);
+    const done = await waitFor("order-processing", orderId, finished);
+    assert.equal(done.status, "complete", JSON.stringify(done));
+    assert.deepEqual(done.output, { status: "cancelled", reason: "out_of_stock" });
+    const notes = standin.callsTo("/notify/send", (c) => c.body?.userId === `user-${orderId}`);
+    assert.deepEqual(notes.map((c) => c.body.message), ["Items out of stock"]);
+    assert.equal(standin.callsTo("/payments/charge", (c) => c.body?.orderId === orderId).length, 0);
+    assert.equal(standin.callsTo(`/inventory/check/oos-${orderId}`).length, 1);
+  });
+
+  it("retries a payment service that fails twice: it is called exactly three times", async () => {
+    const { standin } = await worker();
+    const orderId = uniqueId("flaky");
+    standin.failNext(`payments:${orderId}`, 2);
+    assert.equal((await createInstance("order-processing", { id: orderId, params: order(orderId) })).status, 201);
+    const done = await waitFor("order-processing", orderId, finished, { timeoutMs: 90_000 });
+    assert.equal(done.status, "complete", JSON.stringify(done));
+    assert.equal(done.output.transactionId, `tx-${orderId}`);
+    const charges = standin.callsTo("/payments/charge", (c) => c.body?.orderId === orderId);
+    assert.equal(charges.length, 3);
+    assert.deepEqual(new Set(charges.map((c) => c.headers["idempotency-key"])), new Set([`order-payment-${orderId}`]));
+  });
+
+  it("errors after one attempt when payments answers 4xx, with the message in status.error", async () => {
+    const { standin } = await worker();
+    const orderId = uniqueId("declined");
+    standin.paymentAnswers(orderId, 402);
+    assert.equal((await createInstance("order-processing", { id: orderId, params: order(orderId) })).status, 201);
+    const done = await waitFor("order-processing", orderId, finished);
+    assert.equal(done.status, "errored", JSON.stringify(done));
+    assert.match(done.error.message, /payments answered 402: .*card declined/);
+    assert.equal(done.output, undefined);
+    assert.equal(standin.callsTo("/payments/charge", (c) => c.body?.orderId === orderId).length, 1);
+    assert.equal(standin.callsTo("/shipping/create", (c) => c.body?.orderId === orderId).length, 0);
+  });
+
+  it("creating with an id that exists returns it and does not start a second run", async () => {
+    const { standin } = await worker();
+    const orderId = uniqueId("dup");
+    const first = await createInstance("order-processing", { id: orderId, params: order(orderId) });
+    assert.equal(first.status, 201);
+    assert.equal(first.body.created, true);
+    const again = await Promise.all([1, 2, 3].map(() => createInstance("order-processing", { id: orderId, params: order(orderId) })));
+    for (const r of again) {
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.equal(r.body.created, false);
+      assert.equal(r.body.id, orderId);
+    }
+    const done = await waitFor("order-processing", orderId, finished);
+    assert.equal(done.status, "complete");
+    assert.equal(standin.callsTo("/payments/charge", (c) => c.body?.orderId === orderId).length, 1);
+  });
+
+  it("refuses params that do not match OrderParams, naming the field", async () => {
+    const res = await createInstance("order-processing", { params: { orderId: "x", userId: "u", items: [{ productId: "p", quantity: "two" }] } });
+    assert.equal(res.status, 400);
+    assert.equal(res.body.error.code, "invalid_params");
+    assert.match(res.body.error.message, /items\[0\]\.quantity/);
+    const bad = await createInstance("order-processing", { params: { orderId: "x", userId: "u", items: [], fulfillmentDelay: "eventually" } });
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.error.message, /fulfillmentDelay.*eventually/);
+  });
+
+  it("answers 404 JSON for a missing instance and 400 for a malformed id", async () => {
+    const missing = await getInstance("order-processing", uniqueId("nope"));
+    assert.equal(missing.status, 404);
+    assert.equal(missing.body.error.code, "instance_not_found");
+    const bad = await createInstance("order-processing", { id: "-bad id", params: order("x") });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error.code, "invalid_id");
+    const unknown = await createInstance("no-such-workflow", { params: {} });
+    assert.equal(unknown.status, 404);
+    assert.equal(unknown.body.error.code, "workflow_not_found");
+  });
+});

@@ -1,0 +1,69 @@
+// Loopback stand-ins for the outside services the workflows call (inventory,
+// payments, shipping, notifications, and a generic "call" service). Every request
+// is recorded so tests can count calls; behaviour is scripted per key by tests.
+import http from "node:http";
+
+export function startStandin() {
+  const calls = [];
+  // key -> number of attempts still to fail with 503 (payments by orderId, call by key)
+  const failures = new Map();
+  // orderId -> status the payments service answers with (e.g. 402)
+  const paymentStatus = new Map();
+
+  const server = http.createServer(async (req, res) => {
+    const chunks = [];
+    for await (const c of req) chunks.push(c);
+    const raw = Buffer.concat(chunks).toString();
+    let body = null;
+    try { body = raw ? JSON.parse(raw) : null; } catch { body = raw; }
+    const url = new URL(req.url, "http://standin");
+    const call = { method: req.method, path: url.pathname, query: Object.fromEntries(url.searchParams), headers: req.headers, body, at: Date.now() };
+    calls.push(call);
+    const send = (status, value) => {
+      res.writeHead(status, { "content-type": "application/json" });
+      res.end(JSON.stringify(value));
+    };
+    const failOnce = (key) => {
+      const left = failures.get(key) ?? 0;
+      if (left > 0) { failures.set(key, left - 1); return true; }
+      return false;
+    };
+    const parts = url.pathname.split("/").filter(Boolean);
+    if (parts[0] === "inventory" && parts[1] === "check") {
+      const productId = decodeURIComponent(parts[2] ?? "");
+      return send(200, { available: !productId.startsWith("oos-") });
+    }
+    if (parts[0] === "payments" && parts[1] === "charge") {
+      const orderId = body?.orderId;
+      if (paymentStatus.has(orderId)) return send(paymentStatus.get(orderId), { error: "card declined" });
+      if (failOnce(`payments:${orderId}`)) return send(503, { error: "payments briefly unavailable" });
+      return send(200, { transactionId: `tx-${orderId}` });
+    }
+    if (parts[0] === "shipping" && parts[1] === "create") {
+      return send(200, { trackingNumber: `trk-${body?.orderId}` });
+    }
+    if (parts[0] === "notify" && parts[1] === "send") {
+      return send(200, { sent: true });
+    }
+    if (parts[0] === "call") {
+      const key = parts[1];
+      if (failOnce(`call:${key}`)) return send(503, { error: "try again" });
+      return send(200, { key, attempt: Number(url.searchParams.get("attempt")) });
+    }
+    send(404, { error: "no such stand-in route" });
+  });
+
+  return new Promise((resolve) => {
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      resolve({
+        url: `http://127.0.0.1:${port}`,
+        calls,
+        callsTo: (path, pred = () => true) => calls.filter((c) => c.path === path && pred(c)),
+        failNext: (key, n) => failures.set(key, n),
+        paymentAnswers: (orderId, status) => paymentStatus.set(orderId, status),
+        close: () => new Promise((r) => server.close(r)),
+      });
+    });
+  });
+}

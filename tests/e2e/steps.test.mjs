@@ -1,0 +1,157 @@
+// The step API on the real engine, through the step-tour workflow: sleeps, events,
+// fan-out, non-retryable errors, panics, result limits, and instance control.
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { worker, api, createInstance, getInstance, waitFor, finished, uniqueId, sleep } from "./harness.mjs";
+
+const tour = (id, actions) => createInstance("step-tour", { id, params: { actions } });
+const fastRetries = { limit: 2, delay: "1 second", backoff: "constant" };
+
+describe("step API", { concurrency: true }, () => {
+  it("sleep really waits", async () => {
+    const id = uniqueId("sleep");
+    const t0 = Date.now();
+    assert.equal((await tour(id, [{ action: "sleep", name: "nap", duration: "3 seconds" }])).status, 201);
+    const done = await waitFor("step-tour", id, finished);
+    assert.equal(done.status, "complete", JSON.stringify(done));
+    assert.deepEqual(done.output, [{ name: "nap", slept: true }]);
+    assert.ok(Date.now() - t0 >= 3000, `completed after ${Date.now() - t0} ms`);
+  });
+
+  it("sleep_until really waits until the given time", async () => {
+    const id = uniqueId("until");
+    const at = Date.now() + 3000;
+    assert.equal((await tour(id, [{ action: "sleepUntil", name: "alarm", at }])).status, 201);
+    const done = await waitFor("step-tour", id, finished);
+    assert.equal(done.status, "complete", JSON.stringify(done));
+    assert.ok(Date.now() >= at, `completed ${at - Date.now()} ms early`);
+  });
+
+  it("wait_for_event receives the payload of send_event", async () => {
+    const id = uniqueId("event");
+    const wait = { action: "waitForEvent", name: "approval", eventType: "approval-response", timeout: "2 minutes" };
+    assert.equal((await tour(id, [wait])).status, 201);
+    await waitFor("step-tour", id, (b) => b.status === "waiting" || b.status === "running");
+    await sleep(500);
+    const sent = await api("POST", `/workflows/step-tour/instances/${id}/events/approval-response`, { approved: true, by: "ada" });
+    assert.equal(sent.status, 202, JSON.stringify(sent.body));
+    assert.deepEqual(sent.body, { id, type: "approval-response" });
+    const done = await waitFor("step-tour", id, finished);
+    assert.equal(done.status, "complete", JSON.stringify(done));
+    assert.deepEqual(done.output[0].received, { approved: true, by: "ada" });
+    assert.equal(done.output[0].type, "approval-response");
+  });
+
+  it("a wait_for_event timeout lands in the workflow's catch path", async () => {
+    const id = uniqueId("timeout");
+    const actions = [
+      { action: "waitForEvent", name: "approval", eventType: "approval-response", timeout: "2 seconds" },
+      { action: "parallel", name: "after", count: 1 },
+    ];
+    assert.equal((await tour(id, actions)).status, 201);
+    const done = await waitFor("step-tour", id, finished);
+    assert.equal(done.status, "complete", JSON.stringify(done));
+    assert.equal(done.output[0].timedOut, true);
+    assert.deepEqual(done.output[1], { name: "after", results: [0] });
+  });
+
+  it("several steps in flight at once, joined", async () => {
+    const id = uniqueId("fanout");
+    assert.equal((await tour(id, [{ action: "parallel", name: "item", count: 8 }])).status, 201);
+    const done = await waitFor("step-tour", id, finished);
+    assert.equal(done.status, "complete", JSON.stringify(done));
+    assert.deepEqual(done.output[0].results, [0, 1, 2, 3, 4, 5, 6, 7]);
+  });
+
+  it("a non-retryable error errors the instance with its message intact", async () => {
+    const id = uniqueId("fatal");
+    const actions = [{ action: "nonRetryable", name: "validate", message: "email is not valid: x@" }, { action: "sleep", name: "never", duration: "1 second" }];
+    assert.equal((await tour(id, actions)).status, 201);
+    const done = await waitFor("step-tour", id, finished);
+    assert.equal(done.status, "errored", JSON.stringify(done));
+    assert.equal(done.error.message, "email is not valid: x@");
+  });
+
+  it("a retried step reads its attempt number; a service failing twice is called three times", async () => {
+    const { standin } = await worker();
+    const id = uniqueId("call");
+    standin.failNext(`call:${id}`, 2);
+    assert.equal((await tour(id, [{ action: "call", name: "fetch", url: `${standin.url}/call/${id}`, retries: fastRetries }])).status, 201);
+    const done = await waitFor("step-tour", id, finished);
+    assert.equal(done.status, "complete", JSON.stringify(done));
+    assert.deepEqual(done.output[0].body, { key: id, attempt: 3 });
+    assert.deepEqual(standin.callsTo(`/call/${id}`).map((c) => c.query.attempt), ["1", "2", "3"]);
+  });
+
+  it("a step result over 1 MiB is a clear error", async () => {
+    const id = uniqueId("big");
+    assert.equal((await tour(id, [{ action: "oversized", name: "blob", bytes: 1_100_000 }])).status, 201);
+    const done = await waitFor("step-tour", id, finished);
+    assert.equal(done.status, "errored", JSON.stringify(done));
+    assert.match(done.error.message, /1 MiB/);
+  });
+
+  it("a panic fails only its attempt and its instance; others in flight complete and the Worker keeps serving", async () => {
+    const always = uniqueId("panic-always");
+    const once = uniqueId("panic-once");
+    const bystander = uniqueId("bystander");
+    const created = await Promise.all([
+      tour(always, [{ action: "panic", name: "boom", times: 99, retries: { limit: 1, delay: "1 second" } }]),
+      tour(once, [{ action: "panic", name: "boom", times: 1, retries: fastRetries }, { action: "sleep", name: "rest", duration: "1 second" }]),
+      tour(bystander, [{ action: "sleep", name: "rest", duration: "4 seconds" }, { action: "parallel", name: "work", count: 3 }]),
+    ]);
+    for (const c of created) assert.equal(c.status, 201, JSON.stringify(c.body));
+    const [a, o, b] = await Promise.all([always, once, bystander].map((id) => waitFor("step-tour", id, finished, { timeoutMs: 90_000 })));
+    assert.equal(a.status, "errored", JSON.stringify(a));
+    assert.match(a.error.message, /deliberate panic on attempt 2/);
+    assert.equal(o.status, "complete", JSON.stringify(o));
+    assert.deepEqual(o.output[0], { name: "boom", attempt: 2 });
+    assert.equal(b.status, "complete", JSON.stringify(b));
+    assert.deepEqual(b.output[1].results, [0, 1, 2]);
+    assert.equal((await api("GET", "/health")).status, 200);
+  });
+
+  it("pause and resume", async () => {
+    const id = uniqueId("pause");
+    assert.equal((await tour(id, [{ action: "sleep", name: "nap", duration: "2 seconds" }, { action: "parallel", name: "after", count: 2 }])).status, 201);
+    await waitFor("step-tour", id, (b) => b.status === "running" || b.status === "waiting");
+    const paused = await api("POST", `/workflows/step-tour/instances/${id}/pause`);
+    assert.equal(paused.status, 200, JSON.stringify(paused.body));
+    assert.equal(paused.body.id, id);
+    await waitFor("step-tour", id, (b) => b.status === "paused");
+    await sleep(3000);
+    assert.equal((await getInstance("step-tour", id)).body.status, "paused", "a paused instance does not complete");
+    assert.equal((await api("POST", `/workflows/step-tour/instances/${id}/resume`)).status, 200);
+    const done = await waitFor("step-tour", id, finished);
+    assert.equal(done.status, "complete", JSON.stringify(done));
+  });
+
+  it("terminate, a refused second terminate, and restart", async () => {
+    const { standin } = await worker();
+    const id = uniqueId("term");
+    const actions = [{ action: "call", name: "fetch", url: `${standin.url}/call/${id}` }, { action: "sleep", name: "long", duration: "1 hour" }];
+    assert.equal((await tour(id, actions)).status, 201);
+    await waitFor("step-tour", id, () => standin.callsTo(`/call/${id}`).length === 1);
+    const terminated = await api("POST", `/workflows/step-tour/instances/${id}/terminate`);
+    assert.equal(terminated.status, 200, JSON.stringify(terminated.body));
+    await waitFor("step-tour", id, (b) => b.status === "terminated");
+    const again = await api("POST", `/workflows/step-tour/instances/${id}/terminate`);
+    assert.equal(again.status, 409, JSON.stringify(again.body));
+    assert.equal(again.body.error.code, "invalid_state");
+
+    const restarted = await api("POST", `/workflows/step-tour/instances/${id}/restart`);
+    assert.equal(restarted.status, 200, JSON.stringify(restarted.body));
+    // A restart runs from the beginning: the first step calls the service again.
+    await waitFor("step-tour", id, () => standin.callsTo(`/call/${id}`).length === 2);
+    assert.equal((await api("POST", `/workflows/step-tour/instances/${id}/terminate`)).status, 200);
+  });
+
+  it("a malformed duration in params is refused before anything is created", async () => {
+    const id = uniqueId("badsleep");
+    const res = await tour(id, [{ action: "sleep", name: "nap", duration: "a while" }]);
+    assert.equal(res.status, 400);
+    assert.equal(res.body.error.code, "invalid_params");
+    assert.match(res.body.error.message, /actions\[0\]\.duration.*a while/);
+    assert.equal((await getInstance("step-tour", id)).status, 404);
+  });
+});
