@@ -14,4 +14,4 @@ echo "== building the Worker"
 bash scripts/build.sh
 
 echo "== integration tests on the local runtime (wrangler dev)"
-node --test --experimental-test-isolation=none --test-timeout=300000 tests/e2e/
+node --test --experimental-test-isolation=none --test-timeout=300000 "tests/e2e/*.test.mjs"

@@ -75,7 +75,10 @@ impl StepError {
         match name {
             NON_RETRYABLE_NAME => StepError::NonRetryable(message),
             TIMEOUT_NAME => StepError::Timeout(message),
-            _ if message.starts_with(NON_RETRYABLE_NAME) => StepError::NonRetryable(message),
+            // Older engines reject with `Error("NonRetryableError: <message>")`.
+            _ if message.starts_with(NON_RETRYABLE_NAME) => StepError::NonRetryable(
+                message.trim_start_matches(NON_RETRYABLE_NAME).trim_start_matches(':').trim_start().to_string(),
+            ),
             _ => StepError::Failed(message),
         }
     }
@@ -132,7 +135,7 @@ mod tests {
         assert_eq!(StepError::from_engine("Error", "boom"), StepError::Failed("boom".into()));
         assert_eq!(
             StepError::from_engine("Error", "NonRetryableError: nope"),
-            StepError::NonRetryable("NonRetryableError: nope".into())
+            StepError::NonRetryable("nope".into())
         );
     }
 

@@ -29,7 +29,7 @@ pub struct RetryParams {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields)]
 pub enum Action {
     /// A step that GETs `url` on every attempt; a non-2xx answer fails the attempt.
     Call { name: String, url: String, retries: Option<RetryParams> },

@@ -2,6 +2,7 @@
 // the local workerd runtime, with the service URLs pointed at loopback stand-ins.
 // One Worker and one stand-in serve every test file (node --test runs them in one
 // process with --experimental-test-isolation=none).
+import { after } from "node:test";
 import { spawn } from "node:child_process";
 import { mkdtempSync, mkdirSync, createWriteStream } from "node:fs";
 import net from "node:net";
@@ -69,7 +70,11 @@ async function start() {
     base,
     standin,
     async stop() {
+      const gone = new Promise((r) => (exited !== null ? r() : child.once("exit", r)));
       child.kill("SIGTERM");
+      await Promise.race([gone, sleep(5000)]);
+      if (exited === null) child.kill("SIGKILL");
+      standin.closeAll();
       await standin.close();
     },
   };
@@ -80,6 +85,11 @@ export function worker() {
   started ??= start();
   return started;
 }
+
+// Runs once, after every test file (they share one process): stop the Worker and stand-in.
+after(async () => {
+  if (started) await (await started).stop();
+});
 
 export async function api(method, urlPath, body, headers = {}) {
   const { base } = await worker();

@@ -62,6 +62,7 @@ export function startStandin() {
         callsTo: (path, pred = () => true) => calls.filter((c) => c.path === path && pred(c)),
         failNext: (key, n) => failures.set(key, n),
         paymentAnswers: (orderId, status) => paymentStatus.set(orderId, status),
+        closeAll: () => server.closeAllConnections(),
         close: () => new Promise((r) => server.close(r)),
       });
     });

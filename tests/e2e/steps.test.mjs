@@ -11,7 +11,7 @@ describe("step API", { concurrency: true }, () => {
   it("sleep really waits", async () => {
     const id = uniqueId("sleep");
     const t0 = Date.now();
-    assert.equal((await tour(id, [{ action: "sleep", name: "nap", duration: "3 seconds" }])).status, 201);
+    assert.equal((await tour(id, [{ sleep: { name: "nap", duration: "3 seconds" } }])).status, 201);
     const done = await waitFor("step-tour", id, finished);
     assert.equal(done.status, "complete", JSON.stringify(done));
     assert.deepEqual(done.output, [{ name: "nap", slept: true }]);
@@ -21,7 +21,7 @@ describe("step API", { concurrency: true }, () => {
   it("sleep_until really waits until the given time", async () => {
     const id = uniqueId("until");
     const at = Date.now() + 3000;
-    assert.equal((await tour(id, [{ action: "sleepUntil", name: "alarm", at }])).status, 201);
+    assert.equal((await tour(id, [{ sleepUntil: { name: "alarm", at } }])).status, 201);
     const done = await waitFor("step-tour", id, finished);
     assert.equal(done.status, "complete", JSON.stringify(done));
     assert.ok(Date.now() >= at, `completed ${at - Date.now()} ms early`);
@@ -29,7 +29,7 @@ describe("step API", { concurrency: true }, () => {
 
   it("wait_for_event receives the payload of send_event", async () => {
     const id = uniqueId("event");
-    const wait = { action: "waitForEvent", name: "approval", eventType: "approval-response", timeout: "2 minutes" };
+    const wait = { waitForEvent: { name: "approval", eventType: "approval-response", timeout: "2 minutes" } };
     assert.equal((await tour(id, [wait])).status, 201);
     await waitFor("step-tour", id, (b) => b.status === "waiting" || b.status === "running");
     await sleep(500);
@@ -45,8 +45,8 @@ describe("step API", { concurrency: true }, () => {
   it("a wait_for_event timeout lands in the workflow's catch path", async () => {
     const id = uniqueId("timeout");
     const actions = [
-      { action: "waitForEvent", name: "approval", eventType: "approval-response", timeout: "2 seconds" },
-      { action: "parallel", name: "after", count: 1 },
+      { waitForEvent: { name: "approval", eventType: "approval-response", timeout: "2 seconds" } },
+      { parallel: { name: "after", count: 1 } },
     ];
     assert.equal((await tour(id, actions)).status, 201);
     const done = await waitFor("step-tour", id, finished);
@@ -57,7 +57,7 @@ describe("step API", { concurrency: true }, () => {
 
   it("several steps in flight at once, joined", async () => {
     const id = uniqueId("fanout");
-    assert.equal((await tour(id, [{ action: "parallel", name: "item", count: 8 }])).status, 201);
+    assert.equal((await tour(id, [{ parallel: { name: "item", count: 8 } }])).status, 201);
     const done = await waitFor("step-tour", id, finished);
     assert.equal(done.status, "complete", JSON.stringify(done));
     assert.deepEqual(done.output[0].results, [0, 1, 2, 3, 4, 5, 6, 7]);
@@ -65,7 +65,7 @@ describe("step API", { concurrency: true }, () => {
 
   it("a non-retryable error errors the instance with its message intact", async () => {
     const id = uniqueId("fatal");
-    const actions = [{ action: "nonRetryable", name: "validate", message: "email is not valid: x@" }, { action: "sleep", name: "never", duration: "1 second" }];
+    const actions = [{ nonRetryable: { name: "validate", message: "email is not valid: x@" } }, { sleep: { name: "never", duration: "1 second" } }];
     assert.equal((await tour(id, actions)).status, 201);
     const done = await waitFor("step-tour", id, finished);
     assert.equal(done.status, "errored", JSON.stringify(done));
@@ -76,7 +76,7 @@ describe("step API", { concurrency: true }, () => {
     const { standin } = await worker();
     const id = uniqueId("call");
     standin.failNext(`call:${id}`, 2);
-    assert.equal((await tour(id, [{ action: "call", name: "fetch", url: `${standin.url}/call/${id}`, retries: fastRetries }])).status, 201);
+    assert.equal((await tour(id, [{ call: { name: "fetch", url: `${standin.url}/call/${id}`, retries: fastRetries } }])).status, 201);
     const done = await waitFor("step-tour", id, finished);
     assert.equal(done.status, "complete", JSON.stringify(done));
     assert.deepEqual(done.output[0].body, { key: id, attempt: 3 });
@@ -85,7 +85,7 @@ describe("step API", { concurrency: true }, () => {
 
   it("a step result over 1 MiB is a clear error", async () => {
     const id = uniqueId("big");
-    assert.equal((await tour(id, [{ action: "oversized", name: "blob", bytes: 1_100_000 }])).status, 201);
+    assert.equal((await tour(id, [{ oversized: { name: "blob", bytes: 1_100_000 } }])).status, 201);
     const done = await waitFor("step-tour", id, finished);
     assert.equal(done.status, "errored", JSON.stringify(done));
     assert.match(done.error.message, /1 MiB/);
@@ -96,9 +96,9 @@ describe("step API", { concurrency: true }, () => {
     const once = uniqueId("panic-once");
     const bystander = uniqueId("bystander");
     const created = await Promise.all([
-      tour(always, [{ action: "panic", name: "boom", times: 99, retries: { limit: 1, delay: "1 second" } }]),
-      tour(once, [{ action: "panic", name: "boom", times: 1, retries: fastRetries }, { action: "sleep", name: "rest", duration: "1 second" }]),
-      tour(bystander, [{ action: "sleep", name: "rest", duration: "4 seconds" }, { action: "parallel", name: "work", count: 3 }]),
+      tour(always, [{ panic: { name: "boom", times: 99, retries: { limit: 1, delay: "1 second" } } }]),
+      tour(once, [{ panic: { name: "boom", times: 1, retries: fastRetries } }, { sleep: { name: "rest", duration: "1 second" } }]),
+      tour(bystander, [{ sleep: { name: "rest", duration: "4 seconds" } }, { parallel: { name: "work", count: 3 } }]),
     ]);
     for (const c of created) assert.equal(c.status, 201, JSON.stringify(c.body));
     const [a, o, b] = await Promise.all([always, once, bystander].map((id) => waitFor("step-tour", id, finished, { timeoutMs: 90_000 })));
@@ -113,7 +113,7 @@ describe("step API", { concurrency: true }, () => {
 
   it("pause and resume", async () => {
     const id = uniqueId("pause");
-    assert.equal((await tour(id, [{ action: "sleep", name: "nap", duration: "2 seconds" }, { action: "parallel", name: "after", count: 2 }])).status, 201);
+    assert.equal((await tour(id, [{ sleep: { name: "nap", duration: "2 seconds" } }, { parallel: { name: "after", count: 2 } }])).status, 201);
     await waitFor("step-tour", id, (b) => b.status === "running" || b.status === "waiting");
     const paused = await api("POST", `/workflows/step-tour/instances/${id}/pause`);
     assert.equal(paused.status, 200, JSON.stringify(paused.body));
@@ -129,7 +129,7 @@ describe("step API", { concurrency: true }, () => {
   it("terminate, a refused second terminate, and restart", async () => {
     const { standin } = await worker();
     const id = uniqueId("term");
-    const actions = [{ action: "call", name: "fetch", url: `${standin.url}/call/${id}` }, { action: "sleep", name: "long", duration: "1 hour" }];
+    const actions = [{ call: { name: "fetch", url: `${standin.url}/call/${id}` } }, { sleep: { name: "long", duration: "1 hour" } }];
     assert.equal((await tour(id, actions)).status, 201);
     await waitFor("step-tour", id, () => standin.callsTo(`/call/${id}`).length === 1);
     const terminated = await api("POST", `/workflows/step-tour/instances/${id}/terminate`);
@@ -148,10 +148,10 @@ describe("step API", { concurrency: true }, () => {
 
   it("a malformed duration in params is refused before anything is created", async () => {
     const id = uniqueId("badsleep");
-    const res = await tour(id, [{ action: "sleep", name: "nap", duration: "a while" }]);
+    const res = await tour(id, [{ sleep: { name: "nap", duration: "a while" } }]);
     assert.equal(res.status, 400);
     assert.equal(res.body.error.code, "invalid_params");
-    assert.match(res.body.error.message, /actions\[0\]\.duration.*a while/);
+    assert.match(res.body.error.message, /actions\[0\]\.sleep\.duration.*a while/);
     assert.equal((await getInstance("step-tour", id)).status, 404);
   });
 });
