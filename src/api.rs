@@ -11,12 +11,40 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// `POST /workflows/{name}/instances`
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateRequest {
     #[serde(default)]
     pub id: Option<String>,
     #[serde(default)]
     pub params: Option<serde_json::Value>,
+    /// Webhook-callback pattern: POSTed to when the instance ends.
+    #[serde(default)]
+    pub callback_url: Option<String>,
+}
+
+/// One item of `POST /workflows/{name}/instances/batch`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchItem {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub params: Option<serde_json::Value>,
+}
+
+/// Checks a batch: 1 to 100 items, valid ids, no id twice.
+pub fn check_batch(items: &[BatchItem]) -> Result<(), ApiError> {
+    if items.is_empty() || items.len() > crate::engine_error::MAX_BATCH {
+        return Err(ApiError::InvalidJson(format!("a batch holds 1 to 100 instances, not {}", items.len())));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for id in items.iter().filter_map(|i| i.id.as_deref()) {
+        crate::validate::instance_id(id).map_err(|e| ApiError::InvalidId(e.to_string()))?;
+        if !seen.insert(id) {
+            return Err(ApiError::InvalidId(format!("instance id {id:?} appears twice in the batch")));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -55,6 +83,14 @@ pub enum ApiError {
     InvalidId(String),
     #[error("{0}")]
     InvalidEventType(String),
+    #[error("{0}")]
+    InvalidCallbackUrl(String),
+    #[error("{0}")]
+    InvalidWait(String),
+    #[error("{0}")]
+    InvalidQuery(String),
+    #[error("{0}")]
+    Unauthorized(String),
     #[error("params do not match the workflow's params: {0}")]
     InvalidParams(String),
     #[error("no route for this path")]
@@ -77,7 +113,14 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
-            ApiError::InvalidJson(_) | ApiError::InvalidId(_) | ApiError::InvalidEventType(_) | ApiError::InvalidParams(_) => 400,
+            ApiError::InvalidJson(_)
+            | ApiError::InvalidId(_)
+            | ApiError::InvalidEventType(_)
+            | ApiError::InvalidParams(_)
+            | ApiError::InvalidCallbackUrl(_)
+            | ApiError::InvalidWait(_)
+            | ApiError::InvalidQuery(_) => 400,
+            ApiError::Unauthorized(_) => 401,
             ApiError::NotFound | ApiError::WorkflowNotFound(_) | ApiError::InstanceNotFound { .. } => 404,
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::InvalidState(_) => 409,
@@ -91,6 +134,10 @@ impl ApiError {
             ApiError::InvalidJson(_) => "invalid_json",
             ApiError::InvalidId(_) => "invalid_id",
             ApiError::InvalidEventType(_) => "invalid_event_type",
+            ApiError::InvalidCallbackUrl(_) => "invalid_callback_url",
+            ApiError::InvalidWait(_) => "invalid_wait",
+            ApiError::InvalidQuery(_) => "invalid_query",
+            ApiError::Unauthorized(_) => "unauthorized",
             ApiError::InvalidParams(_) => "invalid_params",
             ApiError::NotFound => "not_found",
             ApiError::WorkflowNotFound(_) => "workflow_not_found",
@@ -155,7 +202,9 @@ mod tests {
         assert_eq!(r.id.as_deref(), Some("o-1"));
         assert_eq!(r.params, Some(json!({"a": 1})));
         let empty: CreateRequest = parse_body(b"{}").unwrap();
-        assert_eq!(empty, CreateRequest { id: None, params: None });
+        assert_eq!(empty, CreateRequest { id: None, params: None, callback_url: None });
+        let cb: CreateRequest = parse_body(br#"{"callbackUrl":"https://h.example.com"}"#).unwrap();
+        assert_eq!(cb.callback_url.as_deref(), Some("https://h.example.com"));
         let typo = parse_body::<CreateRequest>(br#"{"param":{}}"#).unwrap_err();
         assert_eq!(typo.code(), "invalid_json");
         assert!(typo.to_string().contains("param"), "{typo}");
@@ -236,5 +285,15 @@ mod tests {
         let e = ApiError::from_binding("w", BindingError::Engine { name: "TypeError".into(), message: "secret detail".into() });
         assert_eq!(e.status(), 500);
         assert!(!e.body().to_string().contains("secret"));
+    }
+
+    #[test]
+    fn batches() {
+        let item = |id: Option<&str>| BatchItem { id: id.map(str::to_string), params: None };
+        assert!(check_batch(&[item(Some("a")), item(None), item(None)]).is_ok());
+        assert_eq!(check_batch(&[]).unwrap_err().code(), "invalid_json");
+        assert_eq!(check_batch(&vec![item(None); 101]).unwrap_err().code(), "invalid_json");
+        assert_eq!(check_batch(&[item(Some("a")), item(Some("a"))]).unwrap_err().code(), "invalid_id");
+        assert_eq!(check_batch(&[item(Some("-a"))]).unwrap_err().code(), "invalid_id");
     }
 }

@@ -1,22 +1,35 @@
-//! The fetch handler: routes requests (`routes`), answers in JSON (`api`), and
-//! logs one structured line per request.
+//! The fetch handler: routes requests (`routes`), checks the API token (`auth`),
+//! serves the four integration patterns and instance management, answers in JSON
+//! (`api`), and logs one structured line per request.
 
-use crate::api::{self, ApiError, CreateRequest, CreatedResponse, InstanceResponse, MAX_BODY_BYTES};
-use crate::bridge::WorkflowBinding;
-use crate::engine_error::BindingError;
-use crate::registry::{self, WorkflowSpec};
+use crate::api::{self, ApiError, BatchItem, CreateRequest, CreatedResponse, InstanceResponse, MAX_BODY_BYTES};
+use crate::auth;
+use crate::bridge::{Instance, WorkflowBinding};
+use crate::instance_index;
+use crate::instances;
+use crate::poll;
+use crate::registry::{self, WorkflowSpec, WORKFLOWS};
 use crate::routes::{self, ControlAction, Route, RouteError};
-use crate::validate;
-use crate::workflows;
+use crate::status::{InstanceState, InstanceStatus};
+use crate::{callback, callback_url, validate, workflows};
+use futures_util::future::join_all;
 use serde::Serialize;
-use worker::{console_log, Env, Headers, Request, Response};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use worker::{console_log, Delay, Env, Request, Response};
+
+/// The workflow behind the seed demo's `/api/workflow/*` routes.
+const DEMO_WORKFLOW: &str = "user-onboarding";
 
 pub async fn handle(mut req: Request, env: Env) -> worker::Result<Response> {
     let started = js_sys::Date::now();
     let method = req.method().to_string();
     let path = req.path();
     let outcome = match routes::route(&method, &path) {
-        Ok(route) => serve(route, &mut req, &env).await,
+        Ok(route) => match authorize(&route, &req, &env) {
+            Ok(()) => serve(route, &mut req, &env).await,
+            Err(e) => Err(e),
+        },
         Err(RouteError::NotFound) => Err(ApiError::NotFound),
         Err(RouteError::MethodNotAllowed { allow }) => Err(ApiError::MethodNotAllowed { allow }),
     };
@@ -24,20 +37,33 @@ pub async fn handle(mut req: Request, env: Env) -> worker::Result<Response> {
         Ok(response) => response,
         Err(error) => {
             if let ApiError::Internal(detail) = &error {
-                console_log!("{}", serde_json::json!({"level": "error", "method": method, "path": path, "error": detail}));
+                console_log!("{}", json!({"level": "error", "method": method, "path": path, "error": detail}));
             }
             error_response(&error)?
         }
     };
     console_log!(
         "{}",
-        serde_json::json!({"type": "request", "method": method, "path": path, "status": response.status_code(), "ms": js_sys::Date::now() - started})
+        json!({"type": "request", "method": method, "path": path, "status": response.status_code(), "ms": js_sys::Date::now() - started})
     );
     Ok(response)
 }
 
-fn json<T: Serialize>(status: u16, body: &T) -> Result<Response, ApiError> {
-    Response::from_json(body).map(|r| r.with_status(status)).map_err(|e| ApiError::Internal(e.to_string()))
+fn authorize(route: &Route, req: &Request, env: &Env) -> Result<(), ApiError> {
+    if !route.requires_auth() {
+        return Ok(());
+    }
+    let header = req.headers().get("authorization").ok().flatten();
+    let token = env.secret("API_TOKEN").ok().map(|s| s.to_string());
+    auth::check_bearer(header.as_deref(), token.as_deref()).map_err(|e| ApiError::Unauthorized(e.to_string()))
+}
+
+fn json_response<T: Serialize>(status: u16, body: &T) -> Result<Response, ApiError> {
+    Response::from_json(body).map(|r| r.with_status(status)).map_err(internal)
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(e.to_string())
 }
 
 fn error_response(error: &ApiError) -> worker::Result<Response> {
@@ -50,11 +76,24 @@ fn error_response(error: &ApiError) -> worker::Result<Response> {
 
 async fn serve(route: Route, req: &mut Request, env: &Env) -> Result<Response, ApiError> {
     match route {
-        Route::Health => json(200, &serde_json::json!({"ok": true, "version": env!("CARGO_PKG_VERSION")})),
+        Route::Health => json_response(200, &json!({"ok": true, "version": env!("CARGO_PKG_VERSION")})),
+        Route::OpenApi => {
+            let mut response = Response::ok(crate::openapi::DOCUMENT).map_err(internal)?;
+            response.headers_mut().set("content-type", "application/json").map_err(internal)?;
+            Ok(response)
+        }
+        Route::ListWorkflows => json_response(
+            200,
+            &json!({"workflows": WORKFLOWS.iter().map(|w| json!({"name": w.name, "className": w.class_name, "binding": w.binding})).collect::<Vec<_>>()}),
+        ),
+        Route::ListInstances { workflow } => list_instances(&workflow, req, env).await,
         Route::CreateInstance { workflow } => create_instance(&workflow, req, env).await,
+        Route::CreateBatch { workflow } => create_batch(&workflow, req, env).await,
         Route::GetInstance { workflow, id } => get_instance(&workflow, &id, env).await,
         Route::Control { workflow, id, action } => control_instance(&workflow, &id, action, env).await,
         Route::SendEvent { workflow, id, event_type } => send_event(&workflow, &id, &event_type, req, env).await,
+        Route::DemoStart => demo_start(req, env).await,
+        Route::DemoStatus { id } => get_instance(DEMO_WORKFLOW, &id, env).await,
     }
 }
 
@@ -62,8 +101,12 @@ fn workflow_spec(name: &str) -> Result<&'static WorkflowSpec, ApiError> {
     registry::workflow_by_name(name).ok_or_else(|| ApiError::WorkflowNotFound(name.to_string()))
 }
 
-fn binding(spec: &WorkflowSpec, env: &Env) -> Result<WorkflowBinding, ApiError> {
-    WorkflowBinding::from_env(env, spec.binding).map_err(|e| ApiError::from_binding(spec.name, e))
+fn query(req: &Request) -> Result<HashMap<String, String>, ApiError> {
+    Ok(req.url().map_err(internal)?.query_pairs().into_owned().collect())
+}
+
+fn check_id(id: &str) -> Result<(), ApiError> {
+    validate::instance_id(id).map_err(|e| ApiError::InvalidId(e.to_string()))
 }
 
 /// The body, refused over 1 MiB (by Content-Length before reading when it is given).
@@ -79,59 +122,134 @@ async fn read_body(req: &mut Request) -> Result<Vec<u8>, ApiError> {
     Ok(body)
 }
 
-async fn create_instance(workflow: &str, req: &mut Request, env: &Env) -> Result<Response, ApiError> {
-    let spec = workflow_spec(workflow)?;
+/// A JSON body, or `empty` when the body is blank.
+async fn read_json<T: serde::de::DeserializeOwned>(req: &mut Request, empty: &[u8]) -> Result<T, ApiError> {
     let body = read_body(req).await?;
-    let request: CreateRequest = if body.iter().all(u8::is_ascii_whitespace) { api::parse_body(b"{}")? } else { api::parse_body(&body)? };
-    if let Some(id) = &request.id {
-        validate::instance_id(id).map_err(|e| ApiError::InvalidId(e.to_string()))?;
-    }
-    let params = request.params.unwrap_or(serde_json::Value::Null);
-    workflows::check_workflow_params(spec.class_name, &params)?;
-    let binding = binding(spec, env)?;
-    let (instance, created) = match binding.create(request.id.as_deref(), &params).await {
-        Ok(instance) => (instance, true),
-        // The engine refuses a second create of an id atomically: answer with the instance that won.
-        Err(BindingError::AlreadyExists(id)) => (binding.get(&id).await.map_err(|e| ApiError::from_binding(spec.name, e))?, false),
-        Err(e) => return Err(ApiError::from_binding(spec.name, e)),
-    };
-    let status = instance.status().await.map_err(|e| ApiError::from_binding(spec.name, e))?;
-    let body = CreatedResponse {
-        id: instance.id().to_string(),
+    api::parse_body(if body.iter().all(u8::is_ascii_whitespace) { empty } else { &body })
+}
+
+fn instance_body(spec: &WorkflowSpec, id: &str, status: InstanceStatus) -> InstanceResponse {
+    InstanceResponse {
+        id: id.to_string(),
         workflow: spec.name.to_string(),
         status: status.status,
-        status_url: api::status_url(spec.name, instance.id()),
-        created,
+        output: status.output.filter(|_| status.status == InstanceState::Complete),
+        error: status.error,
+    }
+}
+
+async fn create_instance(workflow: &str, req: &mut Request, env: &Env) -> Result<Response, ApiError> {
+    let spec = workflow_spec(workflow)?;
+    let request: CreateRequest = read_json(req, b"{}").await?;
+    if let Some(id) = &request.id {
+        check_id(id)?;
+    }
+    let query = query(req)?;
+    let wait = query.get("wait").map(|w| poll::parse_wait(w).map_err(|e| ApiError::InvalidWait(e.to_string()))).transpose()?;
+    let respond_async = req.headers().get("prefer").ok().flatten().is_some_and(|p| p.to_ascii_lowercase().contains("respond-async"));
+    let params = request.params.unwrap_or(Value::Null);
+    workflows::check_workflow_params(spec.class_name, &params)?;
+    let payload = match &request.callback_url {
+        None => params,
+        Some(url) => {
+            let allow_insecure = env.var("ALLOW_INSECURE_CALLBACKS").map(|v| v.to_string() == "true").unwrap_or(false);
+            callback_url::check(url, allow_insecure).map_err(|e| ApiError::InvalidCallbackUrl(e.to_string()))?;
+            if env.secret("WEBHOOK_SECRET").is_err() {
+                return Err(ApiError::InvalidCallbackUrl("callbacks are not available: the secret WEBHOOK_SECRET is not configured".into()));
+            }
+            callback::wrap(params, url)
+        }
     };
-    let mut response = json(if created { 201 } else { 200 }, &body)?;
-    let headers: &mut Headers = response.headers_mut();
-    headers.set("location", &body.status_url).map_err(|e| ApiError::Internal(e.to_string()))?;
+
+    let created = instances::create(env, spec, request.id.as_deref(), &payload).await.map_err(|e| ApiError::from_binding(spec.name, e))?;
+    let id = created.instance.id().to_string();
+    let status_url = api::status_url(spec.name, &id);
+    if respond_async {
+        return json_response(202, &json!({"id": id, "statusUrl": status_url}));
+    }
+    if let Some(wait) = wait {
+        return wait_for_instance(spec, &created.instance, wait).await;
+    }
+    let status = created.instance.status().await.map_err(|e| ApiError::from_binding(spec.name, e))?;
+    let body = CreatedResponse { id, workflow: spec.name.to_string(), status: status.status, status_url, created: created.created };
+    let mut response = json_response(if created.created { 201 } else { 200 }, &body)?;
+    response.headers_mut().set("location", &body.status_url).map_err(internal)?;
     Ok(response)
+}
+
+/// The synchronous-poll pattern: 200 with the output, 500 with the error, or 202 when
+/// the wait runs out first. Polls back off from 250 ms to every 2 s.
+async fn wait_for_instance(spec: &WorkflowSpec, instance: &Instance, wait: std::time::Duration) -> Result<Response, ApiError> {
+    let mut status = instance.status().await.map_err(|e| ApiError::from_binding(spec.name, e))?;
+    for delay in poll::poll_delays(wait) {
+        if status.status.is_finished() {
+            break;
+        }
+        Delay::from(delay).await;
+        status = instance.status().await.map_err(|e| ApiError::from_binding(spec.name, e))?;
+    }
+    let id = instance.id();
+    match status.status {
+        InstanceState::Complete => json_response(200, &instance_body(spec, id, status)),
+        InstanceState::Errored | InstanceState::Terminated => json_response(500, &instance_body(spec, id, status)),
+        state => json_response(202, &json!({"id": id, "workflow": spec.name, "status": state, "statusUrl": api::status_url(spec.name, id)})),
+    }
+}
+
+async fn create_batch(workflow: &str, req: &mut Request, env: &Env) -> Result<Response, ApiError> {
+    let spec = workflow_spec(workflow)?;
+    let items: Vec<BatchItem> = read_json(req, b"[]").await?;
+    api::check_batch(&items)?;
+    let mut batch = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let params = item.params.unwrap_or(Value::Null);
+        workflows::check_workflow_params(spec.class_name, &params).map_err(|e| ApiError::InvalidParams(format!("item {i}: {e}")))?;
+        batch.push((item.id, params));
+    }
+    let results = instances::create_batch(env, spec, batch).await.map_err(|e| ApiError::from_binding(spec.name, e))?;
+    json_response(201, &json!({"instances": results.into_iter().map(|(id, created)| json!({"id": id, "created": created})).collect::<Vec<_>>()}))
+}
+
+async fn list_instances(workflow: &str, req: &Request, env: &Env) -> Result<Response, ApiError> {
+    let spec = workflow_spec(workflow)?;
+    let query = query(req)?;
+    let limit = instance_index::parse_limit(query.get("limit").map(String::as_str))
+        .ok_or_else(|| ApiError::InvalidQuery("limit must be a whole number from 1 to 100".into()))?;
+    let cursor = match query.get("cursor") {
+        None => instance_index::first_page(),
+        Some(c) => instance_index::Cursor::decode(c).ok_or_else(|| ApiError::InvalidQuery("cursor is not one this API gave out".into()))?,
+    };
+    let (page, next) = instances::list(env, spec.name, &cursor, limit).await.map_err(internal)?;
+    let binding = WorkflowBinding::from_env(env, spec.binding).map_err(|e| ApiError::from_binding(spec.name, e))?;
+    let statuses = join_all(page.iter().map(|row| {
+        let binding = binding.clone();
+        async move {
+            match binding.get(&row.id).await {
+                Ok(instance) => instance.status().await.map(|s| s.status).unwrap_or(InstanceState::Unknown),
+                Err(_) => InstanceState::Unknown,
+            }
+        }
+    }))
+    .await;
+    let instances: Vec<Value> =
+        page.iter().zip(statuses).map(|(row, status)| json!({"id": row.id, "createdAt": row.created_at, "status": status})).collect();
+    json_response(200, &json!({"instances": instances, "cursor": next}))
 }
 
 async fn get_instance(workflow: &str, id: &str, env: &Env) -> Result<Response, ApiError> {
     let spec = workflow_spec(workflow)?;
-    validate::instance_id(id).map_err(|e| ApiError::InvalidId(e.to_string()))?;
-    let binding = binding(spec, env)?;
-    let instance = binding.get(id).await.map_err(|e| ApiError::from_binding(spec.name, e))?;
-    let status = instance.status().await.map_err(|e| ApiError::from_binding(spec.name, e))?;
-    json(
-        200,
-        &InstanceResponse {
-            id: id.to_string(),
-            workflow: spec.name.to_string(),
-            status: status.status,
-            output: status.output.filter(|_| status.status == crate::status::InstanceState::Complete),
-            error: status.error,
-        },
-    )
+    check_id(id)?;
+    let fail = |e| ApiError::from_binding(spec.name, e);
+    let instance = WorkflowBinding::from_env(env, spec.binding).map_err(fail)?.get(id).await.map_err(fail)?;
+    let status = instance.status().await.map_err(fail)?;
+    json_response(200, &instance_body(spec, id, status))
 }
 
 async fn control_instance(workflow: &str, id: &str, action: ControlAction, env: &Env) -> Result<Response, ApiError> {
     let spec = workflow_spec(workflow)?;
-    validate::instance_id(id).map_err(|e| ApiError::InvalidId(e.to_string()))?;
+    check_id(id)?;
     let fail = |e| ApiError::from_binding(spec.name, e);
-    let instance = binding(spec, env)?.get(id).await.map_err(fail)?;
+    let instance = WorkflowBinding::from_env(env, spec.binding).map_err(fail)?.get(id).await.map_err(fail)?;
     match action {
         ControlAction::Pause => instance.pause().await,
         ControlAction::Resume => instance.resume().await,
@@ -140,17 +258,25 @@ async fn control_instance(workflow: &str, id: &str, action: ControlAction, env: 
     }
     .map_err(fail)?;
     let status = instance.status().await.map_err(fail)?;
-    json(200, &serde_json::json!({"id": id, "status": status.status}))
+    json_response(200, &json!({"id": id, "status": status.status}))
 }
 
 async fn send_event(workflow: &str, id: &str, event_type: &str, req: &mut Request, env: &Env) -> Result<Response, ApiError> {
     let spec = workflow_spec(workflow)?;
-    validate::instance_id(id).map_err(|e| ApiError::InvalidId(e.to_string()))?;
+    check_id(id)?;
     validate::event_type(event_type).map_err(|e| ApiError::InvalidEventType(e.to_string()))?;
-    let body = read_body(req).await?;
-    let payload: serde_json::Value = if body.iter().all(u8::is_ascii_whitespace) { serde_json::Value::Null } else { api::parse_body(&body)? };
+    let payload: Value = read_json(req, b"null").await?;
     let fail = |e| ApiError::from_binding(spec.name, e);
-    let instance = binding(spec, env)?.get(id).await.map_err(fail)?;
+    let instance = WorkflowBinding::from_env(env, spec.binding).map_err(fail)?.get(id).await.map_err(fail)?;
     instance.send_event(event_type, &payload).await.map_err(fail)?;
-    json(202, &serde_json::json!({"id": id, "type": event_type}))
+    json_response(202, &json!({"id": id, "type": event_type}))
+}
+
+/// The seed demo's `POST /api/workflow/start {email, name, avatarUrl?}` → `{workflowId}`.
+async fn demo_start(req: &mut Request, env: &Env) -> Result<Response, ApiError> {
+    let spec = workflow_spec(DEMO_WORKFLOW)?;
+    let params: Value = read_json(req, b"{}").await?;
+    workflows::check_workflow_params(spec.class_name, &params)?;
+    let created = instances::create(env, spec, None, &params).await.map_err(|e| ApiError::from_binding(spec.name, e))?;
+    json_response(200, &json!({"workflowId": created.instance.id()}))
 }

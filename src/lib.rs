@@ -6,10 +6,16 @@
 
 // Pure core.
 pub mod api;
+pub mod auth;
+pub mod callback;
+pub mod callback_url;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod config_check;
 pub mod duration;
 pub mod engine_error;
+pub mod instance_index;
+pub mod openapi;
+pub mod poll;
 pub mod registry;
 pub mod routes;
 pub mod service;
@@ -17,6 +23,7 @@ pub mod status;
 pub mod step_config;
 pub mod step_error;
 pub mod validate;
+pub mod webhook;
 
 // Wasm edge.
 #[cfg(target_arch = "wasm32")]
@@ -25,6 +32,8 @@ pub mod bridge;
 mod entry;
 #[cfg(target_arch = "wasm32")]
 mod http;
+#[cfg(target_arch = "wasm32")]
+pub mod instances;
 #[cfg(target_arch = "wasm32")]
 pub mod outbound;
 #[cfg(target_arch = "wasm32")]

@@ -1,6 +1,7 @@
 //! The event a workflow instance runs with.
 
 use super::js;
+use crate::callback;
 use crate::step_error::StepError;
 use serde::de::DeserializeOwned;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,10 +18,12 @@ pub struct WorkflowEvent<P> {
 }
 
 impl<P: DeserializeOwned> WorkflowEvent<P> {
-    /// Reads the engine's event. Params that do not match `P` can never succeed, so
-    /// they are a non-retryable error naming the mismatch.
-    pub(crate) fn from_js(event: &JsValue, workflow_name: &str) -> Result<Self, StepError> {
-        let payload = js::from_js(&js::get(event, "payload"))
+    /// Reads the engine's event, unwrapping a callback envelope (`callback`), and
+    /// returns the callback URL beside it. Params that do not match `P` can never
+    /// succeed, so they are a non-retryable error naming the mismatch.
+    pub(crate) fn from_js(event: &JsValue, workflow_name: &str) -> Result<(Self, Option<String>), StepError> {
+        let (params, callback_url) = callback::unwrap(js::from_js(&js::get(event, "payload"))?);
+        let payload = serde_json::from_value(params)
             .map_err(|e| StepError::NonRetryable(format!("params do not match the workflow's params: {e}")))?;
         let timestamp = js::get(event, "timestamp");
         let millis = if let Some(date) = wasm_bindgen::JsCast::dyn_ref::<js_sys::Date>(&timestamp) {
@@ -28,11 +31,12 @@ impl<P: DeserializeOwned> WorkflowEvent<P> {
         } else {
             timestamp.as_f64().unwrap_or(0.0)
         };
-        Ok(WorkflowEvent {
+        let event = WorkflowEvent {
             payload,
             timestamp: UNIX_EPOCH + Duration::from_millis(millis.max(0.0) as u64),
             instance_id: js::get(event, "instanceId").as_string().unwrap_or_default(),
             workflow_name: js::get(event, "workflowName").as_string().unwrap_or_else(|| workflow_name.to_string()),
-        })
+        };
+        Ok((event, callback_url))
     }
 }

@@ -6,11 +6,13 @@ pub mod binding;
 pub mod event;
 pub(crate) mod js;
 pub mod step;
+mod webhook_delivery;
 
 pub use binding::{Instance, NewInstance, WorkflowBinding};
 pub use event::WorkflowEvent;
 pub use step::{ReceivedEvent, Step, StepContext};
 
+use crate::callback;
 use crate::registry::WorkflowSpec;
 use crate::step_error::StepError;
 use serde::{de::DeserializeOwned, Serialize};
@@ -36,12 +38,33 @@ pub trait Workflow: Sized + 'static {
 }
 
 /// Runs workflow `W` for one engine `run(event, step)` call. The output is checked
-/// against the engine's 1 MiB limit like a step result.
+/// against the engine's 1 MiB limit like a step result. An instance created with a
+/// callback URL then reports how it ended from a durable step; an errored instance
+/// stays errored after its callback.
 pub(crate) async fn run<W: Workflow>(spec: &WorkflowSpec, event: JsValue, step: JsValue, env: JsValue) -> Result<JsValue, JsValue> {
-    let event = WorkflowEvent::<W::Params>::from_js(&event, spec.name)?;
-    let step = Step::new(step.unchecked_into());
-    let output = W::new(env.unchecked_into()).run(event, step).await?;
-    let (value, size) = js::to_js(&output)?;
-    StepError::check_result_size_n(size)?;
-    Ok(value)
+    let (event, callback_url) = WorkflowEvent::<W::Params>::from_js(&event, spec.name)?;
+    let instance_id = event.instance_id.clone();
+    let step = Step::new(step.unchecked_into(), &instance_id);
+    let env: Env = env.unchecked_into();
+    let outcome = async {
+        let output = W::new(env.clone()).run(event, step.clone()).await?;
+        let json = serde_json::to_value(&output).map_err(|e| StepError::Serialization(format!("workflow output cannot be serialised: {e}")))?;
+        StepError::check_result_size(&json.to_string())?;
+        Ok::<_, StepError>(json)
+    }
+    .await;
+    if let Some(url) = callback_url {
+        let report = match &outcome {
+            Ok(output) => callback::Outcome::Complete(output),
+            Err(e) => callback::Outcome::Errored { name: e.js_name(), message: &e.to_string() },
+        };
+        // Owned copies: `report` borrows `outcome`, which is returned below.
+        let body = callback::body(&instance_id, spec.name, &report);
+        let delivered = webhook_delivery::send(&step, &env, spec.name, &instance_id, &url, body).await;
+        if let (Ok(_), Err(e)) = (&outcome, delivered) {
+            return Err(e.into());
+        }
+    }
+    let output = outcome?;
+    Ok(js::to_js(&output)?.0)
 }

@@ -77,6 +77,7 @@ struct RawEvent<T> {
 #[derive(Clone)]
 pub struct Step {
     js: JsWorkflowStep,
+    instance_id: Rc<str>,
 }
 
 /// One call of the engine's callback, waiting for the `step.run` future to run it.
@@ -95,8 +96,22 @@ struct Inbox {
 type AttemptFuture<'a> = Pin<Box<dyn Future<Output = Result<JsValue, JsValue>> + 'a>>;
 
 impl Step {
-    pub(crate) fn new(js: JsWorkflowStep) -> Self {
-        Step { js }
+    pub(crate) fn new(js: JsWorkflowStep, instance_id: &str) -> Self {
+        Step { js, instance_id: instance_id.into() }
+    }
+
+    /// One structured log line per settled step, with the instance it belongs to.
+    fn log(&self, name: &str, kind: &str, attempts: u32, error: Option<&StepError>) {
+        let line = serde_json::json!({
+            "type": "step",
+            "instance": &*self.instance_id,
+            "step": name,
+            "kind": kind,
+            "attempts": attempts,
+            "outcome": if error.is_some() { "error" } else { "ok" },
+            "error": error.map(|e| e.to_string()),
+        });
+        worker::console_log!("{line}");
     }
 
     /// Runs a step with the engine's default config (5 retries, 10 s exponential).
@@ -197,10 +212,12 @@ impl Step {
         // before the callback, which the engine will not call again.
         drop(running);
         drop(callback);
-        match outcome {
+        let result = match outcome {
             Ok(value) => js::from_js(&value),
             Err(error) => Err(js::step_error_from_js(&error)),
-        }
+        };
+        self.log(name, "do", attempts_started, result.as_ref().err());
+        result
     }
 
     /// Sleeps for "5 seconds", "7 days", a `Duration` or milliseconds (at most 365 days).
@@ -208,14 +225,18 @@ impl Step {
         validate::step_name(name)?;
         let duration = duration::within_sleep_limit(duration.into_duration()?)?;
         let promise = self.js.sleep(name, duration::as_millis(duration) as f64).map_err(|e| js::step_error_from_js(&e))?;
-        JsFuture::from(promise).await.map(drop).map_err(|e| js::step_error_from_js(&e))
+        let result = JsFuture::from(promise).await.map(drop).map_err(|e| js::step_error_from_js(&e));
+        self.log(name, "sleep", 0, result.as_ref().err());
+        result
     }
 
     /// Sleeps until a `SystemTime` or a Unix time in milliseconds.
     pub async fn sleep_until(&self, name: &str, at: impl IntoEpochMillis) -> Result<(), StepError> {
         validate::step_name(name)?;
         let promise = self.js.sleep_until(name, at.into_epoch_millis() as f64).map_err(|e| js::step_error_from_js(&e))?;
-        JsFuture::from(promise).await.map(drop).map_err(|e| js::step_error_from_js(&e))
+        let result = JsFuture::from(promise).await.map(drop).map_err(|e| js::step_error_from_js(&e));
+        self.log(name, "sleepUntil", 0, result.as_ref().err());
+        result
     }
 
     /// Waits for an event of `event_type` sent to this instance, for at most `timeout`.
@@ -235,7 +256,9 @@ impl Step {
             "timeout": duration::as_millis(timeout),
         }))?;
         let promise = self.js.wait_for_event(name, &options).map_err(|e| js::step_error_from_js(&e))?;
-        let value = JsFuture::from(promise).await.map_err(|e| timeout_or_error(&e))?;
+        let value = JsFuture::from(promise).await.map_err(|e| timeout_or_error(&e));
+        self.log(name, "waitForEvent", 0, value.as_ref().err());
+        let value = value?;
         let raw: RawEvent<T> = js::from_js(&value)?;
         let millis = match raw.timestamp {
             Some(serde_json::Value::Number(n)) => n.as_f64().unwrap_or(0.0),

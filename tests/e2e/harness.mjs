@@ -3,7 +3,7 @@
 // One Worker and one stand-in serve every test file (node --test runs them in one
 // process with --experimental-test-isolation=none).
 import { after } from "node:test";
-import { spawn } from "node:child_process";
+import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, mkdirSync, createWriteStream } from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -26,6 +26,10 @@ function freePort() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/// The API token and webhook secret the test Worker runs with.
+export const TOKEN = "test-token";
+export const WEBHOOK_SECRET = "whsec_dGVzdC13ZWJob29rLWtleS0xMjM0NTY3ODkwYWJjZGVm";
+
 async function start() {
   const standin = await startStandin();
   const port = await freePort();
@@ -38,13 +42,22 @@ async function start() {
     PAYMENTS_URL: `${standin.url}/payments`,
     SHIPPING_URL: `${standin.url}/shipping`,
     NOTIFY_URL: `${standin.url}/notify`,
+    API_TOKEN: TOKEN,
+    WEBHOOK_SECRET,
+    ALLOW_INSECURE_CALLBACKS: "true",
   };
+  const wrangler = path.join(root, "node_modules/.bin/wrangler");
+  execFileSync(wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist], {
+    cwd: root,
+    env: { ...process.env, CI: "true" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   const args = [
     "dev", "--port", String(port), "--ip", "127.0.0.1", "--inspector-port", String(inspectorPort),
     "--persist-to", persist, "--log-level", "info",
     ...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
   ];
-  const child = spawn(path.join(root, "node_modules/.bin/wrangler"), args, {
+  const child = spawn(wrangler, args, {
     cwd: root,
     env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
     stdio: ["ignore", "pipe", "pipe"],
@@ -91,11 +104,12 @@ after(async () => {
   if (started) await (await started).stop();
 });
 
+/// One request to the Worker, with the API token unless `headers` sets authorization.
 export async function api(method, urlPath, body, headers = {}) {
   const { base } = await worker();
   const res = await fetch(`${base}${urlPath}`, {
     method,
-    headers: { "content-type": "application/json", ...headers },
+    headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}`, ...headers },
     body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
   });
   const text = await res.text();

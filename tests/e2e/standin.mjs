@@ -17,7 +17,7 @@ export function startStandin() {
     let body = null;
     try { body = raw ? JSON.parse(raw) : null; } catch { body = raw; }
     const url = new URL(req.url, "http://standin");
-    const call = { method: req.method, path: url.pathname, query: Object.fromEntries(url.searchParams), headers: req.headers, body, at: Date.now() };
+    const call = { method: req.method, path: url.pathname, query: Object.fromEntries(url.searchParams), headers: req.headers, body, raw, at: Date.now() };
     calls.push(call);
     const send = (status, value) => {
       res.writeHead(status, { "content-type": "application/json" });
@@ -44,6 +44,11 @@ export function startStandin() {
     }
     if (parts[0] === "notify" && parts[1] === "send") {
       return send(200, { sent: true });
+    }
+    if (parts[0] === "hooks") {
+      // A webhook receiver: answers 503 while failures are scripted for its key.
+      if (failOnce(`hooks:${parts[1]}`)) return send(503, { error: "receiver busy" });
+      return send(200, { received: true });
     }
     if (parts[0] === "call") {
       const key = parts[1];

@@ -1,0 +1,38 @@
+//! Delivers an instance's callback from a durable, retried step, signed per
+//! Standard Webhooks with the `WEBHOOK_SECRET` secret.
+
+use super::Step;
+use crate::outbound::ServiceCall;
+use crate::step_config::{Backoff, Retries, StepConfig};
+use crate::step_error::StepError;
+use crate::webhook::WebhookKey;
+use crate::{callback, callback_url};
+use worker::Env;
+
+/// Receivers get 10 tries over about 1.5 hours (10 s doubling, engine-capped).
+fn delivery_config() -> StepConfig {
+    StepConfig::new().retries(Retries::new(10).delay("10 seconds").backoff(Backoff::Exponential)).timeout("30 seconds")
+}
+
+pub(super) async fn send(step: &Step, env: &Env, workflow: &str, instance_id: &str, url: &str, body: String) -> Result<(), StepError> {
+    let secret = env
+        .secret("WEBHOOK_SECRET")
+        .map(|s| s.to_string())
+        .map_err(|_| StepError::NonRetryable("callbacks need the secret WEBHOOK_SECRET".into()))?;
+    let key = WebhookKey::from_secret(&secret).map_err(|e| StepError::NonRetryable(format!("WEBHOOK_SECRET: {e}")))?;
+    let allow_insecure = env.var("ALLOW_INSECURE_CALLBACKS").map(|v| v.to_string() == "true").unwrap_or(false);
+    // Checked again here: the URL may have been given to the binding directly.
+    let url = callback_url::check(url, allow_insecure).map_err(|e| StepError::NonRetryable(e.to_string()))?;
+    let message_id = callback::message_id(workflow, instance_id);
+    step.run_with("send-callback", delivery_config(), |_| async {
+        // Signed per attempt, so the timestamp is fresh for the receiver's tolerance window.
+        let timestamp = (js_sys::Date::now() / 1000.0) as u64;
+        let signed = key.sign(&message_id, timestamp, &body);
+        let mut call = ServiceCall::new("callback receiver", url.to_string());
+        for (name, value) in signed.header_pairs() {
+            call = call.header(name, value.to_string());
+        }
+        call.post_text::<serde_json::Value>(body.clone()).await.map(drop)
+    })
+    .await
+}

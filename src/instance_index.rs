@@ -1,0 +1,99 @@
+//! The instance index in D1: the Workflow binding cannot list instances, so every
+//! create through this Worker records `(workflow, id, created_at)`, and listing
+//! pages through it newest first with an opaque keyset cursor.
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+pub const INSERT: &str = "INSERT OR IGNORE INTO instances (workflow, id, created_at) VALUES (?1, ?2, ?3)";
+/// Newest first; `?2`/`?3` are the cursor's position (or the largest values for the first page).
+pub const PAGE: &str = "SELECT id, created_at FROM instances WHERE workflow = ?1 \
+     AND (created_at < ?2 OR (created_at = ?2 AND id < ?3)) \
+     ORDER BY created_at DESC, id DESC LIMIT ?4";
+
+pub const DEFAULT_LIMIT: u32 = 25;
+pub const MAX_LIMIT: u32 = 100;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexedInstance {
+    pub id: String,
+    pub created_at: i64,
+}
+
+/// Where the next page starts: just after this instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    pub created_at: i64,
+    pub id: String,
+}
+
+/// The position before the newest instance.
+pub fn first_page() -> Cursor {
+    // Every id sorts below "~" (ids are ASCII letters, digits, '-' and '_').
+    Cursor { created_at: i64::MAX, id: "~".into() }
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+    }
+
+    pub fn decode(text: &str) -> Option<Cursor> {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+}
+
+/// Reads `?limit=`: 1 to 100, 25 when absent.
+pub fn parse_limit(value: Option<&str>) -> Option<u32> {
+    match value {
+        None => Some(DEFAULT_LIMIT),
+        Some(v) => v.parse::<u32>().ok().filter(|n| (1..=MAX_LIMIT).contains(n)),
+    }
+}
+
+/// Splits a page fetched with `limit + 1` rows into the page and the next cursor.
+pub fn paginate(mut rows: Vec<IndexedInstance>, limit: u32) -> (Vec<IndexedInstance>, Option<String>) {
+    if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        let next = rows.last().map(|r| Cursor { created_at: r.created_at, id: r.id.clone() }.encode());
+        (rows, next)
+    } else {
+        (rows, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let c = Cursor { created_at: 1_700_000_000_000, id: "order-1".into() };
+        assert_eq!(Cursor::decode(&c.encode()), Some(c));
+        assert_eq!(Cursor::decode("not a cursor"), None);
+        assert_eq!(Cursor::decode(""), None);
+        assert!("zzz" < first_page().id.as_str());
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(parse_limit(None), Some(25));
+        assert_eq!(parse_limit(Some("100")), Some(100));
+        assert_eq!(parse_limit(Some("0")), None);
+        assert_eq!(parse_limit(Some("101")), None);
+        assert_eq!(parse_limit(Some("x")), None);
+    }
+
+    #[test]
+    fn pages() {
+        let rows = |n: i64| (0..n).map(|i| IndexedInstance { id: format!("i{i}"), created_at: 100 - i }).collect::<Vec<_>>();
+        let (page, next) = paginate(rows(3), 2);
+        assert_eq!(page.len(), 2);
+        assert_eq!(Cursor::decode(&next.unwrap()), Some(Cursor { created_at: 99, id: "i1".into() }));
+        let (page, next) = paginate(rows(2), 2);
+        assert_eq!((page.len(), next), (2, None));
+    }
+}
