@@ -6,6 +6,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 pub const INSERT: &str = "INSERT OR IGNORE INTO instances (workflow, id, created_at) VALUES (?1, ?2, ?3)";
+pub const DELETE: &str = "DELETE FROM instances WHERE workflow = ?1 AND id = ?2";
 /// Newest first; `?2`/`?3` are the cursor's position (or the largest values for the first page).
 pub const PAGE: &str = "SELECT id, created_at FROM instances WHERE workflow = ?1 \
      AND (created_at < ?2 OR (created_at = ?2 AND id < ?3)) \

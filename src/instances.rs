@@ -1,6 +1,6 @@
 //! Creating instances the way every entry point should (HTTP, and later queues and
-//! crons): through the engine, which refuses a duplicate id atomically, and into the
-//! D1 instance index, which listing reads.
+//! crons): claimed in the D1 instance index (which listing reads, and which settles
+//! races on one id), then created by the engine, which never runs an id twice.
 
 use crate::bridge::{Instance, NewInstance, WorkflowBinding};
 use crate::engine_error::BindingError;
@@ -24,32 +24,66 @@ pub struct Created {
 
 const INDEX_DB: &str = "DB";
 
-/// Records an instance in the index. The engine already holds the instance, so a
-/// failure here is logged rather than failing the create.
-async fn record(env: &Env, workflow: &str, id: &str) {
-    let result = async {
-        env.d1(INDEX_DB)?
-            .prepare(instance_index::INSERT)
-            .bind(&[workflow.into(), id.into(), JsValue::from_f64(js_sys::Date::now())])?
-            .run()
-            .await
-    }
-    .await;
+fn index_error(e: worker::Error) -> BindingError {
+    BindingError::Engine { name: "D1Error".into(), message: format!("instance index: {e}") }
+}
+
+/// Claims `(workflow, id)` in the index: true for exactly one of any number of
+/// racing requests. The local engine's create is check-then-create, so racing creates
+/// of one id all "succeed" there (with one run); the claim is what tells this API
+/// which request created the instance.
+async fn claim(env: &Env, workflow: &str, id: &str) -> Result<bool, BindingError> {
+    let result = env
+        .d1(INDEX_DB)
+        .and_then(|db| db.prepare(instance_index::INSERT).bind(&[workflow.into(), id.into(), JsValue::from_f64(js_sys::Date::now())]))
+        .map_err(index_error)?
+        .run()
+        .await
+        .map_err(index_error)?;
+    Ok(result.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0) > 0)
+}
+
+/// Gives a claim back after the engine refused the create, so a later request can try again.
+async fn release(env: &Env, workflow: &str, id: &str) {
+    let result = async { env.d1(INDEX_DB)?.prepare(instance_index::DELETE).bind(&[workflow.into(), id.into()])?.run().await }.await;
     if let Err(e) = result {
-        console_log!("{}", serde_json::json!({"level": "error", "workflow": workflow, "instance": id, "error": format!("instance index insert failed: {e}")}));
+        console_log!("{}", serde_json::json!({"level": "error", "workflow": workflow, "instance": id, "error": format!("instance index release failed: {e}")}));
     }
 }
 
-/// Creates one instance; an id that exists returns the existing instance, never a second run.
+/// Creates one instance; an id that exists returns the existing instance, never a
+/// second run, also when many requests race with one id.
 pub async fn create(env: &Env, spec: &WorkflowSpec, id: Option<&str>, params: &serde_json::Value) -> Result<Created, BindingError> {
     let binding = WorkflowBinding::from_env(env, spec.binding)?;
-    let created = match binding.create(id, params).await {
-        Ok(instance) => Created { instance, created: true },
-        Err(BindingError::AlreadyExists(id)) => Created { instance: binding.get(&id).await?, created: false },
-        Err(e) => return Err(e),
-    };
-    record(env, spec.name, created.instance.id()).await;
-    Ok(created)
+    let id = id.map(str::to_string).unwrap_or_else(random_uuid);
+    crate::validate::instance_id(&id)?;
+    if claim(env, spec.name, &id).await? {
+        return match binding.create(Some(&id), params).await {
+            Ok(instance) => Ok(Created { instance, created: true }),
+            Err(BindingError::AlreadyExists(id)) => Ok(Created { instance: binding.get(&id).await?, created: false }),
+            Err(e) => {
+                release(env, spec.name, &id).await;
+                Err(e)
+            }
+        };
+    }
+    // Another request holds the claim: answer with its instance once the engine has it.
+    for delay_ms in [0, 50, 100, 200, 400, 800, 1600] {
+        if delay_ms > 0 {
+            worker::Delay::from(std::time::Duration::from_millis(delay_ms)).await;
+        }
+        match binding.get(&id).await {
+            Ok(instance) => return Ok(Created { instance, created: false }),
+            Err(BindingError::NotFound(_)) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    // A stale claim (its instance expired from the engine): the engine decides.
+    match binding.create(Some(&id), params).await {
+        Ok(instance) => Ok(Created { instance, created: true }),
+        Err(BindingError::AlreadyExists(id)) => Ok(Created { instance: binding.get(&id).await?, created: false }),
+        Err(e) => Err(e),
+    }
 }
 
 /// Creates up to 100 instances in one engine call, answering for each (in order)
@@ -70,7 +104,8 @@ pub async fn create_batch(env: &Env, spec: &WorkflowSpec, items: Vec<(Option<Str
     }
     binding.create_batch(&batch).await?;
     for id in &ids {
-        record(env, spec.name, id).await;
+        // Recorded for listing; the engine skipped the ids that existed.
+        let _ = claim(env, spec.name, id).await;
     }
     Ok(ids.into_iter().zip(existed).map(|(id, existed)| (id, !existed)).collect())
 }
