@@ -24,10 +24,13 @@ fn main() {
     let mut problems =
         config_check::mismatches(&registry, &configured, &config_check::shim_classes(&shim));
     problems.extend(config_check::shim_name_mismatches(&shim));
+    let crons: Vec<_> = registry::CRONS.iter().map(|c| (c.cron, c.workflow)).collect();
+    let configured_crons = config_check::configured_crons(&wrangler).unwrap_or_else(|e| panic!("{e}"));
+    problems.extend(config_check::cron_mismatches(&crons, &configured_crons));
     if !problems.is_empty() {
         for p in &problems {
             println!("cargo:warning={p}");
         }
-        panic!("workflows disagree between src/registry.rs, wrangler.jsonc and shim/index.mjs:\n  {}", problems.join("\n  "));
+        panic!("workflows or crons disagree between src/registry.rs, wrangler.jsonc and shim/index.mjs:\n  {}", problems.join("\n  "));
     }
 }

@@ -17,3 +17,4 @@ function rustWorkflow(className) {
 
 export class OrderWorkflow extends rustWorkflow("OrderWorkflow") {}
 export class StepTourWorkflow extends rustWorkflow("StepTourWorkflow") {}
+export class CleanupWorkflow extends rustWorkflow("CleanupWorkflow") {}

@@ -111,6 +111,38 @@ pub fn configured_workflows(wrangler_jsonc: &str) -> Result<Vec<ConfiguredWorkfl
         .collect()
 }
 
+/// The `triggers.crons` of a wrangler.jsonc text.
+pub fn configured_crons(wrangler_jsonc: &str) -> Result<Vec<String>, String> {
+    let config: serde_json::Value = serde_json::from_str(&strip_jsonc(wrangler_jsonc))
+        .map_err(|e| format!("wrangler.jsonc is not valid JSONC: {e}"))?;
+    let Some(crons) = config.get("triggers").and_then(|t| t.get("crons")) else {
+        return Ok(Vec::new());
+    };
+    crons
+        .as_array()
+        .ok_or("wrangler.jsonc: `triggers.crons` must be an array")?
+        .iter()
+        .map(|c| c.as_str().map(str::to_string).ok_or_else(|| format!("wrangler.jsonc: cron {c} is not a string")))
+        .collect()
+}
+
+/// Every cron in wrangler.jsonc needs an entry in the registry's cron table (which
+/// names the workflow it starts), and every entry there a cron in wrangler.jsonc.
+pub fn cron_mismatches(registry: &[(&str, &str)], configured: &[String]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for cron in configured {
+        if !registry.iter().any(|(c, _)| c == cron) {
+            problems.push(format!("cron {cron:?} is in wrangler.jsonc `triggers.crons` but not in src/registry.rs `CRONS` (which workflow should it start?)"));
+        }
+    }
+    for (cron, workflow) in registry {
+        if !configured.iter().any(|c| c == cron) {
+            problems.push(format!("cron {cron:?} (starting {workflow:?}) is in src/registry.rs `CRONS` but not in wrangler.jsonc `triggers.crons`"));
+        }
+    }
+    problems
+}
+
 /// The workflow classes a shim exports: every `export class X extends rustWorkflow(...)`.
 pub fn shim_classes(shim_js: &str) -> BTreeSet<String> {
     shim_js
@@ -247,5 +279,18 @@ export class OrderWorkflow extends rustWorkflow("OrderWorkflow") {}
 
         let bad_shim = "export class OrderWorkflow extends rustWorkflow(\"Order\") {}";
         assert_eq!(shim_name_mismatches(bad_shim).len(), 1);
+    }
+
+    #[test]
+    fn crons_agree_or_are_named() {
+        let wrangler = r#"{"triggers": {"crons": ["0 3 * * *", "*/5 * * * *"]}}"#;
+        let configured = configured_crons(wrangler).unwrap();
+        assert_eq!(configured, ["0 3 * * *", "*/5 * * * *"]);
+        let problems = cron_mismatches(&[("0 3 * * *", "daily-cleanup")], &configured);
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].contains("\"*/5 * * * *\" is in wrangler.jsonc"));
+        let problems = cron_mismatches(&[("0 3 * * *", "daily-cleanup"), ("0 4 * * *", "x")], &configured[..1]);
+        assert!(problems[0].contains("\"0 4 * * *\" (starting \"x\") is in src/registry.rs"));
+        assert!(configured_crons("{}").unwrap().is_empty());
     }
 }

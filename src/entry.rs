@@ -3,7 +3,7 @@
 
 use std::panic::AssertUnwindSafe;
 use wasm_bindgen::prelude::*;
-use worker::{event, Context, Env, Request, Response};
+use worker::{event, Context, Env, Request, Response, ScheduleContext, ScheduledEvent};
 
 #[event(start)]
 fn start() {
@@ -21,5 +21,20 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
 pub fn run_workflow(class_name: String, event: JsValue, step: JsValue, env: JsValue, _ctx: JsValue) -> js_sys::Promise {
     wasm_bindgen_futures::future_to_promise(AssertUnwindSafe(async move {
         crate::workflows::dispatch(&class_name, event, step, env).await
+    }))
+}
+
+#[event(scheduled)]
+async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    crate::cron::run(&event.cron(), event.schedule(), &env).await;
+}
+
+/// The queue consumer, bound by hand (not `#[event(queue)]`) to read each message's
+/// `attempts` and its body as the producer sent it.
+#[wasm_bindgen]
+pub fn queue(batch: JsValue, env: JsValue, _ctx: JsValue) -> js_sys::Promise {
+    wasm_bindgen_futures::future_to_promise(AssertUnwindSafe(async move {
+        crate::queue::consume(batch.unchecked_into(), env.unchecked_into()).await;
+        Ok(JsValue::UNDEFINED)
     }))
 }

@@ -11,7 +11,8 @@ use crate::poll;
 use crate::registry::{self, WorkflowSpec, WORKFLOWS};
 use crate::routes::{self, ControlAction, Route, RouteError};
 use crate::status::{InstanceState, InstanceStatus};
-use crate::{callback, callback_url, validate, workflows};
+use crate::jobs::{self, JobsRequest};
+use crate::{callback, callback_url, queue, validate, workflows};
 use futures_util::future::join_all;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -92,6 +93,9 @@ async fn serve(route: Route, req: &mut Request, env: &Env) -> Result<Response, A
         Route::GetInstance { workflow, id } => get_instance(&workflow, &id, env).await,
         Route::Control { workflow, id, action } => control_instance(&workflow, &id, action, env).await,
         Route::SendEvent { workflow, id, event_type } => send_event(&workflow, &id, &event_type, req, env).await,
+        Route::SubmitJobs => submit_jobs(req, env).await,
+        Route::SubmitRawJob => submit_raw_job(req, env).await,
+        Route::ListDeadLetters => list_dead_letters(req, env).await,
         Route::DemoStart => demo_start(req, env).await,
         Route::DemoStatus { id } => get_instance(DEMO_WORKFLOW, &id, env).await,
     }
@@ -279,4 +283,40 @@ async fn demo_start(req: &mut Request, env: &Env) -> Result<Response, ApiError> 
     workflows::check_workflow_params(spec.class_name, &params)?;
     let created = instances::create(env, spec, None, &params).await.map_err(|e| ApiError::from_binding(spec.name, e))?;
     json_response(200, &json!({"workflowId": created.instance.id()}))
+}
+
+/// `POST /jobs`: every job is checked like a create request; one bad job queues nothing.
+async fn submit_jobs(req: &mut Request, env: &Env) -> Result<Response, ApiError> {
+    let request: JobsRequest = read_json(req, b"[]").await?;
+    let jobs = request.into_jobs()?;
+    for (i, job) in jobs.iter().enumerate() {
+        jobs::check(job, |spec, params| workflows::check_workflow_params(spec.class_name, params).map_err(|e| e.to_string()))
+            .map_err(|poison| match poison {
+                // The workflow is a field of the body here, so an unknown one is a 400.
+                jobs::Poison::UnknownWorkflow(_) => ApiError::InvalidJson(format!("job {i}: {poison}")),
+                jobs::Poison::InvalidParams(m) => ApiError::InvalidParams(format!("job {i}: {m}")),
+                other => ApiError::from(other),
+            })?;
+    }
+    queue::send(env, &jobs).await.map_err(internal)?;
+    json_response(202, &json!({"queued": jobs.len()}))
+}
+
+/// `POST /jobs/raw`: the body, as text, becomes one message, unchecked, as another
+/// producer on the queue might send it. Only with the var `ENABLE_RAW_JOBS` = "true"
+/// (local development and tests).
+async fn submit_raw_job(req: &mut Request, env: &Env) -> Result<Response, ApiError> {
+    if env.var("ENABLE_RAW_JOBS").map(|v| v.to_string() != "true").unwrap_or(true) {
+        return Err(ApiError::NotFound);
+    }
+    let body = read_body(req).await?;
+    queue::send_raw(env, &String::from_utf8_lossy(&body)).await.map_err(internal)?;
+    json_response(202, &json!({"queued": 1}))
+}
+
+async fn list_dead_letters(req: &Request, env: &Env) -> Result<Response, ApiError> {
+    let limit = instance_index::parse_limit(query(req)?.get("limit").map(String::as_str))
+        .ok_or_else(|| ApiError::InvalidQuery("limit must be a whole number from 1 to 100".into()))?;
+    let letters = queue::dead_letters(env, limit).await.map_err(internal)?;
+    json_response(200, &json!({"deadLetters": letters}))
 }

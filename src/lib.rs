@@ -14,9 +14,12 @@ pub mod config_check;
 pub mod duration;
 pub mod engine_error;
 pub mod instance_index;
+pub mod jobs;
 pub mod openapi;
 pub mod poll;
 pub mod registry;
+pub mod retention;
+pub mod records;
 pub mod routes;
 pub mod service;
 pub mod status;
@@ -29,6 +32,8 @@ pub mod webhook;
 #[cfg(target_arch = "wasm32")]
 pub mod bridge;
 #[cfg(target_arch = "wasm32")]
+mod cron;
+#[cfg(target_arch = "wasm32")]
 mod entry;
 #[cfg(target_arch = "wasm32")]
 mod http;
@@ -36,5 +41,7 @@ mod http;
 pub mod instances;
 #[cfg(target_arch = "wasm32")]
 pub mod outbound;
+#[cfg(target_arch = "wasm32")]
+mod queue;
 #[cfg(target_arch = "wasm32")]
 pub mod workflows;

@@ -16,7 +16,24 @@ pub struct WorkflowSpec {
 pub const WORKFLOWS: &[WorkflowSpec] = &[
     WorkflowSpec { name: "order-processing", class_name: "OrderWorkflow", binding: "ORDER_WORKFLOW" },
     WorkflowSpec { name: "step-tour", class_name: "StepTourWorkflow", binding: "STEP_TOUR_WORKFLOW" },
+    WorkflowSpec { name: "daily-cleanup", class_name: "CleanupWorkflow", binding: "CLEANUP_WORKFLOW" },
 ];
+
+/// One cron trigger: the expression as in wrangler.jsonc `triggers.crons`, and the
+/// workflow each tick starts (instance `cron-{workflow}-{scheduledTime}`, params
+/// `{scheduledTime, cron}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CronSpec {
+    pub cron: &'static str,
+    pub workflow: &'static str,
+}
+
+pub const CRONS: &[CronSpec] = &[CronSpec { cron: "0 3 * * *", workflow: "daily-cleanup" }];
+
+/// The registry entry for a cron expression.
+pub fn cron(expression: &str) -> Option<&'static CronSpec> {
+    CRONS.iter().find(|c| c.cron == expression.trim())
+}
 
 /// The registry entry for a workflow name.
 pub fn workflow_by_name(name: &str) -> Option<&'static WorkflowSpec> {
@@ -68,6 +85,15 @@ mod tests {
         assert!(has_class("OrderWorkflow"));
         assert!(!has_class("OrderWorkflo"));
         assert!(!has_class("OrderWorkflowX"));
+    }
+
+    #[test]
+    fn every_cron_starts_a_registered_workflow() {
+        for c in CRONS {
+            assert!(workflow_by_name(c.workflow).is_some(), "{}", c.workflow);
+        }
+        assert_eq!(cron("0 3 * * *").map(|c| c.workflow), Some("daily-cleanup"));
+        assert!(cron("* * * * *").is_none());
     }
 
     #[test]

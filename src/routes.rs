@@ -16,6 +16,12 @@ pub enum Route {
     Control { workflow: String, id: String, action: ControlAction },
     /// `POST …/instances/{id}/events/{type}`
     SendEvent { workflow: String, id: String, event_type: String },
+    /// `POST /jobs`: one job or up to 100, queued on `JOBS`.
+    SubmitJobs,
+    /// `POST /jobs/raw`: one message body as given (when `ENABLE_RAW_JOBS` is "true").
+    SubmitRawJob,
+    /// `GET /jobs/dead-letters`
+    ListDeadLetters,
     /// The seed demo's `POST /api/workflow/start`.
     DemoStart,
     /// The seed demo's `GET /api/workflow/status/{id}`.
@@ -23,8 +29,8 @@ pub enum Route {
 }
 
 impl Route {
-    /// Routes under `/workflows` need the API token; health, the OpenAPI document
-    /// and the seed demo's routes are public.
+    /// Routes under `/workflows` and `/jobs` need the API token; health, the OpenAPI
+    /// document and the seed demo's routes are public.
     pub fn requires_auth(&self) -> bool {
         !matches!(self, Route::Health | Route::OpenApi | Route::DemoStart | Route::DemoStatus { .. })
     }
@@ -71,6 +77,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/workflows/{name}/instances/{id}/terminate"),
     ("POST", "/workflows/{name}/instances/{id}/restart"),
     ("POST", "/workflows/{name}/instances/{id}/events/{type}"),
+    ("POST", "/jobs"),
+    ("POST", "/jobs/raw"),
+    ("GET", "/jobs/dead-letters"),
     ("POST", "/api/workflow/start"),
     ("GET", "/api/workflow/status/{id}"),
 ];
@@ -85,6 +94,9 @@ enum PathKind {
     Instance,
     InstanceControl,
     InstanceEvent,
+    Jobs,
+    RawJob,
+    DeadLetters,
     DemoStart,
     DemoStatus,
 }
@@ -101,6 +113,9 @@ fn router() -> matchit::Router<PathKind> {
         ("/workflows/:name/instances/:id", PathKind::Instance),
         ("/workflows/:name/instances/:id/:action", PathKind::InstanceControl),
         ("/workflows/:name/instances/:id/events/:type", PathKind::InstanceEvent),
+        ("/jobs", PathKind::Jobs),
+        ("/jobs/raw", PathKind::RawJob),
+        ("/jobs/dead-letters", PathKind::DeadLetters),
         ("/api/workflow/start", PathKind::DemoStart),
         ("/api/workflow/status/:id", PathKind::DemoStatus),
     ] {
@@ -140,6 +155,9 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
         PathKind::InstanceEvent => {
             only("POST", Route::SendEvent { workflow: param("name"), id: param("id"), event_type: param("type") })
         }
+        PathKind::Jobs => only("POST", Route::SubmitJobs),
+        PathKind::RawJob => only("POST", Route::SubmitRawJob),
+        PathKind::DeadLetters => only("GET", Route::ListDeadLetters),
         PathKind::DemoStart => only("POST", Route::DemoStart),
         PathKind::DemoStatus => only("GET", Route::DemoStatus { id: param("id") }),
     }
@@ -212,5 +230,7 @@ mod tests {
         assert!(!route("GET", "/health").unwrap().requires_auth());
         assert!(!route("GET", "/openapi.json").unwrap().requires_auth());
         assert!(!route("POST", "/api/workflow/start").unwrap().requires_auth());
+        assert!(route("POST", "/jobs").unwrap().requires_auth());
+        assert!(route("GET", "/jobs/dead-letters").unwrap().requires_auth());
     }
 }

@@ -20,6 +20,11 @@ use std::future::Future;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::Env;
 
+/// The message of a thrown JS value, for logs and errors.
+pub(crate) fn js_error_text(value: &JsValue) -> String {
+    format!("{}: {}", js::error_name(value), js::error_message(value))
+}
+
 /// A workflow: typed params in, typed output out, steps in between.
 ///
 /// Implement it on a type named like the class in `wrangler.jsonc`, list it in

@@ -3,6 +3,7 @@
 //! like its class, an entry in `workflows!` below and in `src/registry.rs`, a
 //! `workflows` entry in wrangler.jsonc, and a class line in shim/index.mjs.
 
+pub mod cleanup;
 pub mod order;
 pub mod step_tour;
 
@@ -11,6 +12,7 @@ use crate::bridge::{self, js::js_error, Workflow};
 use crate::registry;
 use wasm_bindgen::JsValue;
 
+pub use cleanup::CleanupWorkflow;
 pub use order::OrderWorkflow;
 pub use step_tour::StepTourWorkflow;
 
@@ -43,4 +45,4 @@ macro_rules! workflows {
     };
 }
 
-workflows![OrderWorkflow, StepTourWorkflow];
+workflows![OrderWorkflow, StepTourWorkflow, CleanupWorkflow];

@@ -45,6 +45,8 @@ async function start() {
     API_TOKEN: TOKEN,
     WEBHOOK_SECRET,
     ALLOW_INSECURE_CALLBACKS: "true",
+    ENABLE_RAW_JOBS: "true",
+    TEST_FLAKY_JOB_ATTEMPTS: "2",
   };
   const wrangler = path.join(root, "node_modules/.bin/wrangler");
   execFileSync(wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist], {
@@ -82,6 +84,15 @@ async function start() {
   return {
     base,
     standin,
+    /// Runs SQL on the Worker's local D1 (the same persisted state wrangler dev uses).
+    d1(sql) {
+      const out = execFileSync(wrangler, ["d1", "execute", "DB", "--local", "--persist-to", persist, "--json", "--command", sql], {
+        cwd: root,
+        env: { ...process.env, CI: "true" },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      return JSON.parse(out.toString())[0].results;
+    },
     async stop() {
       const gone = new Promise((r) => (exited !== null ? r() : child.once("exit", r)));
       child.kill("SIGTERM");
