@@ -18,3 +18,7 @@ function rustWorkflow(className) {
 export class OrderWorkflow extends rustWorkflow("OrderWorkflow") {}
 export class StepTourWorkflow extends rustWorkflow("StepTourWorkflow") {}
 export class CleanupWorkflow extends rustWorkflow("CleanupWorkflow") {}
+export class OnboardingWorkflow extends rustWorkflow("OnboardingWorkflow") {}
+export class ApprovalWorkflow extends rustWorkflow("ApprovalWorkflow") {}
+export class DataPipelineWorkflow extends rustWorkflow("DataPipelineWorkflow") {}
+export class UserLifecycleWorkflow extends rustWorkflow("UserLifecycleWorkflow") {}

@@ -6,15 +6,9 @@ use crate::bridge::{Instance, NewInstance, WorkflowBinding};
 use crate::engine_error::BindingError;
 use crate::instance_index::{self, Cursor, IndexedInstance};
 use crate::registry::WorkflowSpec;
-use wasm_bindgen::prelude::*;
+use crate::bridge::js::random_uuid;
 use wasm_bindgen::JsValue;
 use worker::{console_log, Env};
-
-#[wasm_bindgen]
-extern "C" {
-    #[wasm_bindgen(js_namespace = crypto, js_name = randomUUID)]
-    fn random_uuid() -> String;
-}
 
 /// An instance and whether this call created it (false: the id existed already).
 pub struct Created {

@@ -17,6 +17,10 @@ pub const WORKFLOWS: &[WorkflowSpec] = &[
     WorkflowSpec { name: "order-processing", class_name: "OrderWorkflow", binding: "ORDER_WORKFLOW" },
     WorkflowSpec { name: "step-tour", class_name: "StepTourWorkflow", binding: "STEP_TOUR_WORKFLOW" },
     WorkflowSpec { name: "daily-cleanup", class_name: "CleanupWorkflow", binding: "CLEANUP_WORKFLOW" },
+    WorkflowSpec { name: "user-onboarding", class_name: "OnboardingWorkflow", binding: "ONBOARDING_WORKFLOW" },
+    WorkflowSpec { name: "approval", class_name: "ApprovalWorkflow", binding: "APPROVAL_WORKFLOW" },
+    WorkflowSpec { name: "data-pipeline", class_name: "DataPipelineWorkflow", binding: "DATA_PIPELINE_WORKFLOW" },
+    WorkflowSpec { name: "user-lifecycle", class_name: "UserLifecycleWorkflow", binding: "USER_LIFECYCLE_WORKFLOW" },
 ];
 
 /// One cron trigger: the expression as in wrangler.jsonc `triggers.crons`, and the

@@ -6,7 +6,15 @@
 use crate::step_error::StepError;
 use js_sys::{Error as JsError, Reflect, JSON};
 use serde::{de::DeserializeOwned, Serialize};
+use wasm_bindgen::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
+
+#[wasm_bindgen]
+extern "C" {
+    /// `crypto.randomUUID()`: ids the engine would make itself, made up front.
+    #[wasm_bindgen(js_namespace = crypto, js_name = randomUUID)]
+    pub fn random_uuid() -> String;
+}
 
 /// A Rust value as a plain JS value, plus its JSON size in bytes.
 pub fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<(JsValue, usize), StepError> {

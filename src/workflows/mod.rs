@@ -3,18 +3,26 @@
 //! like its class, an entry in `workflows!` below and in `src/registry.rs`, a
 //! `workflows` entry in wrangler.jsonc, and a class line in shim/index.mjs.
 
+pub mod approval;
 pub mod cleanup;
+pub mod data_pipeline;
+pub mod onboarding;
 pub mod order;
 pub mod step_tour;
+pub mod user_lifecycle;
 
 use crate::api::{check_params, ApiError};
 use crate::bridge::{self, js::js_error, Workflow};
 use crate::registry;
 use wasm_bindgen::JsValue;
 
+pub use approval::ApprovalWorkflow;
 pub use cleanup::CleanupWorkflow;
+pub use data_pipeline::DataPipelineWorkflow;
+pub use onboarding::OnboardingWorkflow;
 pub use order::OrderWorkflow;
 pub use step_tour::StepTourWorkflow;
+pub use user_lifecycle::UserLifecycleWorkflow;
 
 macro_rules! workflows {
     ($($class:ident),* $(,)?) => {
@@ -45,4 +53,12 @@ macro_rules! workflows {
     };
 }
 
-workflows![OrderWorkflow, StepTourWorkflow, CleanupWorkflow];
+workflows![
+    OrderWorkflow,
+    StepTourWorkflow,
+    CleanupWorkflow,
+    OnboardingWorkflow,
+    ApprovalWorkflow,
+    DataPipelineWorkflow,
+    UserLifecycleWorkflow,
+];

@@ -93,6 +93,18 @@ async function start() {
       });
       return JSON.parse(out.toString())[0].results;
     },
+    /// Reads a key of the Worker's local KV namespace SETTINGS (null when absent).
+    kvGet(key) {
+      try {
+        return execFileSync(wrangler, ["kv", "key", "get", key, "--binding", "SETTINGS", "--local", "--persist-to", persist], {
+          cwd: root,
+          env: { ...process.env, CI: "true" },
+          stdio: ["ignore", "pipe", "pipe"],
+        }).toString();
+      } catch {
+        return null;
+      }
+    },
     async stop() {
       const gone = new Promise((r) => (exited !== null ? r() : child.once("exit", r)));
       child.kill("SIGTERM");

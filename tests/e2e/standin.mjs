@@ -3,6 +3,26 @@
 // is recorded so tests can count calls; behaviour is scripted per key by tests.
 import http from "node:http";
 
+/// The records GET /source/{key}?n=N serves: ids `{key}-{i}`, three date formats,
+/// and every 20th record invalid in one of three ways.
+export function sourceRecords(key, n) {
+  const base = Date.UTC(2024, 0, 1);
+  return Array.from({ length: n }, (_, i) => {
+    const at = new Date(base + i * 60_000);
+    const createdAt = i % 3 === 0 ? at.toISOString() : i % 3 === 1 ? at.toUTCString().replace("GMT", "+0000") : at.getTime();
+    const record = { id: `${key}-${i}`, name: `  User ${i}  `, email: ` User${i}@Example.COM `, createdAt };
+    if (i % 20 === 19) {
+      if (i % 60 === 19) record.email = "not-an-email";
+      else if (i % 60 === 39) delete record.id;
+      else record.createdAt = "sometime";
+    }
+    return record;
+  });
+}
+
+/// How many of sourceRecords(key, n) are valid.
+export const validSourceRecords = (n) => n - Math.floor((n + 1) / 20);
+
 export function startStandin() {
   const calls = [];
   // key -> number of attempts still to fail with 503 (payments by orderId, call by key)
@@ -44,6 +64,16 @@ export function startStandin() {
     }
     if (parts[0] === "notify" && parts[1] === "send") {
       return send(200, { sent: true });
+    }
+    if (parts[0] === "source") {
+      // A data source for data-pipeline: GET /source/{key}?n=N → N generated records,
+      // every 20th one invalid (a bad email, a missing id, or an unreadable date).
+      const key = parts[1];
+      if (failOnce(`source:${key}`)) return send(503, { error: "source warming up" });
+      const n = Number(url.searchParams.get("n") ?? 10);
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify(sourceRecords(key, n)));
+      return;
     }
     if (parts[0] === "hooks") {
       // A webhook receiver: answers 503 while failures are scripted for its key.
