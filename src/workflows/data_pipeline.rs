@@ -1,18 +1,257 @@
-//! (being written)
+//! `data-pipeline`: extract a JSON array of user records from `sourceUrl` into R2,
+//! normalise it in Rust (`records::transform`), and load it into the D1 table
+//! `records`, tagged with the instance id in `source`.
+//!
+//! Step results are capped at 1 MiB and a real source is far bigger, so the data
+//! itself moves through the R2 bucket `DATA` (`raw/{instanceId}.json`, then
+//! `processed/{instanceId}.json`) and steps return only keys and counts. Keys are
+//! derived from the instance id, so every retry and every restart of a step
+//! overwrites the same objects instead of leaving new ones behind.
+//!
+//! The load is idempotent on the record id (`ON CONFLICT(id) DO NOTHING`): a
+//! retried or restarted load never duplicates rows.
 
 use crate::bridge::{Step, Workflow, WorkflowEvent};
+use crate::records;
+use crate::service::{check_status, ClientErrors};
+use crate::step_config::{Backoff, Retries, StepConfig};
 use crate::step_error::StepError;
 use serde::{Deserialize, Serialize};
-use worker::Env;
+use std::borrow::Cow;
+use wasm_bindgen::JsValue;
+use worker::{Bucket, D1Database, D1PreparedStatement, Env, Fetch, HttpMetadata, Method, Request};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PipelineParams {}
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PipelineParams {
+    /// Where to GET the records: an http(s) URL answering a JSON array.
+    pub source_url: String,
+}
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PipelineOutput {}
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineOutput {
+    /// The R2 key of the normalised records.
+    pub key: String,
+    /// Records normalised and loaded into D1.
+    pub records: u64,
+    /// Source records that could not be normalised.
+    pub dropped: u64,
+}
+
+/// What `extract` stored: the source body, unchanged.
+#[derive(Debug, Serialize, Deserialize)]
+struct RawObject {
+    key: String,
+    bytes: u64,
+}
+
+/// What `transform` stored: the normalised records as one JSON array.
+#[derive(Debug, Serialize, Deserialize)]
+struct ProcessedObject {
+    key: String,
+    records: u64,
+    dropped: u64,
+}
+
+/// One row of the processed file, borrowing its strings from the file's bytes
+/// (only strings with JSON escapes are copied) so loading allocates no row copies.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProcessedRow<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(borrow)]
+    email: Cow<'a, str>,
+    #[serde(borrow)]
+    created_at: Cow<'a, str>,
+}
+
+const DATA_BUCKET: &str = "DATA";
+const DATABASE: &str = "DB";
+/// The service name in a non-2xx answer's message ("source answered 503: …").
+const SOURCE_SERVICE: &str = "source";
+/// How much of a non-2xx body goes to `check_status`, which keeps its first 200 characters.
+const ERROR_EXCERPT_BYTES: usize = 800;
+
+/// Rows per `db.batch` call: one round trip and one transaction each. 50,000 rows are
+/// 500 calls, within the 1,000 D1 queries a Worker invocation (here: a step) may make.
+const ROWS_PER_BATCH: usize = 100;
+/// `id, name, email, created_at, source`.
+const COLUMNS_PER_ROW: usize = 5;
+/// D1 refuses a statement with more bound parameters than this.
+const MAX_BOUND_PARAMETERS: usize = 100;
+/// Rows per multi-row INSERT: 20 rows × 5 columns = exactly 100 parameters, so a
+/// batch of 100 rows is 5 statements.
+const ROWS_PER_STATEMENT: usize = MAX_BOUND_PARAMETERS / COLUMNS_PER_ROW;
+
+/// A source that is briefly down (a deploy, a rate limit) should not sink the run:
+/// 10 retries from 2 s, so the first few land within seconds.
+fn extract_config() -> StepConfig {
+    StepConfig::new()
+        .retries(Retries::new(10).delay("2 seconds").backoff(Backoff::Exponential))
+        .timeout("5 minutes")
+}
+
+/// Only R2 can fail here transiently; bad input is non-retryable.
+fn transform_config() -> StepConfig {
+    StepConfig::new()
+        .retries(Retries::new(3).delay("5 seconds").backoff(Backoff::Exponential))
+        .timeout("5 minutes")
+}
+
+/// A long step for a big file (hundreds of sequential D1 round trips); every retry
+/// starts over, which the idempotent insert makes safe.
+fn load_config() -> StepConfig {
+    StepConfig::new()
+        .retries(Retries::new(5).delay("10 seconds").backoff(Backoff::Exponential))
+        .timeout("15 minutes")
+}
+
+/// The source URL, checked before any step: a malformed one cannot pass on a retry.
+fn check_source_url(source_url: &str) -> Result<(), StepError> {
+    let parsed = url::Url::parse(source_url).map_err(|e| StepError::non_retryable(format!("sourceUrl {source_url:?} is not a URL: {e}")))?;
+    match parsed.scheme() {
+        "http" | "https" => Ok(()),
+        other => Err(StepError::non_retryable(format!("sourceUrl must be http or https, not {other}"))),
+    }
+}
+
+/// `INSERT … VALUES (?, ?, ?, ?, ?), …` for `rows` rows, skipping ids already loaded.
+fn insert_sql(rows: usize) -> String {
+    const HEAD: &str = "INSERT INTO records (id, name, email, created_at, source) VALUES ";
+    const ROW: &str = "(?, ?, ?, ?, ?)";
+    const TAIL: &str = " ON CONFLICT(id) DO NOTHING";
+    let mut sql = String::with_capacity(HEAD.len() + rows * (ROW.len() + 2) + TAIL.len());
+    sql.push_str(HEAD);
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(ROW);
+    }
+    sql.push_str(TAIL);
+    sql
+}
+
+fn r2_failed(operation: &str, key: &str, error: worker::Error) -> StepError {
+    StepError::failed(format!("R2 {operation} of {key} in bucket {DATA_BUCKET} failed: {error}"))
+}
+
+/// Reads a whole object as bytes (one copy, out of the runtime into wasm memory).
+async fn read_object(bucket: &Bucket, key: &str) -> Result<Vec<u8>, StepError> {
+    let object = bucket
+        .get(key)
+        .execute()
+        .await
+        .map_err(|e| r2_failed("get", key, e))?
+        // R2 is strongly consistent: an object a finished step wrote and that is gone
+        // now was deleted, and no retry brings it back.
+        .ok_or_else(|| StepError::non_retryable(format!("R2 object {key} is missing from bucket {DATA_BUCKET}")))?;
+    let body = object.body().ok_or_else(|| StepError::failed(format!("R2 get of {key} in bucket {DATA_BUCKET} returned no body")))?;
+    body.bytes().await.map_err(|e| r2_failed("read", key, e))
+}
+
+async fn write_json_object(bucket: &Bucket, key: &str, body: Vec<u8>) -> Result<(), StepError> {
+    let metadata = HttpMetadata { content_type: Some("application/json".into()), ..HttpMetadata::default() };
+    bucket.put(key, body).http_metadata(metadata).execute().await.map_err(|e| r2_failed("put", key, e))?;
+    Ok(())
+}
 
 pub struct DataPipelineWorkflow {
-    _env: Env,
+    env: Env,
+}
+
+impl DataPipelineWorkflow {
+    /// A missing binding is a deployment mistake: no retry can fix it.
+    fn data_bucket(&self) -> Result<Bucket, StepError> {
+        self.env.bucket(DATA_BUCKET).map_err(|e| StepError::non_retryable(format!("the R2 binding {DATA_BUCKET}: {e}")))
+    }
+
+    fn database(&self) -> Result<D1Database, StepError> {
+        self.env.d1(DATABASE).map_err(|e| StepError::non_retryable(format!("the D1 binding {DATABASE}: {e}")))
+    }
+
+    /// GETs the source and stores its body unchanged at `raw_key`.
+    async fn extract(&self, source_url: &str, raw_key: &str) -> Result<RawObject, StepError> {
+        let bucket = self.data_bucket()?;
+        let unreachable = |e: worker::Error| StepError::failed(format!("{SOURCE_SERVICE} {source_url} unreachable: {e}"));
+        let request = Request::new(source_url, Method::Get).map_err(unreachable)?;
+        let mut response = Fetch::Request(request).send().await.map_err(unreachable)?;
+        let body = response.bytes().await.map_err(unreachable)?;
+        let excerpt = String::from_utf8_lossy(&body[..body.len().min(ERROR_EXCERPT_BYTES)]);
+        check_status(SOURCE_SERVICE, response.status_code(), &excerpt, ClientErrors::Retry)?;
+        let bytes = body.len() as u64;
+        write_json_object(&bucket, raw_key, body).await?;
+        Ok(RawObject { key: raw_key.to_string(), bytes })
+    }
+
+    /// Normalises the raw records into `processed_key`: the raw body is read once and
+    /// parsed in place, and the records are serialised once.
+    async fn transform(&self, raw_key: &str, processed_key: &str) -> Result<ProcessedObject, StepError> {
+        let bucket = self.data_bucket()?;
+        let raw = read_object(&bucket, raw_key).await?;
+        // The stored body will not change, so neither will this error: do not retry it.
+        let transformed = records::transform(&raw)
+            .map_err(|e| StepError::non_retryable(format!("the source data ({raw_key}) is not a JSON array of records: {e}")))?;
+        drop(raw); // the records own their strings; free the raw body before serialising
+        let body = serde_json::to_vec(&transformed.records)?;
+        write_json_object(&bucket, processed_key, body).await?;
+        Ok(ProcessedObject {
+            key: processed_key.to_string(),
+            records: transformed.records.len() as u64,
+            dropped: transformed.dropped as u64,
+        })
+    }
+
+    /// Inserts every row of `processed_key` into `records` with `source` = the instance,
+    /// `ROWS_PER_BATCH` rows per `db.batch`, and returns how many rows the file holds.
+    async fn load(&self, processed_key: &str, instance_id: &str) -> Result<u64, StepError> {
+        let bucket = self.data_bucket()?;
+        let db = self.database()?;
+        let file = read_object(&bucket, processed_key).await?;
+        // Written by `transform`, so a parse failure means the object was replaced: final.
+        let rows: Vec<ProcessedRow<'_>> = serde_json::from_slice(&file)
+            .map_err(|e| StepError::non_retryable(format!("R2 object {processed_key} is not an array of normalised records: {e}")))?;
+
+        // Prepared once; `bind` makes a new statement each time and leaves this one as it is.
+        let full_insert = db.prepare(insert_sql(ROWS_PER_STATEMENT));
+        let source = JsValue::from_str(instance_id);
+        let mut parameters: Vec<JsValue> = Vec::with_capacity(MAX_BOUND_PARAMETERS);
+        for (batch_index, batch) in rows.chunks(ROWS_PER_BATCH).enumerate() {
+            let first_row = batch_index * ROWS_PER_BATCH;
+            let d1_failed = |what: &str, e: worker::Error| {
+                StepError::failed(format!(
+                    "D1 {what} of rows {first_row}..{} of {processed_key} into records failed: {e}",
+                    first_row + batch.len()
+                ))
+            };
+            let mut statements: Vec<D1PreparedStatement> = Vec::with_capacity(batch.len().div_ceil(ROWS_PER_STATEMENT));
+            for statement_rows in batch.chunks(ROWS_PER_STATEMENT) {
+                parameters.clear();
+                for row in statement_rows {
+                    parameters.extend([
+                        JsValue::from_str(&row.id),
+                        JsValue::from_str(&row.name),
+                        JsValue::from_str(&row.email),
+                        JsValue::from_str(&row.created_at),
+                        source.clone(),
+                    ]);
+                }
+                // Only the last statement of the file can be short.
+                let insert = if statement_rows.len() == ROWS_PER_STATEMENT {
+                    full_insert.clone()
+                } else {
+                    db.prepare(insert_sql(statement_rows.len()))
+                };
+                statements.push(insert.bind(&parameters).map_err(|e| d1_failed("bind", e))?);
+            }
+            db.batch(statements).await.map_err(|e| d1_failed("batch insert", e))?;
+        }
+        Ok(rows.len() as u64)
+    }
 }
 
 impl Workflow for DataPipelineWorkflow {
@@ -20,10 +259,21 @@ impl Workflow for DataPipelineWorkflow {
     type Output = PipelineOutput;
 
     fn new(env: Env) -> Self {
-        DataPipelineWorkflow { _env: env }
+        DataPipelineWorkflow { env }
     }
 
-    async fn run(&self, _event: WorkflowEvent<PipelineParams>, _step: Step) -> Result<PipelineOutput, StepError> {
-        Err(StepError::non_retryable("not written yet"))
+    async fn run(&self, event: WorkflowEvent<PipelineParams>, step: Step) -> Result<PipelineOutput, StepError> {
+        let source_url = event.payload.source_url.as_str();
+        check_source_url(source_url)?;
+        let instance_id = event.instance_id.as_str();
+        let raw_key = format!("raw/{instance_id}.json");
+        let processed_key = format!("processed/{instance_id}.json");
+
+        let raw: RawObject = step.run_with("extract", extract_config(), |_| self.extract(source_url, &raw_key)).await?;
+        let processed: ProcessedObject =
+            step.run_with("transform", transform_config(), |_| self.transform(&raw.key, &processed_key)).await?;
+        let loaded: u64 = step.run_with("load", load_config(), |_| self.load(&processed.key, instance_id)).await?;
+
+        Ok(PipelineOutput { key: processed.key, records: loaded, dropped: processed.dropped })
     }
 }

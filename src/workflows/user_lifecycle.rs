@@ -1,18 +1,77 @@
-//! (being written)
+//! `user-lifecycle`: welcome a new user, wait out the trial period (7 days by
+//! default), check in D1 whether they subscribed, and send a trial-expiration
+//! email only to those who did not. Emails go to `{NOTIFY_URL}/send`.
 
 use crate::bridge::{Step, Workflow, WorkflowEvent};
+use crate::duration::DurationParam;
+use crate::outbound::ServiceCall;
+use crate::service::join_url;
 use crate::step_error::StepError;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::time::Duration;
+use wasm_bindgen::JsValue;
 use worker::Env;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LifecycleParams {}
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LifecycleParams {
+    pub user_id: String,
+    pub email: String,
+    /// How long the trial lasts before the conversion check; "7 days" when absent.
+    #[serde(default)]
+    pub trial_period: Option<DurationParam>,
+}
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LifecycleOutput {}
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LifecycleOutput {
+    pub converted: bool,
+}
+
+const DEFAULT_TRIAL_PERIOD: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// The `users.subscription_status` of a user who subscribed.
+const ACTIVE: &str = "active";
+
+const WELCOME_MESSAGE: &str = "Welcome! Your free trial has started.";
+const TRIAL_EXPIRED_MESSAGE: &str = "Your free trial has ended. Subscribe to keep your account.";
+
+const SUBSCRIPTION_STATUS: &str = "SELECT subscription_status FROM users WHERE id = ?1";
 
 pub struct UserLifecycleWorkflow {
-    _env: Env,
+    env: Env,
+}
+
+impl UserLifecycleWorkflow {
+    /// A service's base URL from its var; a missing var cannot be fixed by a retry.
+    fn service_url(&self, var: &str) -> Result<String, StepError> {
+        self.env
+            .var(var)
+            .map(|v| v.to_string())
+            .map_err(|_| StepError::non_retryable(format!("the var {var} is not set")))
+    }
+
+    /// One email through the notifications service; a failed call is retried by the engine.
+    async fn send_email(&self, notify: &str, params: &LifecycleParams, message: &str) -> Result<(), StepError> {
+        ServiceCall::new("notifications", join_url(notify, "send"))
+            .post::<serde_json::Value, _>(&json!({"userId": params.user_id, "email": params.email, "message": message}))
+            .await
+            .map(drop)
+    }
+
+    /// Whether the user's subscription is active. A user with no row has not converted.
+    async fn has_converted(&self, user_id: &str) -> Result<bool, StepError> {
+        let db = self.env.d1("DB").map_err(|e| StepError::non_retryable(format!("the D1 binding DB: {e}")))?;
+        let failed = |e: worker::Error| StepError::failed(format!("D1: {e}"));
+        let status = db
+            .prepare(SUBSCRIPTION_STATUS)
+            .bind(&[JsValue::from_str(user_id)])
+            .map_err(failed)?
+            .first::<String>(Some("subscription_status"))
+            .await
+            .map_err(failed)?;
+        Ok(status.as_deref() == Some(ACTIVE))
+    }
 }
 
 impl Workflow for UserLifecycleWorkflow {
@@ -20,10 +79,25 @@ impl Workflow for UserLifecycleWorkflow {
     type Output = LifecycleOutput;
 
     fn new(env: Env) -> Self {
-        UserLifecycleWorkflow { _env: env }
+        UserLifecycleWorkflow { env }
     }
 
-    async fn run(&self, _event: WorkflowEvent<LifecycleParams>, _step: Step) -> Result<LifecycleOutput, StepError> {
-        Err(StepError::non_retryable("not written yet"))
+    async fn run(&self, event: WorkflowEvent<LifecycleParams>, step: Step) -> Result<LifecycleOutput, StepError> {
+        let params = &event.payload;
+        let notify = self.service_url("NOTIFY_URL")?;
+
+        step.run("send-welcome-email", |_| self.send_email(&notify, params, WELCOME_MESSAGE)).await?;
+
+        let trial = params.trial_period.map_or(DEFAULT_TRIAL_PERIOD, |d| d.0);
+        step.sleep("trial-period", trial).await?;
+
+        // A step, so a replay after the email below reuses this answer rather than asking again.
+        let converted: bool = step.run("check-conversion", |_| self.has_converted(&params.user_id)).await?;
+
+        if !converted {
+            step.run("send-trial-expiration-email", |_| self.send_email(&notify, params, TRIAL_EXPIRED_MESSAGE)).await?;
+        }
+
+        Ok(LifecycleOutput { converted })
     }
 }
