@@ -122,6 +122,9 @@ fn simulated_transient_failure(env: &Env, id: &str, attempts: u32) -> bool {
     limit > 0 && id.starts_with("flaky-") && attempts <= limit
 }
 
+/// A checked job waiting for its workflow's `create_batch`: message, instance id, params.
+type PendingJob = (JsMessage, String, Value);
+
 pub async fn consume(batch: JsMessageBatch, env: Env) {
     let queue = batch.queue();
     let messages: Vec<JsMessage> = batch.messages().iter().map(JsCast::unchecked_into).collect();
@@ -137,7 +140,7 @@ pub async fn consume(batch: JsMessageBatch, env: Env) {
         return;
     }
 
-    let mut by_workflow: BTreeMap<&'static str, (&'static WorkflowSpec, Vec<(JsMessage, String, Value)>)> = BTreeMap::new();
+    let mut by_workflow: BTreeMap<&'static str, (&'static WorkflowSpec, Vec<PendingJob>)> = BTreeMap::new();
     for message in messages {
         let checked = jobs::parse(&body_text(&message)).and_then(|job| {
             let spec = jobs::check(&job, |spec, params| workflows::check_workflow_params(spec.class_name, params).map_err(|e| e.to_string()))?;

@@ -3,12 +3,14 @@
 //! the boundary.
 
 pub mod binding;
+pub mod env;
 pub mod event;
 pub(crate) mod js;
 pub mod step;
 mod webhook_delivery;
 
 pub use binding::{Instance, NewInstance, WorkflowBinding};
+pub use env::WorkflowEnv;
 pub use event::WorkflowEvent;
 pub use step::{ReceivedEvent, Step, StepContext};
 

@@ -190,7 +190,7 @@ impl Step {
                 };
                 let future: AttemptFuture<'_> = Box::pin(async move {
                     let value = f(context).await?;
-                    Ok::<_, StepError>(serialize_result(&value)?)
+                    serialize_result(&value)
                 }
                 .map_err_js());
                 running.push((future, attempt.resolve, attempt.reject));

@@ -3,7 +3,7 @@
 //! default), and records the decision: approved, rejected, or auto-rejected when
 //! nobody answered in time.
 
-use crate::bridge::{Step, Workflow, WorkflowEvent};
+use crate::bridge::{Step, Workflow, WorkflowEnv, WorkflowEvent};
 use crate::duration::DurationParam;
 use crate::step_error::StepError;
 use serde::{Deserialize, Serialize};
@@ -70,7 +70,7 @@ pub struct ApprovalWorkflow {
 impl ApprovalWorkflow {
     /// The D1 database; a missing binding cannot be fixed by a retry.
     fn db(&self) -> Result<worker::D1Database, StepError> {
-        self.env.d1("DB").map_err(|e| StepError::non_retryable(format!("the D1 binding DB: {e}")))
+        self.env.database("DB")
     }
 
     /// Runs one statement; a D1 failure fails the attempt, so the engine retries it.

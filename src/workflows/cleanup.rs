@@ -1,7 +1,7 @@
 //! `daily-cleanup`: started by the daily cron, deletes instance-index rows and dead
 //! letters past retention, one step per bounded batch, and outputs the counts.
 
-use crate::bridge::{Step, Workflow, WorkflowEvent};
+use crate::bridge::{Step, Workflow, WorkflowEnv, WorkflowEvent};
 use crate::retention::{self, BATCH_ROWS, MAX_BATCHES};
 use crate::step_error::StepError;
 use serde::{Deserialize, Serialize};
@@ -32,14 +32,14 @@ pub struct CleanupWorkflow {
 impl CleanupWorkflow {
     /// Deletes one batch older than `cutoff`, returning how many rows went.
     async fn delete_batch(&self, sql: &str, cutoff: i64) -> Result<u64, StepError> {
-        let db = self.env.d1("DB").map_err(|e| StepError::NonRetryable(format!("the D1 binding DB: {e}")))?;
+        let db = self.env.database("DB")?;
         let result = db
             .prepare(sql)
             .bind(&[JsValue::from_f64(cutoff as f64), JsValue::from_f64(f64::from(BATCH_ROWS))])
-            .map_err(|e| StepError::failed(e))?
+            .map_err(StepError::failed)?
             .run()
             .await
-            .map_err(|e| StepError::failed(e))?;
+            .map_err(StepError::failed)?;
         Ok(result.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0) as u64)
     }
 

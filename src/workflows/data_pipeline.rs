@@ -11,7 +11,7 @@
 //! The load is idempotent on the record id (`ON CONFLICT(id) DO NOTHING`): a
 //! retried or restarted load never duplicates rows.
 
-use crate::bridge::{Step, Workflow, WorkflowEvent};
+use crate::bridge::{Step, Workflow, WorkflowEnv, WorkflowEvent};
 use crate::records;
 use crate::service::{check_status, ClientErrors};
 use crate::step_config::{Backoff, Retries, StepConfig};
@@ -167,11 +167,11 @@ pub struct DataPipelineWorkflow {
 impl DataPipelineWorkflow {
     /// A missing binding is a deployment mistake: no retry can fix it.
     fn data_bucket(&self) -> Result<Bucket, StepError> {
-        self.env.bucket(DATA_BUCKET).map_err(|e| StepError::non_retryable(format!("the R2 binding {DATA_BUCKET}: {e}")))
+        self.env.bucket_binding(DATA_BUCKET)
     }
 
     fn database(&self) -> Result<D1Database, StepError> {
-        self.env.d1(DATABASE).map_err(|e| StepError::non_retryable(format!("the D1 binding {DATABASE}: {e}")))
+        self.env.database(DATABASE)
     }
 
     /// GETs the source and stores its body unchanged at `raw_key`.

@@ -3,7 +3,7 @@
 //! welcome email, writes default settings to KV, and starts the user's
 //! `user-lifecycle` as a child instance without waiting for it.
 
-use crate::bridge::{Step, Workflow, WorkflowEvent};
+use crate::bridge::{Step, Workflow, WorkflowEnv, WorkflowEvent};
 use crate::outbound::ServiceCall;
 use crate::records::is_valid_email;
 use crate::service::join_url;
@@ -81,7 +81,7 @@ impl Workflow for OnboardingWorkflow {
         // Idempotent on email: a retried (or repeated) create finds the existing row.
         let user_id: String = step
             .run("create-profile", |_| async {
-                let db = self.env.d1("DB").map_err(|e| StepError::non_retryable(format!("the D1 binding DB: {e}")))?;
+                let db = self.env.database("DB")?;
                 db.prepare(
                     "INSERT INTO users (id, email, name, avatar_url, created_at) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(email) DO NOTHING",
                 )
@@ -107,7 +107,7 @@ impl Workflow for OnboardingWorkflow {
             .await?;
 
         step.run("send-welcome-email", |_| async {
-            let notify = self.env.var("NOTIFY_URL").map_err(|_| StepError::non_retryable("the var NOTIFY_URL is not set"))?.to_string();
+            let notify = self.env.required_var("NOTIFY_URL")?;
             let message = format!("Welcome, {}!", user.name);
             ServiceCall::new("notifications", join_url(&notify, "send"))
                 .post::<serde_json::Value, _>(&json!({"userId": user_id, "email": user.email, "message": message}))

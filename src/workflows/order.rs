@@ -2,7 +2,7 @@
 //! The seeds' OrderWorkflow, with its four services configured by vars
 //! (INVENTORY_URL, PAYMENTS_URL, SHIPPING_URL, NOTIFY_URL).
 
-use crate::bridge::{Step, Workflow, WorkflowEvent};
+use crate::bridge::{Step, Workflow, WorkflowEnv, WorkflowEvent};
 use crate::duration::DurationParam;
 use crate::outbound::ServiceCall;
 use crate::service::join_url;
@@ -62,16 +62,6 @@ pub struct OrderWorkflow {
     env: Env,
 }
 
-impl OrderWorkflow {
-    /// A service's base URL from its var; a missing var cannot be fixed by a retry.
-    fn service_url(&self, var: &str) -> Result<String, StepError> {
-        self.env
-            .var(var)
-            .map(|v| v.to_string())
-            .map_err(|_| StepError::NonRetryable(format!("the var {var} is not set")))
-    }
-}
-
 /// Charging is retried quickly (2 s, 4 s, 8 s, …) since checkout waits on it; the
 /// idempotency key makes every retry safe.
 fn payment_config() -> StepConfig {
@@ -90,10 +80,10 @@ impl Workflow for OrderWorkflow {
 
     async fn run(&self, event: WorkflowEvent<OrderParams>, step: Step) -> Result<OrderOutput, StepError> {
         let order = &event.payload;
-        let inventory = self.service_url("INVENTORY_URL")?;
-        let payments = self.service_url("PAYMENTS_URL")?;
-        let shipping = self.service_url("SHIPPING_URL")?;
-        let notify = self.service_url("NOTIFY_URL")?;
+        let inventory = self.env.required_var("INVENTORY_URL")?;
+        let payments = self.env.required_var("PAYMENTS_URL")?;
+        let shipping = self.env.required_var("SHIPPING_URL")?;
+        let notify = self.env.required_var("NOTIFY_URL")?;
 
         let in_stock: bool = step
             .run("validate-inventory", |_| async {

@@ -2,7 +2,7 @@
 //! default), check in D1 whether they subscribed, and send a trial-expiration
 //! email only to those who did not. Emails go to `{NOTIFY_URL}/send`.
 
-use crate::bridge::{Step, Workflow, WorkflowEvent};
+use crate::bridge::{Step, Workflow, WorkflowEnv, WorkflowEvent};
 use crate::duration::DurationParam;
 use crate::outbound::ServiceCall;
 use crate::service::join_url;
@@ -43,14 +43,6 @@ pub struct UserLifecycleWorkflow {
 }
 
 impl UserLifecycleWorkflow {
-    /// A service's base URL from its var; a missing var cannot be fixed by a retry.
-    fn service_url(&self, var: &str) -> Result<String, StepError> {
-        self.env
-            .var(var)
-            .map(|v| v.to_string())
-            .map_err(|_| StepError::non_retryable(format!("the var {var} is not set")))
-    }
-
     /// One email through the notifications service; a failed call is retried by the engine.
     async fn send_email(&self, notify: &str, params: &LifecycleParams, message: &str) -> Result<(), StepError> {
         ServiceCall::new("notifications", join_url(notify, "send"))
@@ -61,7 +53,7 @@ impl UserLifecycleWorkflow {
 
     /// Whether the user's subscription is active. A user with no row has not converted.
     async fn has_converted(&self, user_id: &str) -> Result<bool, StepError> {
-        let db = self.env.d1("DB").map_err(|e| StepError::non_retryable(format!("the D1 binding DB: {e}")))?;
+        let db = self.env.database("DB")?;
         let failed = |e: worker::Error| StepError::failed(format!("D1: {e}"));
         let status = db
             .prepare(SUBSCRIPTION_STATUS)
@@ -84,7 +76,7 @@ impl Workflow for UserLifecycleWorkflow {
 
     async fn run(&self, event: WorkflowEvent<LifecycleParams>, step: Step) -> Result<LifecycleOutput, StepError> {
         let params = &event.payload;
-        let notify = self.service_url("NOTIFY_URL")?;
+        let notify = self.env.required_var("NOTIFY_URL")?;
 
         step.run("send-welcome-email", |_| self.send_email(&notify, params, WELCOME_MESSAGE)).await?;
 
