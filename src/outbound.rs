@@ -34,6 +34,17 @@ impl<'a> ServiceCall<'a> {
         self.send(Method::Get, None).await
     }
 
+    /// GETs the body as bytes, unparsed (a large source goes to storage as it came).
+    pub async fn get_bytes(&self) -> Result<Vec<u8>, StepError> {
+        let failed = |e: worker::Error| StepError::Failed(format!("{} unreachable: {e}", self.service));
+        let request = Request::new(&self.url, Method::Get).map_err(failed)?;
+        let mut response = Fetch::Request(request).send().await.map_err(failed)?;
+        let body = response.bytes().await.map_err(failed)?;
+        let excerpt = String::from_utf8_lossy(&body[..body.len().min(200)]);
+        check_status(self.service, response.status_code(), &excerpt, self.client_errors)?;
+        Ok(body)
+    }
+
     pub async fn post<T: DeserializeOwned, B: Serialize + ?Sized>(&self, body: &B) -> Result<T, StepError> {
         let body = serde_json::to_string(body)?;
         self.send(Method::Post, Some(body)).await

@@ -13,13 +13,13 @@
 
 use crate::bridge::{Step, Workflow, WorkflowEnv, WorkflowEvent};
 use crate::records;
-use crate::service::{check_status, ClientErrors};
+use crate::outbound::ServiceCall;
 use crate::step_config::{Backoff, Retries, StepConfig};
 use crate::step_error::StepError;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use wasm_bindgen::JsValue;
-use worker::{Bucket, D1Database, D1PreparedStatement, Env, Fetch, HttpMetadata, Method, Request};
+use worker::{Bucket, D1Database, D1PreparedStatement, Env, HttpMetadata};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -73,8 +73,6 @@ const DATA_BUCKET: &str = "DATA";
 const DATABASE: &str = "DB";
 /// The service name in a non-2xx answer's message ("source answered 503: …").
 const SOURCE_SERVICE: &str = "source";
-/// How much of a non-2xx body goes to `check_status`, which keeps its first 200 characters.
-const ERROR_EXCERPT_BYTES: usize = 800;
 
 /// Rows per `db.batch` call: one round trip and one transaction each. 50,000 rows are
 /// 500 calls, within the 1,000 D1 queries a Worker invocation (here: a step) may make.
@@ -177,12 +175,7 @@ impl DataPipelineWorkflow {
     /// GETs the source and stores its body unchanged at `raw_key`.
     async fn extract(&self, source_url: &str, raw_key: &str) -> Result<RawObject, StepError> {
         let bucket = self.data_bucket()?;
-        let unreachable = |e: worker::Error| StepError::failed(format!("{SOURCE_SERVICE} {source_url} unreachable: {e}"));
-        let request = Request::new(source_url, Method::Get).map_err(unreachable)?;
-        let mut response = Fetch::Request(request).send().await.map_err(unreachable)?;
-        let body = response.bytes().await.map_err(unreachable)?;
-        let excerpt = String::from_utf8_lossy(&body[..body.len().min(ERROR_EXCERPT_BYTES)]);
-        check_status(SOURCE_SERVICE, response.status_code(), &excerpt, ClientErrors::Retry)?;
+        let body = ServiceCall::new(SOURCE_SERVICE, source_url.to_string()).get_bytes().await?;
         let bytes = body.len() as u64;
         write_json_object(&bucket, raw_key, body).await?;
         Ok(RawObject { key: raw_key.to_string(), bytes })

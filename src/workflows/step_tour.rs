@@ -5,6 +5,7 @@
 use crate::bridge::{Step, Workflow, WorkflowEvent};
 use crate::duration::DurationParam;
 use crate::outbound::ServiceCall;
+use crate::records;
 use crate::step_config::{Backoff, Retries, StepConfig};
 use crate::step_error::StepError;
 use futures_util::future::try_join_all;
@@ -46,6 +47,13 @@ pub enum Action {
     Parallel { name: String, count: u32 },
     /// A step whose result is `bytes` long: over 1 MiB it is refused.
     Oversized { name: String, bytes: usize },
+    /// `count` steps named `"{name} {i}"`, one after another, doing nothing: step overhead.
+    Noop { name: String, count: u32 },
+    /// One step that downloads `url` and returns its size: the baseline of `transform`.
+    Download { name: String, url: String },
+    /// One step that downloads `url` (a JSON array of records) and normalises it with
+    /// `records::transform`, returning the counts: a CPU-bound step.
+    Transform { name: String, url: String },
 }
 
 pub struct StepTourWorkflow {
@@ -120,6 +128,26 @@ async fn perform(step: &Step, action: &Action) -> Result<Value, StepError> {
             let steps = names.iter().enumerate().map(|(i, step_name)| step.run(step_name, move |_| async move { Ok(i) }));
             let results: Vec<usize> = try_join_all(steps).await?;
             json!({"name": name, "results": results})
+        }
+        Action::Noop { name, count } => {
+            for i in 0..*count {
+                step.run(&format!("{name} {i}"), |_| async { Ok(()) }).await?;
+            }
+            json!({"name": name, "steps": count})
+        }
+        Action::Download { name, url } => {
+            let bytes: usize = step.run(name, |_| async { Ok(ServiceCall::new("source", url.clone()).get_bytes().await?.len()) }).await?;
+            json!({"name": name, "bytes": bytes})
+        }
+        Action::Transform { name, url } => {
+            let (records, dropped): (usize, usize) = step
+                .run(name, |_| async {
+                    let body = ServiceCall::new("source", url.clone()).get_bytes().await?;
+                    let transformed = records::transform(&body).map_err(|e| StepError::non_retryable(format!("not a JSON array of records: {e}")))?;
+                    Ok((transformed.records.len(), transformed.dropped))
+                })
+                .await?;
+            json!({"name": name, "records": records, "dropped": dropped})
         }
         Action::Oversized { name, bytes } => {
             let value: String = step.run(name, |_| async { Ok("x".repeat(*bytes)) }).await?;

@@ -1,0 +1,71 @@
+// Starts a Worker under `wrangler dev` on free loopback ports with fresh local state,
+// and waits until it answers. Used by the integration tests and the benchmarks.
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, mkdirSync, createWriteStream } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+export const wrangler = path.join(root, "node_modules/.bin/wrangler");
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/// `cwd`: the Worker's folder; `vars`: --var overrides; `migrate`: apply D1 migrations
+/// first; `readyPath`: a path that answers once the Worker is up; `log`: log file.
+export async function startDevServer({ cwd = root, vars = {}, migrate = false, readyPath = "/", log }) {
+  const port = await freePort();
+  const inspectorPort = await freePort();
+  const persist = mkdtempSync(path.join(os.tmpdir(), "rust-workflows-dev-"));
+  const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" };
+  const run = (args) => execFileSync(wrangler, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+  if (migrate) run(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist]);
+  mkdirSync(path.dirname(log), { recursive: true });
+  const logStream = createWriteStream(log);
+  const args = [
+    "dev", "--port", String(port), "--ip", "127.0.0.1", "--inspector-port", String(inspectorPort),
+    "--persist-to", persist, "--log-level", "info",
+    ...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
+  ];
+  const child = spawn(wrangler, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+  child.stdout.pipe(logStream);
+  child.stderr.pipe(logStream);
+  let exited = null;
+  child.on("exit", (code) => { exited = code; });
+  process.on("exit", () => child.kill("SIGKILL"));
+
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 180_000;
+  for (;;) {
+    if (exited !== null) throw new Error(`wrangler dev exited with ${exited}; see ${log}`);
+    if (Date.now() > deadline) throw new Error(`wrangler dev did not answer within 180 s; see ${log}`);
+    try {
+      const res = await fetch(`${base}${readyPath}`);
+      if (res.status < 500) break;
+    } catch {}
+    await sleep(250);
+  }
+  return {
+    base,
+    persist,
+    /// Runs wrangler with the server's persisted state (for `d1 execute`, `kv key get`, …).
+    wranglerWithState: (args) => run([...args, "--local", "--persist-to", persist]),
+    async stop() {
+      const gone = new Promise((r) => (exited !== null ? r() : child.once("exit", r)));
+      child.kill("SIGTERM");
+      await Promise.race([gone, sleep(5000)]);
+      if (exited === null) child.kill("SIGKILL");
+    },
+  };
+}
