@@ -24,6 +24,8 @@ fn main() {
     let mut problems =
         config_check::mismatches(&registry, &configured, &config_check::shim_classes(&shim));
     problems.extend(config_check::shim_name_mismatches(&shim));
+    let classes: Vec<_> = registry::WORKFLOWS.iter().map(|w| w.class_name).collect();
+    problems.extend(config_check::dispatch_mismatches(&classes, &read("src/workflows/mod.rs")));
     let crons: Vec<_> = registry::CRONS.iter().map(|c| (c.cron, c.workflow)).collect();
     let configured_crons = config_check::configured_crons(&wrangler).unwrap_or_else(|e| panic!("{e}"));
     problems.extend(config_check::cron_mismatches(&crons, &configured_crons));

@@ -204,6 +204,22 @@ pub fn mismatches(
     problems
 }
 
+/// Every registry class must have its Rust type listed in `workflows![…]` (src/workflows/mod.rs),
+/// which dispatches the shim's calls; `workflows!` itself refuses types the registry lacks.
+pub fn dispatch_mismatches(registry_classes: &[&str], workflows_mod_rs: &str) -> Vec<String> {
+    let listed: BTreeSet<&str> = workflows_mod_rs
+        .split("workflows![")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .map(|list| list.split(',').map(str::trim).filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default();
+    registry_classes
+        .iter()
+        .filter(|class| !listed.contains(*class))
+        .map(|class| format!("workflow class {class} is in src/registry.rs but its Rust type is not listed in `workflows![…]` in src/workflows/mod.rs"))
+        .collect()
+}
+
 /// The shim passes its class name to Rust; it must be the class's own name.
 pub fn shim_name_mismatches(shim_js: &str) -> Vec<String> {
     shim_js
@@ -292,5 +308,14 @@ export class OrderWorkflow extends rustWorkflow("OrderWorkflow") {}
         let problems = cron_mismatches(&[("0 3 * * *", "daily-cleanup"), ("0 4 * * *", "x")], &configured[..1]);
         assert!(problems[0].contains("\"0 4 * * *\" (starting \"x\") is in src/registry.rs"));
         assert!(configured_crons("{}").unwrap().is_empty());
+    }
+
+    #[test]
+    fn dispatch_list() {
+        let module = "mod x;\nworkflows![\n    OrderWorkflow,\n    StepTourWorkflow,\n];\n";
+        assert!(dispatch_mismatches(&["OrderWorkflow", "StepTourWorkflow"], module).is_empty());
+        let problems = dispatch_mismatches(&["OrderWorkflow", "ApprovalWorkflow"], module);
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].contains("ApprovalWorkflow"));
     }
 }
