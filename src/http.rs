@@ -4,7 +4,7 @@
 
 use crate::api::{self, ApiError, BatchItem, CreateRequest, CreatedResponse, InstanceResponse, MAX_BODY_BYTES};
 use crate::auth;
-use crate::bridge::{Instance, WorkflowBinding};
+use crate::bridge::{Instance, WorkflowBinding, WorkflowEnv};
 use crate::instance_index;
 use crate::instances;
 use crate::poll;
@@ -156,8 +156,7 @@ async fn create_instance(workflow: &str, req: &mut Request, env: &Env) -> Result
     let payload = match &request.callback_url {
         None => params,
         Some(url) => {
-            let allow_insecure = env.var("ALLOW_INSECURE_CALLBACKS").map(|v| v.to_string() == "true").unwrap_or(false);
-            callback_url::check(url, allow_insecure).map_err(|e| ApiError::InvalidCallbackUrl(e.to_string()))?;
+            callback_url::check(url, env.flag("ALLOW_INSECURE_CALLBACKS")).map_err(|e| ApiError::InvalidCallbackUrl(e.to_string()))?;
             if env.secret("WEBHOOK_SECRET").is_err() {
                 return Err(ApiError::InvalidCallbackUrl("callbacks are not available: the secret WEBHOOK_SECRET is not configured".into()));
             }
@@ -306,7 +305,7 @@ async fn submit_jobs(req: &mut Request, env: &Env) -> Result<Response, ApiError>
 /// producer on the queue might send it. Only with the var `ENABLE_RAW_JOBS` = "true"
 /// (local development and tests).
 async fn submit_raw_job(req: &mut Request, env: &Env) -> Result<Response, ApiError> {
-    if env.var("ENABLE_RAW_JOBS").map(|v| v.to_string() != "true").unwrap_or(true) {
+    if !env.flag("ENABLE_RAW_JOBS") {
         return Err(ApiError::NotFound);
     }
     let body = read_body(req).await?;

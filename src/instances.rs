@@ -37,6 +37,14 @@ async fn claim(env: &Env, workflow: &str, id: &str) -> Result<bool, BindingError
     Ok(result.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0) > 0)
 }
 
+/// Records an instance created elsewhere (a queue batch) for listing. The engine
+/// already holds the instance, so a failure here is logged rather than failing it.
+pub async fn record(env: &Env, workflow: &str, id: &str) {
+    if let Err(e) = claim(env, workflow, id).await {
+        console_log!("{}", serde_json::json!({"level": "error", "workflow": workflow, "instance": id, "error": e.to_string()}));
+    }
+}
+
 /// Gives a claim back after the engine refused the create, so a later request can try again.
 async fn release(env: &Env, workflow: &str, id: &str) {
     let result = async { env.d1(INDEX_DB)?.prepare(instance_index::DELETE).bind(&[workflow.into(), id.into()])?.run().await }.await;
@@ -99,7 +107,7 @@ pub async fn create_batch(env: &Env, spec: &WorkflowSpec, items: Vec<(Option<Str
     binding.create_batch(&batch).await?;
     for id in &ids {
         // Recorded for listing; the engine skipped the ids that existed.
-        let _ = claim(env, spec.name, id).await;
+        record(env, spec.name, id).await;
     }
     Ok(ids.into_iter().zip(existed).map(|(id, existed)| (id, !existed)).collect())
 }

@@ -7,7 +7,7 @@
 use crate::bridge::{NewInstance, WorkflowBinding};
 use crate::jobs::{self, DeadLetter, Job, Poison};
 use crate::registry::WorkflowSpec;
-use crate::{instance_index, workflows};
+use crate::{instances, workflows};
 use js_sys::{Array, Promise, JSON};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -174,7 +174,7 @@ pub async fn consume(batch: JsMessageBatch, env: Env) {
         match created {
             Ok(_) => {
                 for (message, id, _) in &items {
-                    record_in_index(&env, spec.name, id).await;
+                    instances::record(&env, spec.name, id).await;
                     message.ack();
                 }
             }
@@ -183,20 +183,6 @@ pub async fn consume(batch: JsMessageBatch, env: Env) {
                 items.iter().for_each(|(message, _, _)| retry_later(message));
             }
         }
-    }
-}
-
-async fn record_in_index(env: &Env, workflow: &str, id: &str) {
-    let result = async {
-        env.d1("DB")?
-            .prepare(instance_index::INSERT)
-            .bind(&[workflow.into(), id.into(), JsValue::from_f64(js_sys::Date::now())])?
-            .run()
-            .await
-    }
-    .await;
-    if let Err(e) = result {
-        log_error("recording an instance in the index", e);
     }
 }
 

@@ -11,6 +11,8 @@ pub trait WorkflowEnv {
     fn database(&self, binding: &str) -> Result<D1Database, StepError>;
     /// An R2 bucket binding.
     fn bucket_binding(&self, binding: &str) -> Result<Bucket, StepError>;
+    /// A switch var: on only when set to "true".
+    fn flag(&self, name: &str) -> bool;
 }
 
 impl WorkflowEnv for Env {
@@ -24,5 +26,9 @@ impl WorkflowEnv for Env {
 
     fn bucket_binding(&self, binding: &str) -> Result<Bucket, StepError> {
         self.bucket(binding).map_err(|e| StepError::non_retryable(format!("the R2 binding {binding}: {e}")))
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        self.var(name).map(|v| v.to_string() == "true").unwrap_or(false)
     }
 }

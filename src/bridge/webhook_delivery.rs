@@ -1,7 +1,7 @@
 //! Delivers an instance's callback from a durable, retried step, signed per
 //! Standard Webhooks with the `WEBHOOK_SECRET` secret.
 
-use super::Step;
+use super::{Step, WorkflowEnv};
 use crate::outbound::ServiceCall;
 use crate::step_config::{Backoff, Retries, StepConfig};
 use crate::step_error::StepError;
@@ -20,9 +20,8 @@ pub(super) async fn send(step: &Step, env: &Env, workflow: &str, instance_id: &s
         .map(|s| s.to_string())
         .map_err(|_| StepError::NonRetryable("callbacks need the secret WEBHOOK_SECRET".into()))?;
     let key = WebhookKey::from_secret(&secret).map_err(|e| StepError::NonRetryable(format!("WEBHOOK_SECRET: {e}")))?;
-    let allow_insecure = env.var("ALLOW_INSECURE_CALLBACKS").map(|v| v.to_string() == "true").unwrap_or(false);
     // Checked again here: the URL may have been given to the binding directly.
-    let url = callback_url::check(url, allow_insecure).map_err(|e| StepError::NonRetryable(e.to_string()))?;
+    let url = callback_url::check(url, env.flag("ALLOW_INSECURE_CALLBACKS")).map_err(|e| StepError::NonRetryable(e.to_string()))?;
     let message_id = callback::message_id(workflow, instance_id);
     step.run_with("send-callback", delivery_config(), |_| async {
         // Signed per attempt, so the timestamp is fresh for the receiver's tolerance window.
