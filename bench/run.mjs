@@ -66,41 +66,62 @@ async function timeInstance(base, workflow, params) {
   }
 }
 
-async function medianTime(base, params) {
-  const times = [];
-  for (let i = 0; i < RUNS; i++) times.push((await timeInstance(base, "step-tour", params)).ms);
-  return median(times);
+/// What to measure: BENCH_ONLY=steps,transform (any of size, startup, steps, transform,
+/// http, orders) runs just those; the default is all of them.
+const ONLY = new Set((process.env.BENCH_ONLY ?? "size,startup,steps,transform,http,orders").split(",").map((s) => s.trim()));
+
+/// Runs `sample(server)` RUNS times on each Worker, alternating Rust and TypeScript, so
+/// that drift in the machine's load falls on both alike; returns the medians.
+async function alternating(servers, sample) {
+  const samples = Object.fromEntries(Object.keys(servers).map((k) => [k, []]));
+  for (let i = 0; i < RUNS; i++) {
+    for (const [name, server] of Object.entries(servers)) samples[name].push(await sample(server, name));
+  }
+  return Object.fromEntries(Object.entries(samples).map(([k, xs]) => [k, median(xs)]));
 }
 
-async function measureRuntime(name, base, standin) {
-  log(`${name}: step overhead`);
-  const empty = await medianTime(base, { actions: [{ noop: { name: "noop", count: 0 } }] });
-  const full = await medianTime(base, { actions: [{ noop: { name: "noop", count: STEPS } }] });
-  const stepMs = (full - empty) / STEPS;
+const stepTour = (actions) => async (server) => (await timeInstance(server.base, "step-tour", { actions })).ms;
 
-  log(`${name}: transform of ${RECORDS} records`);
+async function measureSteps(servers) {
+  log("step overhead");
+  const empty = await alternating(servers, stepTour([{ noop: { name: "noop", count: 0 } }]));
+  const full = await alternating(servers, stepTour([{ noop: { name: "noop", count: STEPS } }]));
+  return Object.fromEntries(Object.keys(servers).map((k) => [k, (full[k] - empty[k]) / STEPS]));
+}
+
+async function measureTransform(servers, standin) {
+  log(`transform of ${RECORDS} records`);
   const source = `${standin.url}/source/bench?n=${RECORDS}`;
-  const check = await timeInstance(base, "step-tour", { actions: [{ transform: { name: "t", url: source } }] });
-  const download = await medianTime(base, { actions: [{ download: { name: "d", url: source } }] });
-  const transform = await medianTime(base, { actions: [{ transform: { name: "t", url: source } }] });
+  const check = {};
+  for (const [name, server] of Object.entries(servers)) {
+    check[name] = (await timeInstance(server.base, "step-tour", { actions: [{ transform: { name: "t", url: source } }] })).output[0];
+  }
+  const download = await alternating(servers, stepTour([{ download: { name: "d", url: source } }]));
+  const transform = await alternating(servers, stepTour([{ transform: { name: "t", url: source } }]));
+  return { check, ms: Object.fromEntries(Object.keys(servers).map((k) => [k, transform[k] - download[k]])) };
+}
 
-  log(`${name}: status route at concurrency 32 for 10 s`);
-  const created = await call(base, "POST", "/workflows/step-tour/instances", { params: { actions: [] } });
+async function measureHttp(server) {
+  log("status route at concurrency 32 for 10 s");
+  const created = await call(server.base, "POST", "/workflows/step-tour/instances", { params: { actions: [] } });
   await sleep(1000);
   const load = await autocannon({
-    url: `${base}/workflows/step-tour/instances/${created.body.id}`,
+    url: `${server.base}/workflows/step-tour/instances/${created.body.id}`,
     connections: 32,
     duration: 10,
     headers: { authorization: `Bearer ${TOKEN}` },
   });
+  return { rps: load.requests.average, p50: load.latency.p50, p99: load.latency.p99, non2xx: load.non2xx };
+}
 
+async function measureOrders(server, name) {
   log(`${name}: ${ORDERS} concurrent order-processing instances`);
   const t0 = performance.now();
   const ids = await Promise.all(
     Array.from({ length: ORDERS }, async (_, i) => {
       const orderId = `bench-${name}-${i}-${Date.now()}`;
       const params = { orderId, userId: `u-${i}`, items: [{ productId: "p-1", quantity: 1 }], fulfillmentDelay: "1 second" };
-      const r = await call(base, "POST", "/workflows/order-processing/instances", { id: orderId, params });
+      const r = await call(server.base, "POST", "/workflows/order-processing/instances", { id: orderId, params });
       if (r.status !== 201) throw new Error(`order create: ${r.status} ${JSON.stringify(r.body)}`);
       return orderId;
     }),
@@ -108,24 +129,13 @@ async function measureRuntime(name, base, standin) {
   const pending = new Set(ids);
   while (pending.size) {
     await Promise.all([...pending].map(async (id) => {
-      const s = await call(base, "GET", `/workflows/order-processing/instances/${id}`);
+      const s = await call(server.base, "GET", `/workflows/order-processing/instances/${id}`);
       if (s.body?.status === "complete") pending.delete(id);
       else if (["errored", "terminated"].includes(s.body?.status)) throw new Error(`order ${id} ${s.body.status}`);
     }));
     if (pending.size) await sleep(250);
   }
-  const ordersMs = performance.now() - t0;
-
-  return {
-    stepMs,
-    transformMs: transform - download,
-    transformCheck: check.output[0],
-    rps: load.requests.average,
-    p50: load.latency.p50,
-    p99: load.latency.p99,
-    non2xx: load.non2xx,
-    ordersMs,
-  };
+  return performance.now() - t0;
 }
 
 function versions() {
@@ -145,63 +155,85 @@ function versions() {
 async function main() {
   log("building the Rust Worker");
   execFileSync("bash", ["scripts/build.sh"], { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
+  const rows = [];
+  const notes = [];
+  const row = (figure, pair) => rows.push([figure, pair.rust, pair.ts]);
 
-  log("upload sizes (wrangler deploy --dry-run)");
-  const size = { rust: uploadSize(root), ts: uploadSize(twinDir) };
-  log("start-up CPU (wrangler check startup)");
-  const startup = { rust: [], ts: [] };
-  for (let i = 0; i < RUNS; i++) {
-    startup.rust.push(startupCpuMs(root));
-    startup.ts.push(startupCpuMs(twinDir));
+  if (ONLY.has("size")) {
+    log("upload sizes (wrangler deploy --dry-run)");
+    const size = { rust: uploadSize(root), ts: uploadSize(twinDir) };
+    row("upload, raw (KiB)", { rust: size.rust.raw, ts: size.ts.raw });
+    row("upload, gzip (KiB)", { rust: size.rust.gzip, ts: size.ts.gzip });
+  }
+  if (ONLY.has("startup")) {
+    log("start-up CPU (wrangler check startup)");
+    const startup = { rust: [], ts: [] };
+    for (let i = 0; i < RUNS; i++) {
+      startup.rust.push(startupCpuMs(root));
+      startup.ts.push(startupCpuMs(twinDir));
+    }
+    row("start-up CPU, median (ms)", { rust: median(startup.rust), ts: median(startup.ts) });
   }
 
-  const standin = await startStandin();
-  const vars = (extra = {}) => ({
-    INVENTORY_URL: `${standin.url}/inventory`,
-    PAYMENTS_URL: `${standin.url}/payments`,
-    SHIPPING_URL: `${standin.url}/shipping`,
-    NOTIFY_URL: `${standin.url}/notify`,
-    API_TOKEN: TOKEN,
-    ...extra,
-  });
-  const results = {};
-  for (const [name, cwd, migrate] of [["rust", root, true], ["ts", twinDir, false]]) {
-    const server = await startDevServer({ cwd, migrate, vars: vars(), readyPath: "/", log: path.join(root, `bench/.tmp/${name}-wrangler.log`) });
+  if (["steps", "transform", "http", "orders"].some((k) => ONLY.has(k))) {
+    const standin = await startStandin();
+    const vars = {
+      INVENTORY_URL: `${standin.url}/inventory`,
+      PAYMENTS_URL: `${standin.url}/payments`,
+      SHIPPING_URL: `${standin.url}/shipping`,
+      NOTIFY_URL: `${standin.url}/notify`,
+      API_TOKEN: TOKEN,
+    };
+    // Both Workers run side by side for the whole measurement, so samples can alternate.
+    const servers = {};
     try {
-      results[name] = await measureRuntime(name, server.base, standin);
+      for (const [name, cwd, migrate] of [["rust", root, true], ["ts", twinDir, false]]) {
+        servers[name] = await startDevServer({ cwd, migrate, vars, readyPath: "/", log: path.join(root, `bench/.tmp/${name}-wrangler.log`) });
+      }
+      if (ONLY.has("steps")) row(`step overhead, ${STEPS}-step no-op workflow, median (ms/step)`, await measureSteps(servers));
+      if (ONLY.has("transform")) {
+        const { check, ms } = await measureTransform(servers, standin);
+        row(`transform of ${RECORDS} records, median (ms)`, ms);
+        notes.push(`both transforms counted ${check.rust?.records}/${check.ts?.records} records kept and ${check.rust?.dropped}/${check.ts?.dropped} dropped`);
+      }
+      if (ONLY.has("http")) {
+        const http = { rust: await measureHttp(servers.rust), ts: await measureHttp(servers.ts) };
+        const pick = (k) => ({ rust: http.rust[k], ts: http.ts[k] });
+        row("status route, c=32 10 s (req/s)", pick("rps"));
+        row("status route latency p50 (ms)", pick("p50"));
+        row("status route latency p99 (ms)", pick("p99"));
+        notes.push(`non-2xx answers under load: Rust ${http.rust.non2xx}, TypeScript ${http.ts.non2xx}`);
+      }
+      if (ONLY.has("orders")) {
+        const orders = { rust: await measureOrders(servers.rust, "rust"), ts: await measureOrders(servers.ts, "ts") };
+        row(`${ORDERS} concurrent order-processing, end to end (s)`, { rust: orders.rust / 1000, ts: orders.ts / 1000 });
+      }
     } finally {
-      await server.stop();
+      for (const server of Object.values(servers)) await server.stop();
+      standin.closeAll();
+      await standin.close();
     }
   }
-  standin.closeAll();
-  await standin.close();
 
-  const r = results.rust, t = results.ts;
-  const rows = [
-    ["upload, raw (KiB)", size.rust.raw, size.ts.raw],
-    ["upload, gzip (KiB)", size.rust.gzip, size.ts.gzip],
-    ["start-up CPU, median (ms)", median(startup.rust), median(startup.ts)],
-    [`step overhead, ${STEPS}-step no-op workflow (ms/step)`, r.stepMs, t.stepMs],
-    [`transform of ${RECORDS} records, median (ms)`, r.transformMs, t.transformMs],
-    ["status route, c=32 10 s (req/s)", r.rps, t.rps],
-    ["status route latency p50 (ms)", r.p50, t.p50],
-    ["status route latency p99 (ms)", r.p99, t.p99],
-    [`${ORDERS} concurrent order-processing, end to end (s)`, r.ordersMs / 1000, t.ordersMs / 1000],
-  ];
   const fmt = (x) => (Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(2));
   const table = [
     "| figure | Rust | TypeScript | Rust / TS |",
     "| --- | ---: | ---: | ---: |",
     ...rows.map(([k, a, b]) => `| ${k} | ${fmt(a)} | ${fmt(b)} | ${(a / b).toFixed(2)} |`),
   ].join("\n");
-  const v = versions();
-  const report = `# Benchmarks: Rust Worker vs TypeScript twin
+  console.log(table);
+  if (notes.length) console.log(`\nChecks: ${notes.join("; ")}.`);
+  if (process.env.BENCH_ONLY) {
+    log("BENCH_ONLY is set: bench/results.md is left as it was");
+  } else {
+    const v = versions();
+    const report = `# Benchmarks: Rust Worker vs TypeScript twin
 
-Run ${new Date().toISOString()} with \`npm run bench\` (${RUNS} runs where a median is taken).
+Run ${new Date().toISOString()} with \`npm run bench\` (${RUNS} runs where a median is taken; Rust and TypeScript samples alternate).
 
 ${table}
 
-Checks: both transforms counted ${r.transformCheck?.records}/${t.transformCheck?.records} records kept and ${r.transformCheck?.dropped}/${t.transformCheck?.dropped} dropped; non-2xx answers under load: Rust ${r.non2xx}, TypeScript ${t.non2xx}.
+Checks: ${notes.join("; ")}.
 
 How each figure is taken:
 - upload: \`wrangler deploy --dry-run\` of each Worker.
@@ -213,9 +245,9 @@ How each figure is taken:
 
 Machine: ${v.machine}. Versions: wrangler ${v.wrangler}, workerd ${v.workerd}, ${v.rustc}, Node ${v.node}.
 `;
-  console.log(table);
-  writeFileSync(path.join(root, "bench/results.md"), report);
-  log("written to bench/results.md");
+    writeFileSync(path.join(root, "bench/results.md"), report);
+    log("written to bench/results.md");
+  }
   rmSync(path.join(root, "bench/.tmp"), { recursive: true, force: true });
 }
 

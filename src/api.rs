@@ -184,11 +184,7 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
 /// Reads params as a workflow's typed params, naming the field that does not fit
 /// (`items[0].quantity: invalid type: string "two", expected u32`).
 pub fn check_params<P: serde::de::DeserializeOwned>(params: &serde_json::Value) -> Result<P, ApiError> {
-    serde_path_to_error::deserialize(params).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        ApiError::InvalidParams(if path == "." { inner.to_string() } else { format!("{path}: {inner}") })
-    })
+    crate::validate::typed_params(params).map_err(|e| ApiError::InvalidParams(e.0))
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use crate::api::{self, ApiError, BatchItem, CreateRequest, CreatedResponse, InstanceResponse, MAX_BODY_BYTES};
 use crate::auth;
-use crate::bridge::{Instance, WorkflowBinding, WorkflowEnv};
+use crate::bridge::{js, Instance, WorkflowBinding, WorkflowEnv};
 use crate::instance_index;
 use crate::instances;
 use crate::poll;
@@ -22,11 +22,12 @@ use worker::{console_log, Delay, Env, Request, Response};
 /// The workflow behind the seed demo's `/api/workflow/*` routes.
 const DEMO_WORKFLOW: &str = "user-onboarding";
 
+/// Serves one request. Only internal errors are logged here: with observability on,
+/// Workers Logs already records every invocation with its status and duration.
 pub async fn handle(mut req: Request, env: Env) -> worker::Result<Response> {
-    let started = js_sys::Date::now();
-    let method = req.method().to_string();
+    let method = req.method();
     let path = req.path();
-    let outcome = match routes::route(&method, &path) {
+    let outcome = match routes::route(method.as_ref(), &path) {
         Ok(route) => match authorize(&route, &req, &env) {
             Ok(()) => serve(route, &mut req, &env).await,
             Err(e) => Err(e),
@@ -34,20 +35,15 @@ pub async fn handle(mut req: Request, env: Env) -> worker::Result<Response> {
         Err(RouteError::NotFound) => Err(ApiError::NotFound),
         Err(RouteError::MethodNotAllowed { allow }) => Err(ApiError::MethodNotAllowed { allow }),
     };
-    let response = match outcome {
-        Ok(response) => response,
+    match outcome {
+        Ok(response) => Ok(response),
         Err(error) => {
             if let ApiError::Internal(detail) = &error {
-                console_log!("{}", json!({"level": "error", "method": method, "path": path, "error": detail}));
+                console_log!("{}", json!({"level": "error", "method": method.as_ref(), "path": path, "error": detail}));
             }
-            error_response(&error)?
+            error_response(&error)
         }
-    };
-    console_log!(
-        "{}",
-        json!({"type": "request", "method": method, "path": path, "status": response.status_code(), "ms": js_sys::Date::now() - started})
-    );
-    Ok(response)
+    }
 }
 
 fn authorize(route: &Route, req: &Request, env: &Env) -> Result<(), ApiError> {
@@ -106,7 +102,7 @@ fn workflow_spec(name: &str) -> Result<&'static WorkflowSpec, ApiError> {
 }
 
 fn query(req: &Request) -> Result<HashMap<String, String>, ApiError> {
-    Ok(req.url().map_err(internal)?.query_pairs().into_owned().collect())
+    Ok(routes::query_pairs(&req.inner().url()))
 }
 
 fn check_id(id: &str) -> Result<(), ApiError> {
@@ -156,7 +152,7 @@ async fn create_instance(workflow: &str, req: &mut Request, env: &Env) -> Result
     let payload = match &request.callback_url {
         None => params,
         Some(url) => {
-            callback_url::check(url, env.flag("ALLOW_INSECURE_CALLBACKS")).map_err(|e| ApiError::InvalidCallbackUrl(e.to_string()))?;
+            callback_url::check(url, js::parse_url, env.flag("ALLOW_INSECURE_CALLBACKS")).map_err(|e| ApiError::InvalidCallbackUrl(e.to_string()))?;
             if env.secret("WEBHOOK_SECRET").is_err() {
                 return Err(ApiError::InvalidCallbackUrl("callbacks are not available: the secret WEBHOOK_SECRET is not configured".into()));
             }

@@ -17,7 +17,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+use chrono::format::{self, Fixed, Item as FormatItem, Numeric, Pad, Parsed};
+use chrono::{DateTime, Datelike, NaiveDateTime, SecondsFormat, Utc};
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -210,20 +211,48 @@ fn parse_date_str(s: &str) -> Option<DateTime<Utc>> {
         return DateTime::parse_from_rfc2822(s).ok().map(|dt| dt.to_utc());
     }
     if s.len() == 10 {
-        return NaiveDate::parse_from_str(s, "%Y-%m-%d")
-            .ok()?
-            .and_hms_opt(0, 0, 0)
-            .map(|dt| dt.and_utc());
+        return parse_with(s, DATE).ok()?.to_naive_date().ok()?.and_hms_opt(0, 0, 0).map(|dt| dt.and_utc());
     }
     if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
         return Some(dt.to_utc());
     }
     // ISO-8601 without an offset: read as UTC, which is also what a Worker's
     // `new Date(...)` does since Workers run in UTC.
-    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
-        .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f"))
-        .ok()
-        .map(|dt| dt.and_utc())
+    let naive = |items| parse_with(s, items).ok()?.to_naive_datetime_with_offset(0).ok();
+    naive(DATE_T_TIME).or_else(|| naive(DATE_SPACE_TIME)).map(|dt: NaiveDateTime| dt.and_utc())
+}
+
+// The formats as chrono items, built at compile time rather than parsed from a
+// strftime string for every record: `%Y-%m-%d`, `%Y-%m-%dT%H:%M:%S%.f` and
+// `%Y-%m-%d %H:%M:%S%.f` (where, as in strftime, the space matches any whitespace).
+macro_rules! date_items {
+    ($($time:expr)?) => {
+        &[
+            FormatItem::Numeric(Numeric::Year, Pad::Zero),
+            FormatItem::Literal("-"),
+            FormatItem::Numeric(Numeric::Month, Pad::Zero),
+            FormatItem::Literal("-"),
+            FormatItem::Numeric(Numeric::Day, Pad::Zero),
+            $(
+                $time,
+                FormatItem::Numeric(Numeric::Hour, Pad::Zero),
+                FormatItem::Literal(":"),
+                FormatItem::Numeric(Numeric::Minute, Pad::Zero),
+                FormatItem::Literal(":"),
+                FormatItem::Numeric(Numeric::Second, Pad::Zero),
+                FormatItem::Fixed(Fixed::Nanosecond),
+            )?
+        ]
+    };
+}
+const DATE: &[FormatItem<'static>] = date_items!();
+const DATE_T_TIME: &[FormatItem<'static>] = date_items!(FormatItem::Literal("T"));
+const DATE_SPACE_TIME: &[FormatItem<'static>] = date_items!(FormatItem::Space(" "));
+
+fn parse_with(s: &str, items: &[FormatItem<'static>]) -> Result<Parsed, format::ParseError> {
+    let mut parsed = Parsed::new();
+    format::parse(&mut parsed, s, items.iter())?;
+    Ok(parsed)
 }
 
 // ---- Streaming deserialisation for `transform` ----
@@ -476,6 +505,12 @@ mod tests {
             date_of(json!("2024-03-01T12:00:00")).unwrap(),
             "2024-03-01T12:00:00.000Z"
         );
+        assert_eq!(date_of(json!("2024-03-01T12:00:00.25")).unwrap(), "2024-03-01T12:00:00.250Z");
+        assert_eq!(date_of(json!("2024-03-01 12:00:00")).unwrap(), "2024-03-01T12:00:00.000Z");
+        assert_eq!(date_of(json!("2024-03-01 12:00:07.5")).unwrap(), "2024-03-01T12:00:07.500Z");
+        for bad in ["2024-03-01X12:00:00", "2024-13-01", "2024-02-30", "2024-03-01T25:00:00", "2024-03-01 12:00"] {
+            assert_eq!(date_of(json!(bad)), Err(DropReason::UnreadableDate), "{bad}");
+        }
     }
 
     #[test]

@@ -163,6 +163,16 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
     }
 }
 
+/// The query parameters of a serialised URL, decoded (`+` and `%xx`); a repeated
+/// name keeps its last value. The fragment is not part of the query.
+pub fn query_pairs(url: &str) -> std::collections::HashMap<String, String> {
+    let Some((_, rest)) = url.split_once('?') else {
+        return Default::default();
+    };
+    let query = rest.split_once('#').map_or(rest, |(query, _)| query);
+    form_urlencoded::parse(query.as_bytes()).into_owned().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,5 +242,15 @@ mod tests {
         assert!(!route("POST", "/api/workflow/start").unwrap().requires_auth());
         assert!(route("POST", "/jobs").unwrap().requires_auth());
         assert!(route("GET", "/jobs/dead-letters").unwrap().requires_auth());
+    }
+
+    #[test]
+    fn query_pairs_decode_and_ignore_the_fragment() {
+        let q = query_pairs("https://w.example.com/workflows/a/instances?wait=5%20seconds&x=a+b&x=c#wait=no");
+        assert_eq!(q.get("wait").map(String::as_str), Some("5 seconds"));
+        assert_eq!(q.get("x").map(String::as_str), Some("c"));
+        assert_eq!(q.len(), 2);
+        assert!(query_pairs("https://w.example.com/").is_empty());
+        assert!(query_pairs("https://w.example.com/?").is_empty());
     }
 }

@@ -11,6 +11,23 @@ pub enum NameError {
     StepName(String),
 }
 
+/// Params that do not fit a workflow's typed params, naming the field that does not
+/// (`items[0].quantity: invalid type: string "two", expected u32`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParamsMismatch(pub String);
+
+/// Reads params as a workflow's typed params. The HTTP API (to answer 400 before an
+/// instance exists) and the bridge (when the instance runs) both read params through
+/// this one function, so each workflow's params deserializer is compiled once.
+pub fn typed_params<P: serde::de::DeserializeOwned>(params: &serde_json::Value) -> Result<P, ParamsMismatch> {
+    serde_path_to_error::deserialize(params).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        ParamsMismatch(if path == "." { inner.to_string() } else { format!("{path}: {inner}") })
+    })
+}
+
 pub const MAX_INSTANCE_ID_LEN: usize = 100;
 pub const MAX_EVENT_TYPE_LEN: usize = 100;
 pub const MAX_STEP_NAME_LEN: usize = 256;

@@ -3,6 +3,7 @@
 use super::js;
 use crate::callback;
 use crate::step_error::StepError;
+use crate::validate;
 use serde::de::DeserializeOwned;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use wasm_bindgen::JsValue;
@@ -23,7 +24,7 @@ impl<P: DeserializeOwned> WorkflowEvent<P> {
     /// succeed, so they are a non-retryable error naming the mismatch.
     pub(crate) fn from_js(event: &JsValue, workflow_name: &str) -> Result<(Self, Option<String>), StepError> {
         let (params, callback_url) = callback::unwrap(js::from_js(&js::get(event, "payload"))?);
-        let payload = serde_json::from_value(params)
+        let payload = validate::typed_params(&params)
             .map_err(|e| StepError::NonRetryable(format!("params do not match the workflow's params: {e}")))?;
         let timestamp = js::get(event, "timestamp");
         let millis = if let Some(date) = wasm_bindgen::JsCast::dyn_ref::<js_sys::Date>(&timestamp) {

@@ -16,6 +16,19 @@ extern "C" {
     pub fn random_uuid() -> String;
 }
 
+/// Parses a URL with the runtime's WHATWG `URL`, the parser `fetch` itself uses.
+pub fn parse_url(url: &str) -> Result<crate::callback_url::UrlParts, String> {
+    let parsed = web_sys::Url::new(url).map_err(|e| error_message(&e))?;
+    let protocol = parsed.protocol();
+    Ok(crate::callback_url::UrlParts {
+        href: parsed.href(),
+        scheme: protocol.strip_suffix(':').unwrap_or(&protocol).to_string(),
+        username: parsed.username(),
+        password: parsed.password(),
+        hostname: parsed.hostname(),
+    })
+}
+
 /// A Rust value as a plain JS value, plus its JSON size in bytes.
 pub fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<(JsValue, usize), StepError> {
     let text = serde_json::to_string(value).map_err(|e| StepError::Serialization(format!("cannot serialise value: {e}")))?;

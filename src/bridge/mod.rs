@@ -53,15 +53,20 @@ pub(crate) async fn run<W: Workflow>(spec: &WorkflowSpec, event: JsValue, step: 
     let instance_id = event.instance_id.clone();
     let step = Step::new(step.unchecked_into(), &instance_id);
     let env: Env = env.unchecked_into();
+    // The output is serialised once, to the JSON text the engine gets (parsed in JS).
     let outcome = async {
         let output = W::new(env.clone()).run(event, step.clone()).await?;
-        let json = serde_json::to_value(&output).map_err(|e| StepError::Serialization(format!("workflow output cannot be serialised: {e}")))?;
-        StepError::check_result_size(&json.to_string())?;
-        Ok::<_, StepError>(json)
+        let text = serde_json::to_string(&output).map_err(|e| StepError::Serialization(format!("workflow output cannot be serialised: {e}")))?;
+        StepError::check_result_size(&text)?;
+        Ok::<_, StepError>(text)
     }
     .await;
     if let Some(url) = callback_url {
-        let report = match &outcome {
+        let output = match &outcome {
+            Ok(text) => serde_json::from_str(text).map_err(|e| StepError::Serialization(format!("workflow output does not read back: {e}"))),
+            Err(e) => Err(e.clone()),
+        };
+        let report = match &output {
             Ok(output) => callback::Outcome::Complete(output),
             Err(e) => callback::Outcome::Errored { name: e.js_name(), message: &e.to_string() },
         };
@@ -72,6 +77,6 @@ pub(crate) async fn run<W: Workflow>(spec: &WorkflowSpec, event: JsValue, step: 
             return Err(e.into());
         }
     }
-    let output = outcome?;
-    Ok(js::to_js(&output)?.0)
+    let text = outcome?;
+    Ok(js_sys::JSON::parse(&text).map_err(|e| StepError::Serialization(js::error_message(&e)))?)
 }

@@ -93,15 +93,28 @@ struct Inbox {
     waker: RefCell<Option<Waker>>,
 }
 
-type AttemptFuture<'a> = Pin<Box<dyn Future<Output = Result<JsValue, JsValue>> + 'a>>;
+/// One attempt of a step's closure: its result as the JS value to resolve with, and that
+/// value's JSON text.
+type AttemptFuture<'a> = Pin<Box<dyn Future<Output = Result<(JsValue, String), StepError>> + 'a>>;
+
+/// How the engine settled a step: the value, and our own JSON text of it when we know it.
+struct Settled {
+    value: JsValue,
+    own_text: Option<String>,
+}
 
 impl Step {
     pub(crate) fn new(js: JsWorkflowStep, instance_id: &str) -> Self {
         Step { js, instance_id: instance_id.into() }
     }
 
-    /// One structured log line per settled step, with the instance it belongs to.
-    fn log(&self, name: &str, kind: &str, attempts: u32, error: Option<&StepError>) {
+    /// A structured log line for a step that failed or needed retries. Steps that
+    /// succeed at once are not logged: the engine's own step history records them, and
+    /// a log line costs more than the step itself (about 1 ms each under `wrangler dev`).
+    fn log_exceptional(&self, name: &str, kind: &str, attempts: u32, error: Option<&StepError>) {
+        if error.is_none() && attempts <= 1 {
+            return;
+        }
         let line = serde_json::json!({
             "type": "step",
             "instance": &*self.instance_id,
@@ -136,12 +149,32 @@ impl Step {
         self.run_step(name, Some(config), f).await
     }
 
+    /// The typed part of a step, kept small because it is compiled once per call site:
+    /// the closure's result goes to JSON here and comes back from JSON here, and all the
+    /// rest is [`Step::run_attempts`], compiled once.
     async fn run_step<T, F, Fut>(&self, name: &str, config: Option<StepConfig>, f: F) -> Result<T, StepError>
     where
         T: Serialize + DeserializeOwned,
         F: Fn(StepContext) -> Fut,
         Fut: Future<Output = Result<T, StepError>>,
     {
+        let attempt = |context: StepContext| -> AttemptFuture<'_> {
+            let future = f(context);
+            Box::pin(async move { serialize_result(&future.await?) })
+        };
+        let settled = self.run_attempts(name, config, &attempt).await?;
+        match &settled.own_text {
+            Some(text) => serde_json::from_str(text).map_err(|e| StepError::Serialization(format!("step result does not read back: {e}"))),
+            None => js::from_js(&settled.value),
+        }
+    }
+
+    async fn run_attempts<'a>(
+        &self,
+        name: &str,
+        config: Option<StepConfig>,
+        attempt: &'a dyn Fn(StepContext) -> AttemptFuture<'a>,
+    ) -> Result<Settled, StepError> {
         validate::step_name(name)?;
         let config = match config {
             Some(config) => Some(js::to_js(&config.to_engine()?)?.0),
@@ -177,29 +210,30 @@ impl Step {
         .map_err(|e| js::step_error_from_js(&e))?;
         let mut engine = JsFuture::from(engine);
 
-        let mut running: Vec<(AttemptFuture<'_>, Function, Function)> = Vec::new();
+        let mut running: Vec<(AttemptFuture<'a>, Function, Function)> = Vec::new();
         let mut attempts_started = 0_u32;
-        let f = &f;
+        // The JSON text of the last attempt that succeeded: when it is the only attempt,
+        // the value the engine settles with is that one, so it is read back from this text
+        // rather than stringified again.
+        let mut last_ok_text: Option<String> = None;
         let outcome = poll_fn(|cx| {
             *inbox.waker.borrow_mut() = Some(cx.waker().clone());
-            while let Some(attempt) = inbox.attempts.borrow_mut().pop_front() {
+            while let Some(queued) = inbox.attempts.borrow_mut().pop_front() {
                 attempts_started += 1;
                 let context = StepContext {
-                    attempt: js::get(&attempt.context, "attempt").as_f64().map_or(attempts_started, |a| a as u32),
+                    attempt: js::get(&queued.context, "attempt").as_f64().map_or(attempts_started, |a| a as u32),
                     name: name.to_string(),
                 };
-                let future: AttemptFuture<'_> = Box::pin(async move {
-                    let value = f(context).await?;
-                    serialize_result(&value)
-                }
-                .map_err_js());
-                running.push((future, attempt.resolve, attempt.reject));
+                running.push((attempt(context), queued.resolve, queued.reject));
             }
             running.retain_mut(|(future, resolve, reject)| {
                 let settled = match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
                     Ok(Poll::Pending) => return true,
-                    Ok(Poll::Ready(Ok(value))) => resolve.call1(&JsValue::UNDEFINED, &value),
-                    Ok(Poll::Ready(Err(error))) => reject.call1(&JsValue::UNDEFINED, &error),
+                    Ok(Poll::Ready(Ok((value, text)))) => {
+                        last_ok_text = Some(text);
+                        resolve.call1(&JsValue::UNDEFINED, &value)
+                    }
+                    Ok(Poll::Ready(Err(error))) => reject.call1(&JsValue::UNDEFINED, &error.into()),
                     Err(panic) => reject.call1(&JsValue::UNDEFINED, &js::js_error("PanicError", &panic_message(&*panic))),
                 };
                 let _ = settled;
@@ -213,10 +247,10 @@ impl Step {
         drop(running);
         drop(callback);
         let result = match outcome {
-            Ok(value) => js::from_js(&value),
+            Ok(value) => Ok(Settled { value, own_text: last_ok_text.filter(|_| attempts_started == 1) }),
             Err(error) => Err(js::step_error_from_js(&error)),
         };
-        self.log(name, "do", attempts_started, result.as_ref().err());
+        self.log_exceptional(name, "do", attempts_started, result.as_ref().err());
         result
     }
 
@@ -226,7 +260,7 @@ impl Step {
         let duration = duration::within_sleep_limit(duration.into_duration()?)?;
         let promise = self.js.sleep(name, duration::as_millis(duration) as f64).map_err(|e| js::step_error_from_js(&e))?;
         let result = JsFuture::from(promise).await.map(drop).map_err(|e| js::step_error_from_js(&e));
-        self.log(name, "sleep", 0, result.as_ref().err());
+        self.log_exceptional(name, "sleep", 0, result.as_ref().err());
         result
     }
 
@@ -235,7 +269,7 @@ impl Step {
         validate::step_name(name)?;
         let promise = self.js.sleep_until(name, at.into_epoch_millis() as f64).map_err(|e| js::step_error_from_js(&e))?;
         let result = JsFuture::from(promise).await.map(drop).map_err(|e| js::step_error_from_js(&e));
-        self.log(name, "sleepUntil", 0, result.as_ref().err());
+        self.log_exceptional(name, "sleepUntil", 0, result.as_ref().err());
         result
     }
 
@@ -257,7 +291,7 @@ impl Step {
         }))?;
         let promise = self.js.wait_for_event(name, &options).map_err(|e| js::step_error_from_js(&e))?;
         let value = JsFuture::from(promise).await.map_err(|e| timeout_or_error(&e));
-        self.log(name, "waitForEvent", 0, value.as_ref().err());
+        self.log_exceptional(name, "waitForEvent", 0, value.as_ref().err());
         let value = value?;
         let raw: RawEvent<T> = js::from_js(&value)?;
         let millis = match raw.timestamp {
@@ -284,11 +318,12 @@ fn timeout_or_error(error: &JsValue) -> StepError {
     }
 }
 
-/// A step result as the JS value the engine stores, refused over 1 MiB.
-fn serialize_result<T: Serialize>(value: &T) -> Result<JsValue, StepError> {
+/// A step result as the JS value the engine stores and its JSON text, refused over 1 MiB.
+fn serialize_result<T: Serialize>(value: &T) -> Result<(JsValue, String), StepError> {
     let text = serde_json::to_string(value).map_err(|e| StepError::Serialization(format!("step result cannot be serialised: {e}")))?;
     StepError::check_result_size(&text)?;
-    js_sys::JSON::parse(&text).map_err(|e| StepError::Serialization(js::error_message(&e)))
+    let js = js_sys::JSON::parse(&text).map_err(|e| StepError::Serialization(js::error_message(&e)))?;
+    Ok((js, text))
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -299,10 +334,3 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".to_string());
     format!("step panicked: {text}")
 }
-
-trait MapErrJs: Future<Output = Result<JsValue, StepError>> + Sized {
-    fn map_err_js(self) -> impl Future<Output = Result<JsValue, JsValue>> {
-        async move { self.await.map_err(JsValue::from) }
-    }
-}
-impl<F: Future<Output = Result<JsValue, StepError>>> MapErrJs for F {}

@@ -11,7 +11,7 @@
 //! The load is idempotent on the record id (`ON CONFLICT(id) DO NOTHING`): a
 //! retried or restarted load never duplicates rows.
 
-use crate::bridge::{Step, Workflow, WorkflowEnv, WorkflowEvent};
+use crate::bridge::{js, Step, Workflow, WorkflowEnv, WorkflowEvent};
 use crate::records;
 use crate::outbound::ServiceCall;
 use crate::step_config::{Backoff, Retries, StepConfig};
@@ -110,8 +110,8 @@ fn load_config() -> StepConfig {
 
 /// The source URL, checked before any step: a malformed one cannot pass on a retry.
 fn check_source_url(source_url: &str) -> Result<(), StepError> {
-    let parsed = url::Url::parse(source_url).map_err(|e| StepError::non_retryable(format!("sourceUrl {source_url:?} is not a URL: {e}")))?;
-    match parsed.scheme() {
+    let parsed = js::parse_url(source_url).map_err(|e| StepError::non_retryable(format!("sourceUrl {source_url:?} is not a URL: {e}")))?;
+    match parsed.scheme.as_str() {
         "http" | "https" => Ok(()),
         other => Err(StepError::non_retryable(format!("sourceUrl must be http or https, not {other}"))),
     }
