@@ -80,7 +80,11 @@ pub fn normalize(value: &Value) -> Result<Record, DropReason> {
 /// Input that is not a JSON array (or is not valid JSON) is an error; elements
 /// that cannot be normalised are counted in [`Transformed::dropped`].
 pub fn transform(input: &[u8]) -> Result<Transformed, serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_slice(input);
+    // UTF-8 is checked once for the whole input, so the parser need not check each string.
+    let text = std::str::from_utf8(input).map_err(|e| {
+        <serde_json::Error as serde::de::Error>::custom(format_args!("the input is not UTF-8 (at byte {})", e.valid_up_to()))
+    })?;
+    let mut de = serde_json::Deserializer::from_str(text);
     // `deserialize_seq` rejects anything but an array; the visitor normalises
     // each element as it is read, so no element tree is ever materialised.
     let out = (&mut de).deserialize_seq(BatchVisitor)?;
@@ -95,7 +99,13 @@ pub fn is_valid_email(email: &str) -> bool {
     if email.is_empty() || email.len() > MAX_EMAIL_LEN {
         return false;
     }
-    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    // Byte by byte when ASCII, the common case; char by char only otherwise.
+    let clean = if email.is_ascii() {
+        !email.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    } else {
+        !email.chars().any(|c| c.is_whitespace() || c.is_control())
+    };
+    if !clean {
         return false;
     }
     let Some((local, domain)) = email.split_once('@') else {
@@ -702,6 +712,16 @@ mod tests {
             );
         }
         assert_eq!(transform(b" [ ] ").unwrap(), Transformed::default());
+        let not_utf8 = transform(b"[{\"id\": \"a\xff\"}]").unwrap_err();
+        assert!(not_utf8.to_string().contains("not UTF-8 (at byte 10)"), "{not_utf8}");
+    }
+
+    #[test]
+    fn emails_with_unicode_whitespace_or_controls_are_invalid() {
+        assert!(is_valid_email("jos\u{e9}@example.com"));
+        for bad in ["a\u{a0}b@example.com", "a@exa\u{2028}mple.com", "a\u{7f}@example.com", "a\tb@example.com", "a\u{85}@example.com"] {
+            assert!(!is_valid_email(bad), "{bad:?}");
+        }
     }
 
     #[test]

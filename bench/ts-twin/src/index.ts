@@ -218,7 +218,7 @@ export class OrderWorkflow extends WorkflowEntrypoint<Env, OrderParams> {
 type TourAction =
   | { noop: { name: string; count: number } }
   | { download: { name: string; url: string } }
-  | { transform: { name: string; url: string } };
+  | { transform: { name: string; url: string; repeat?: number } };
 
 interface TourParams {
   actions: TourAction[];
@@ -247,19 +247,24 @@ async function perform(step: WorkflowStep, action: TourAction): Promise<unknown>
     });
   }
   if ("transform" in action) {
-    // Downloads and normalises the records; only the counts leave the step.
-    const { name, url } = action.transform;
+    // Downloads and normalises the records (parse included), `repeat` times over the same
+    // body as the Rust Worker does; only the counts leave the step.
+    const { name, url, repeat = 1 } = action.transform;
     return step.do(name, async () => {
-      const response = await fetchSource(url);
-      let data: unknown;
-      try {
-        data = await response.json();
-      } catch (e) {
-        throw new NonRetryableError(`the source data (${url}) is not JSON: ${e}`);
+      const text = await (await fetchSource(url)).text();
+      let counts = { records: 0, dropped: 0 };
+      for (let i = 0; i < Math.max(1, repeat); i++) {
+        let data: unknown;
+        try {
+          data = JSON.parse(text);
+        } catch (e) {
+          throw new NonRetryableError(`the source data (${url}) is not JSON: ${e}`);
+        }
+        if (!Array.isArray(data)) throw new NonRetryableError(`the source data (${url}) is not a JSON array of records`);
+        const { records, dropped } = transform(data);
+        counts = { records: records.length, dropped };
       }
-      if (!Array.isArray(data)) throw new NonRetryableError(`the source data (${url}) is not a JSON array of records`);
-      const { records, dropped } = transform(data);
-      return { name, records: records.length, dropped };
+      return { name, ...counts };
     });
   }
   throw new NonRetryableError(`the step-tour action ${JSON.stringify(Object.keys(action))} is not supported by the TypeScript twin`);
@@ -398,10 +403,11 @@ function checkTourParams(params: unknown): string | null {
       if (typeof body.name !== "string") return `${path}.name: expected a string`;
       if (!isU32(body.count)) return `${path}.count: expected an integer from 0 to 4294967295`;
     } else if (kind === "download" || kind === "transform") {
-      const problem = checkFields(body, path, ["name", "url"]);
+      const problem = checkFields(body, path, ["name", "url"], kind === "transform" ? ["repeat"] : []);
       if (problem) return problem;
       if (typeof body.name !== "string") return `${path}.name: expected a string`;
       if (typeof body.url !== "string") return `${path}.url: expected a string`;
+      if (body.repeat !== undefined && !isU32(body.repeat)) return `${path}.repeat: expected an integer from 0 to 4294967295`;
     } else if (!["call", "panic", "nonRetryable", "sleep", "sleepUntil", "waitForEvent", "parallel", "oversized"].includes(kind)) {
       return `actions[${i}]: unknown action \`${kind}\``;
     }
