@@ -143,6 +143,31 @@ async function measureOrders(server, name) {
   return performance.now() - t0;
 }
 
+/// The issue's targets, each read off the table: a figure's own value (`absolute`) or its
+/// Rust/TS ratio, with the bound it must stay under (`max`) or over (`min`).
+const TARGETS = [
+  { figure: "upload, gzip (KiB)", name: "gzip upload", absolute: true, max: 300, unit: " KiB" },
+  { figure: "start-up CPU, median (ms)", name: "start-up CPU", max: 1.5 },
+  { figure: "step overhead", name: "step overhead", max: 1.1 },
+  { figure: "transform of", name: "transform", max: 0.7 },
+  { figure: "status route, c=32", name: "status-route throughput", min: 0.9 },
+];
+
+function targetVerdicts(rows, fmt) {
+  return TARGETS.flatMap((t) => {
+    const row = rows.find(([k]) => k.startsWith(t.figure));
+    if (!row) return [];
+    const [, rust, ts] = row;
+    const value = t.absolute ? rust : rust / ts;
+    const shown = t.absolute ? `${fmt(value)}${t.unit}` : `${value.toFixed(2)}× TypeScript`;
+    const bound = t.max !== undefined ? `at most ${t.max}${t.absolute ? t.unit : "×"}` : `at least ${t.min}×`;
+    const met = t.max !== undefined ? value <= t.max : value >= t.min;
+    const by = t.max !== undefined ? value - t.max : t.min - value;
+    const miss = t.absolute ? `${fmt(by)}${t.unit} (${((100 * by) / t.max).toFixed(0)}%)` : `${by.toFixed(2)}×`;
+    return [`- ${t.name}: ${shown}, target ${bound}: ${met ? "met" : `**missed** by ${miss}`}`];
+  });
+}
+
 function versions() {
   const v = (cmd, args) => {
     try { return execFileSync(cmd, args, { env }).toString().trim().split("\n")[0]; } catch { return "unknown"; }
@@ -221,6 +246,7 @@ async function main() {
   }
 
   const fmt = (x) => (Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(2));
+  const verdicts = targetVerdicts(rows, fmt);
   const table = [
     "| figure | Rust | TypeScript | Rust / TS |",
     "| --- | ---: | ---: | ---: |",
@@ -228,6 +254,7 @@ async function main() {
   ].join("\n");
   console.log(table);
   if (notes.length) console.log(`\nChecks: ${notes.join("; ")}.`);
+  if (verdicts.length) console.log(`\nTargets:\n${verdicts.join("\n")}`);
   if (process.env.BENCH_ONLY) {
     log("BENCH_ONLY is set: bench/results.md is left as it was");
   } else {
@@ -240,6 +267,9 @@ ${table}
 
 Checks: ${notes.join("; ")}.
 
+Targets (from the benchmarks issue):
+${verdicts.join("\n")}
+
 How each figure is taken:
 - upload: \`wrangler deploy --dry-run\` of each Worker.
 - start-up CPU: \`wrangler check startup\`'s CPU profile, non-idle sample time.
@@ -249,6 +279,8 @@ How each figure is taken:
 - orders: ${ORDERS} \`order-processing\` instances created at once against the loopback stand-ins, until all are complete (fulfillmentDelay 1 second).
 
 Machine: ${v.machine}. Versions: wrangler ${v.wrangler}, workerd ${v.workerd}, ${v.rustc}, Node ${v.node}.
+
+${readFileSync(path.join(root, "bench/analysis.md"), "utf8").trim()}
 `;
     writeFileSync(path.join(root, "bench/results.md"), report);
     log("written to bench/results.md");
