@@ -128,6 +128,10 @@ describe("HTTP API", { concurrency: true }, () => {
       assert.equal(res.status, 400, callbackUrl);
       assert.equal(res.body.error.code, "invalid_callback_url");
     }
+    // Parsed by the runtime's URL: the message names the URL without its credentials.
+    const res = await api("POST", "/workflows/step-tour/instances", { params: quick, callbackUrl: "https://user:s3cret@hooks.example.com/x" });
+    assert.match(res.body.error.message, /"https:\/\/hooks\.example\.com\/x" must not contain a user name or password/);
+    assert.doesNotMatch(res.body.error.message, /s3cret|user:/);
   });
 
   it("many concurrent creates with one id: one instance, one run", async () => {

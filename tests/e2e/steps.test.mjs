@@ -3,6 +3,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { worker, api, createInstance, getInstance, waitFor, finished, uniqueId, sleep } from "./harness.mjs";
+import { validSourceRecords } from "./standin.mjs";
 
 const tour = (id, actions) => createInstance("step-tour", { id, params: { actions } });
 const fastRetries = { limit: 2, delay: "1 second", backoff: "constant" };
@@ -61,6 +62,18 @@ describe("step API", { concurrency: true }, () => {
     const done = await waitFor("step-tour", id, finished);
     assert.equal(done.status, "complete", JSON.stringify(done));
     assert.deepEqual(done.output[0].results, [0, 1, 2, 3, 4, 5, 6, 7]);
+  });
+
+  it("the benchmark's transform step normalises downloaded records, repeated, with the same counts", async () => {
+    const { standin } = await worker();
+    const id = uniqueId("transform");
+    const n = 600;
+    const url = `${standin.url}/source/${id}?n=${n}`;
+    assert.equal((await tour(id, [{ transform: { name: "t1", url } }, { transform: { name: "t3", url, repeat: 3 } }])).status, 201);
+    const done = await waitFor("step-tour", id, finished);
+    assert.equal(done.status, "complete", JSON.stringify(done));
+    const counts = { records: validSourceRecords(n), dropped: n - validSourceRecords(n) };
+    assert.deepEqual(done.output, [{ name: "t1", ...counts }, { name: "t3", ...counts }]);
   });
 
   it("a non-retryable error errors the instance with its message intact", async () => {
