@@ -32,8 +32,12 @@ pub fn parse_url(url: &str) -> Result<crate::callback_url::UrlParts, String> {
 /// A Rust value as a plain JS value, plus its JSON size in bytes.
 pub fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<(JsValue, usize), StepError> {
     let text = serde_json::to_string(value).map_err(|e| StepError::Serialization(format!("cannot serialise value: {e}")))?;
-    let js = JSON::parse(&text).map_err(|e| StepError::Serialization(error_message(&e)))?;
-    Ok((js, text.len()))
+    Ok((parse_json_text(&text)?, text.len()))
+}
+
+/// JSON text serde_json wrote, as the plain JS value it stands for.
+pub fn parse_json_text(text: &str) -> Result<JsValue, StepError> {
+    JSON::parse(text).map_err(|e| StepError::Serialization(error_message(&e)))
 }
 
 /// A JS value as a Rust value; `undefined` reads as null, so `()` and `Option` work.

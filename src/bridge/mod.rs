@@ -78,5 +78,5 @@ pub(crate) async fn run<W: Workflow>(spec: &WorkflowSpec, event: JsValue, step: 
         }
     }
     let text = outcome?;
-    Ok(js_sys::JSON::parse(&text).map_err(|e| StepError::Serialization(js::error_message(&e)))?)
+    Ok(js::parse_json_text(&text)?)
 }

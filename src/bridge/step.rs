@@ -322,8 +322,7 @@ fn timeout_or_error(error: &JsValue) -> StepError {
 fn serialize_result<T: Serialize>(value: &T) -> Result<(JsValue, String), StepError> {
     let text = serde_json::to_string(value).map_err(|e| StepError::Serialization(format!("step result cannot be serialised: {e}")))?;
     StepError::check_result_size(&text)?;
-    let js = js_sys::JSON::parse(&text).map_err(|e| StepError::Serialization(js::error_message(&e)))?;
-    Ok((js, text))
+    Ok((js::parse_json_text(&text)?, text))
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
