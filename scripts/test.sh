@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# Runs every test: the pure core on the host (cargo test), then the built Worker
-# on the local workerd runtime (wrangler dev) driven over HTTP with loopback
+# Runs every test and quality gate: formatting, clippy (host and wasm32, warnings are
+# errors, unused dependencies included), the host tests (cargo test), then the built
+# Worker on the local workerd runtime (wrangler dev) driven over HTTP with loopback
 # stand-ins for outside services (tests/e2e, node:test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+
+echo "== formatting (cargo fmt --check)"
+cargo fmt --check
+
+echo "== lints (cargo clippy, host and wasm32)"
+cargo clippy --quiet --all-targets -- -D warnings
+cargo clippy --quiet --all-targets --target wasm32-unknown-unknown -- -D warnings
 
 echo "== host tests (cargo test)"
 cargo test --quiet

@@ -12,21 +12,21 @@ fn start() {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
-    crate::http::handle(req, env).await
+    crate::http::handler::handle(req, env).await
 }
 
 /// `run(event, step)` of the workflow class `class_name`. A panic anywhere in the
 /// run rejects this promise (with the panic-unwind build) instead of aborting the isolate.
 #[wasm_bindgen]
 pub fn run_workflow(class_name: String, event: JsValue, step: JsValue, env: JsValue, _ctx: JsValue) -> js_sys::Promise {
-    wasm_bindgen_futures::future_to_promise(AssertUnwindSafe(async move {
-        crate::workflows::dispatch(&class_name, event, step, env).await
-    }))
+    wasm_bindgen_futures::future_to_promise(AssertUnwindSafe(
+        async move { crate::workflows::dispatch(&class_name, event, step, env).await },
+    ))
 }
 
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-    crate::cron::run(&event.cron(), event.schedule(), &env).await;
+    crate::triggers::cron::run(&event.cron(), event.schedule(), &env).await;
 }
 
 /// The queue consumer, bound by hand (not `#[event(queue)]`) to read each message's
@@ -34,7 +34,7 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
 #[wasm_bindgen]
 pub fn queue(batch: JsValue, env: JsValue, _ctx: JsValue) -> js_sys::Promise {
     wasm_bindgen_futures::future_to_promise(AssertUnwindSafe(async move {
-        crate::queue::consume(batch.unchecked_into(), env.unchecked_into()).await;
+        crate::triggers::queue::consume(batch.unchecked_into(), env.unchecked_into()).await;
         Ok(JsValue::UNDEFINED)
     }))
 }

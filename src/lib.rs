@@ -1,47 +1,34 @@
-//! Cloudflare Workflows in Rust.
+//! Cloudflare Workflows in Rust: one Worker with workflows, an HTTP API, a queue
+//! consumer and cron triggers.
 //!
-//! The pure core (every module not gated on `wasm32`) holds the logic and is
-//! tested on the host with `cargo test`; the wasm edge (`bridge`, `outbound`,
-//! `workflows`, `http`, `entry`) is a thin layer over it.
+//! Read top-down, the folders tell the story of a request and of a step:
+//! - `entry`: the Worker's entry points (fetch, queue, scheduled, and `run_workflow`,
+//!   which the shim's workflow classes call);
+//! - `http`: the HTTP API, from route to response;
+//! - `triggers`: instances started by the queue and by crons;
+//! - `registry`: the one place a workflow is registered;
+//! - `workflows`: one file per workflow;
+//! - `bridge`: the engine and the outside world in Rust (steps, events, the Workflow
+//!   binding, the env, outbound calls);
+//! - `core`: the pure rules everything shares, tested on the host.
+//!
+//! Each folder's `mod.rs` says what it holds and what it may depend on; the
+//! `layering` test holds them to it. The pure parts build on the host; the wasm edge
+//! (gated on `wasm32`) is a thin layer over them.
 
-// Pure core.
-pub mod api;
-pub mod auth;
-pub mod callback;
-pub mod callback_url;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod config_check;
-pub mod duration;
-pub mod engine_error;
-pub mod instance_index;
-pub mod jobs;
-pub mod openapi;
-pub mod poll;
+#![warn(unused_crate_dependencies)]
+
+pub mod core;
+pub mod http;
 pub mod registry;
-pub mod retention;
-pub mod records;
-pub mod routes;
-pub mod service;
-pub mod status;
-pub mod step_config;
-pub mod step_error;
-pub mod validate;
-pub mod webhook;
+pub mod triggers;
 
-// Wasm edge.
 #[cfg(target_arch = "wasm32")]
 pub mod bridge;
 #[cfg(target_arch = "wasm32")]
-mod cron;
-#[cfg(target_arch = "wasm32")]
 mod entry;
 #[cfg(target_arch = "wasm32")]
-mod http;
-#[cfg(target_arch = "wasm32")]
-pub mod instances;
-#[cfg(target_arch = "wasm32")]
-pub mod outbound;
-#[cfg(target_arch = "wasm32")]
-mod queue;
-#[cfg(target_arch = "wasm32")]
 pub mod workflows;
+
+#[cfg(test)]
+mod layering;

@@ -4,9 +4,9 @@
 //! `NotFound`, never a panic.
 
 use super::js;
-use crate::engine_error::BindingError;
-use crate::status::InstanceStatus;
-use crate::validate;
+use crate::core::engine_error::BindingError;
+use crate::core::status::InstanceStatus;
+use crate::core::validate;
 use js_sys::{Array, Promise, Reflect};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;

@@ -1,7 +1,7 @@
 //! What workflows need from the Worker's env, as step errors: a missing var or
 //! binding is configuration that no retry can fix, so it is non-retryable.
 
-use crate::step_error::StepError;
+use crate::core::step_error::StepError;
 use worker::{Bucket, D1Database, Env};
 
 pub trait WorkflowEnv {

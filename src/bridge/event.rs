@@ -1,9 +1,9 @@
 //! The event a workflow instance runs with.
 
 use super::js;
-use crate::callback;
-use crate::step_error::StepError;
-use crate::validate;
+use crate::core::callback;
+use crate::core::step_error::StepError;
+use crate::core::validate;
 use serde::de::DeserializeOwned;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use wasm_bindgen::JsValue;

@@ -3,7 +3,7 @@
 //! become objects, `None` becomes null, and the serialised size is known exactly,
 //! which the 1 MiB step-result limit needs.
 
-use crate::step_error::StepError;
+use crate::core::step_error::StepError;
 use js_sys::{Error as JsError, Reflect, JSON};
 use serde::{de::DeserializeOwned, Serialize};
 use wasm_bindgen::prelude::*;
@@ -17,10 +17,10 @@ extern "C" {
 }
 
 /// Parses a URL with the runtime's WHATWG `URL`, the parser `fetch` itself uses.
-pub fn parse_url(url: &str) -> Result<crate::callback_url::UrlParts, String> {
+pub fn parse_url(url: &str) -> Result<crate::core::callback_url::UrlParts, String> {
     let parsed = web_sys::Url::new(url).map_err(|e| error_message(&e))?;
     let protocol = parsed.protocol();
-    Ok(crate::callback_url::UrlParts {
+    Ok(crate::core::callback_url::UrlParts {
         href: parsed.href(),
         scheme: protocol.strip_suffix(':').unwrap_or(&protocol).to_string(),
         username: parsed.username(),
@@ -45,12 +45,10 @@ pub fn from_js<T: DeserializeOwned>(value: &JsValue) -> Result<T, StepError> {
     let text = if value.is_undefined() {
         "null".to_string()
     } else {
-        JSON::stringify(value)
-            .map_err(|e| StepError::Serialization(error_message(&e)))?
-            .as_string()
-            .unwrap_or_else(|| "null".to_string())
+        JSON::stringify(value).map_err(|e| StepError::Serialization(error_message(&e)))?.as_string().unwrap_or_else(|| "null".to_string())
     };
-    serde_json::from_str(&text).map_err(|e| StepError::Serialization(format!("unexpected value from the engine ({e}): {}", truncate(&text, 200))))
+    serde_json::from_str(&text)
+        .map_err(|e| StepError::Serialization(format!("unexpected value from the engine ({e}): {}", truncate(&text, 200))))
 }
 
 fn truncate(s: &str, max: usize) -> &str {
@@ -93,10 +91,7 @@ pub fn error_message(value: &JsValue) -> String {
     if let Some(s) = value.as_string() {
         return s;
     }
-    Reflect::get(value, &"message".into())
-        .ok()
-        .and_then(|m| m.as_string())
-        .unwrap_or_else(|| format!("{value:?}"))
+    Reflect::get(value, &"message".into()).ok().and_then(|m| m.as_string()).unwrap_or_else(|| format!("{value:?}"))
 }
 
 /// A rejection from the engine as a typed step error.

@@ -1,11 +1,17 @@
 //! The bridge between the engine (JS) and workflows (Rust): the `Workflow` trait,
-//! the step handle, the event, the Workflow binding, and values and errors across
-//! the boundary.
+//! the step handle (`step`), the event (`event`), the Workflow binding (`binding`)
+//! and the instance index's claimed creates (`instances`), the env (`env`), calls to
+//! outside services (`outbound`), webhook delivery, and values and errors across the
+//! boundary (`js`). Everything here is the wasm edge.
+//!
+//! May depend on: `core`, `registry`. Never on workflows, triggers or the HTTP API.
 
 pub mod binding;
 pub mod env;
 pub mod event;
+pub mod instances;
 pub(crate) mod js;
+pub mod outbound;
 pub mod step;
 mod webhook_delivery;
 
@@ -14,9 +20,9 @@ pub use env::WorkflowEnv;
 pub use event::WorkflowEvent;
 pub use step::{ReceivedEvent, Step, StepContext};
 
-use crate::callback;
+use crate::core::callback;
+use crate::core::step_error::StepError;
 use crate::registry::WorkflowSpec;
-use crate::step_error::StepError;
 use serde::{de::DeserializeOwned, Serialize};
 use std::future::Future;
 use wasm_bindgen::{JsCast, JsValue};
@@ -29,9 +35,8 @@ pub(crate) fn js_error_text(value: &JsValue) -> String {
 
 /// A workflow: typed params in, typed output out, steps in between.
 ///
-/// Implement it on a type named like the class in `wrangler.jsonc`, list it in
-/// `src/registry.rs` and in `workflows!` (`src/workflows/mod.rs`), and export the
-/// class from `shim/index.mjs`. `build.rs` checks the three agree.
+/// Implement it on a type named like its `class_name` in a file of `src/workflows/`
+/// named after the workflow, and register it in `src/registry/mod.rs`.
 pub trait Workflow: Sized + 'static {
     type Params: DeserializeOwned;
     type Output: Serialize;
@@ -56,14 +61,17 @@ pub(crate) async fn run<W: Workflow>(spec: &WorkflowSpec, event: JsValue, step: 
     // The output is serialised once, to the JSON text the engine gets (parsed in JS).
     let outcome = async {
         let output = W::new(env.clone()).run(event, step.clone()).await?;
-        let text = serde_json::to_string(&output).map_err(|e| StepError::Serialization(format!("workflow output cannot be serialised: {e}")))?;
+        let text =
+            serde_json::to_string(&output).map_err(|e| StepError::Serialization(format!("workflow output cannot be serialised: {e}")))?;
         StepError::check_result_size(&text)?;
         Ok::<_, StepError>(text)
     }
     .await;
     if let Some(url) = callback_url {
         let output = match &outcome {
-            Ok(text) => serde_json::from_str(text).map_err(|e| StepError::Serialization(format!("workflow output does not read back: {e}"))),
+            Ok(text) => {
+                serde_json::from_str(text).map_err(|e| StepError::Serialization(format!("workflow output does not read back: {e}")))
+            }
             Err(e) => Err(e.clone()),
         };
         let report = match &output {

@@ -8,10 +8,10 @@
 //! that attempt only, like any other error, for the engine to retry.
 
 use super::js;
-use crate::duration::{self, IntoDuration, IntoEpochMillis};
-use crate::step_config::StepConfig;
-use crate::step_error::StepError;
-use crate::validate;
+use crate::core::duration::{self, IntoDuration, IntoEpochMillis};
+use crate::core::step_config::StepConfig;
+use crate::core::step_error::StepError;
+use crate::core::validate;
 use js_sys::{Function, Promise};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::cell::RefCell;
@@ -311,7 +311,9 @@ impl Step {
 /// name this engine version gives it.
 fn timeout_or_error(error: &JsValue) -> StepError {
     match js::step_error_from_js(error) {
-        StepError::Failed(message) if message.to_ascii_lowercase().contains("timed out") || message.to_ascii_lowercase().contains("timeout") => {
+        StepError::Failed(message)
+            if message.to_ascii_lowercase().contains("timed out") || message.to_ascii_lowercase().contains("timeout") =>
+        {
             StepError::Timeout(message)
         }
         other => other,

@@ -2,11 +2,11 @@
 //! Standard Webhooks with the `WEBHOOK_SECRET` secret.
 
 use super::{Step, WorkflowEnv};
-use crate::outbound::ServiceCall;
-use crate::step_config::{Backoff, Retries, StepConfig};
-use crate::step_error::StepError;
-use crate::webhook::WebhookKey;
-use crate::{callback, callback_url};
+use crate::bridge::outbound::ServiceCall;
+use crate::core::step_config::{Backoff, Retries, StepConfig};
+use crate::core::step_error::StepError;
+use crate::core::webhook::WebhookKey;
+use crate::core::{callback, callback_url};
 use worker::Env;
 
 /// Receivers get 10 tries over about 1.5 hours (10 s doubling, engine-capped).
@@ -21,7 +21,8 @@ pub(super) async fn send(step: &Step, env: &Env, workflow: &str, instance_id: &s
         .map_err(|_| StepError::NonRetryable("callbacks need the secret WEBHOOK_SECRET".into()))?;
     let key = WebhookKey::from_secret(&secret).map_err(|e| StepError::NonRetryable(format!("WEBHOOK_SECRET: {e}")))?;
     // Checked again here: the URL may have been given to the binding directly.
-    let url = callback_url::check(url, super::js::parse_url, env.flag("ALLOW_INSECURE_CALLBACKS")).map_err(|e| StepError::NonRetryable(e.to_string()))?;
+    let url = callback_url::check(url, super::js::parse_url, env.flag("ALLOW_INSECURE_CALLBACKS"))
+        .map_err(|e| StepError::NonRetryable(e.to_string()))?;
     let message_id = callback::message_id(workflow, instance_id);
     step.run_with("send-callback", delivery_config(), |_| async {
         // Signed per attempt, so the timestamp is fresh for the receiver's tolerance window.

@@ -4,8 +4,8 @@
 //! nobody answered in time.
 
 use crate::bridge::{Step, Workflow, WorkflowEnv, WorkflowEvent};
-use crate::duration::DurationParam;
-use crate::step_error::StepError;
+use crate::core::duration::DurationParam;
+use crate::core::step_error::StepError;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use wasm_bindgen::JsValue;

@@ -12,10 +12,10 @@
 //! retried or restarted load never duplicates rows.
 
 use crate::bridge::{js, Step, Workflow, WorkflowEnv, WorkflowEvent};
-use crate::records;
-use crate::outbound::ServiceCall;
-use crate::step_config::{Backoff, Retries, StepConfig};
-use crate::step_error::StepError;
+use crate::core::records;
+use crate::bridge::outbound::ServiceCall;
+use crate::core::step_config::{Backoff, Retries, StepConfig};
+use crate::core::step_error::StepError;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use wasm_bindgen::JsValue;

@@ -3,11 +3,11 @@
 //! on the real engine (retries, panics, sleeps, events, fan-out, limits).
 
 use crate::bridge::{Step, Workflow, WorkflowEvent};
-use crate::duration::DurationParam;
-use crate::outbound::ServiceCall;
-use crate::records;
-use crate::step_config::{Backoff, Retries, StepConfig};
-use crate::step_error::StepError;
+use crate::core::duration::DurationParam;
+use crate::bridge::outbound::ServiceCall;
+use crate::core::records;
+use crate::core::step_config::{Backoff, Retries, StepConfig};
+use crate::core::step_error::StepError;
 use futures_util::future::try_join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};

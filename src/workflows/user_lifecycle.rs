@@ -3,10 +3,10 @@
 //! email only to those who did not. Emails go to `{NOTIFY_URL}/send`.
 
 use crate::bridge::{Step, Workflow, WorkflowEnv, WorkflowEvent};
-use crate::duration::DurationParam;
-use crate::outbound::ServiceCall;
-use crate::service::join_url;
-use crate::step_error::StepError;
+use crate::core::duration::DurationParam;
+use crate::bridge::outbound::ServiceCall;
+use crate::core::service::join_url;
+use crate::core::step_error::StepError;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::time::Duration;

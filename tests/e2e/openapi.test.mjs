@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { api, worker, uniqueId } from "./harness.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const disk = JSON.parse(readFileSync(path.join(here, "../../src/openapi.json"), "utf8"));
+const disk = JSON.parse(readFileSync(path.join(here, "../../src/http/openapi.json"), "utf8"));
 
 const METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 

@@ -1,0 +1,678 @@
+//! Normalisation of user records: the CPU-heavy transform step of the data
+//! pipeline workflow.
+//!
+//! Upstream systems send a JSON array of `{id, name, email, createdAt}`
+//! objects and disagree on formats (string or integer ids, RFC 3339, RFC 2822
+//! or epoch-millisecond dates, stray whitespace, mixed-case emails). This
+//! module turns them into one uniform [`Record`] shape. A record that cannot
+//! be normalised is dropped and counted rather than failing the batch: one bad
+//! row must not sink a 50,000-row step.
+//!
+//! [`transform`] streams the array straight into normalised records, borrowing
+//! strings from the input where it can, so a large batch is parsed once and no
+//! intermediate `serde_json::Value` tree is built. [`normalize`] applies the
+//! same rules to an already-parsed `Value`; both go through [`Fields`] so the
+//! rules live in one place.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use chrono::format::{self, Fixed, Item as FormatItem, Numeric, Pad, Parsed};
+use chrono::{DateTime, Datelike, NaiveDateTime, SecondsFormat, Utc};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A normalised user record.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    /// Trimmed id; integer ids are rendered in decimal.
+    pub id: String,
+    /// Trimmed name; empty when the input had none.
+    pub name: String,
+    /// Trimmed, lower-cased, validated email.
+    pub email: String,
+    /// ISO-8601 UTC with millisecond precision, e.g. `2024-03-01T10:00:00.000Z`.
+    pub created_at: String,
+}
+
+/// Why a record was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// The array element is not a JSON object.
+    NotAnObject,
+    /// The id is missing, empty, or neither a string nor an integer.
+    MissingId,
+    /// The email is missing, not a string, or fails [`is_valid_email`].
+    InvalidEmail,
+    /// `createdAt` is missing or in no recognised format.
+    UnreadableDate,
+}
+
+/// The outcome of [`transform`]: the records that survived, and how many did not.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Transformed {
+    pub records: Vec<Record>,
+    pub dropped: usize,
+}
+
+/// RFC 5321 caps a forward path at 256 octets including the angle brackets.
+const MAX_EMAIL_LEN: usize = 254;
+
+/// Normalise one already-parsed record.
+pub fn normalize(value: &Value) -> Result<Record, DropReason> {
+    let Value::Object(map) = value else {
+        return Err(DropReason::NotAnObject);
+    };
+    let field = |key: &str| map.get(key).map(Scalar::from_value);
+    Fields { id: field("id"), name: field("name"), email: field("email"), created_at: field("createdAt") }.normalize()
+}
+
+/// Parse `input` as a JSON array of records and normalise every element.
+///
+/// Input that is not a JSON array (or is not valid JSON) is an error; elements
+/// that cannot be normalised are counted in [`Transformed::dropped`].
+pub fn transform(input: &[u8]) -> Result<Transformed, serde_json::Error> {
+    // UTF-8 is checked once for the whole input, so the parser need not check each string.
+    let text = std::str::from_utf8(input).map_err(|e| {
+        <serde_json::Error as serde::de::Error>::custom(format_args!("the input is not UTF-8 (at byte {})", e.valid_up_to()))
+    })?;
+    let mut de = serde_json::Deserializer::from_str(text);
+    // `deserialize_seq` rejects anything but an array; the visitor normalises
+    // each element as it is read, so no element tree is ever materialised.
+    let out = (&mut de).deserialize_seq(BatchVisitor)?;
+    de.end()?;
+    Ok(out)
+}
+
+/// The simple, sensible email check: at most 254 bytes, no whitespace or
+/// control characters, exactly one `@` with a non-empty local part, and a
+/// domain containing a dot with no empty labels.
+pub fn is_valid_email(email: &str) -> bool {
+    if email.is_empty() || email.len() > MAX_EMAIL_LEN {
+        return false;
+    }
+    // Byte by byte when ASCII, the common case; char by char only otherwise.
+    let clean = if email.is_ascii() {
+        !email.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    } else {
+        !email.chars().any(|c| c.is_whitespace() || c.is_control())
+    };
+    if !clean {
+        return false;
+    }
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !local.is_empty() && !domain.contains('@') && domain.contains('.') && domain.split('.').all(|label| !label.is_empty())
+}
+
+/// A field value reduced to what the rules care about. Strings borrow from the
+/// input when they contain no escapes.
+#[derive(Debug)]
+enum Scalar<'a> {
+    Str(Cow<'a, str>),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    /// null, bool, array or object: never a usable id, email or date.
+    Other,
+}
+
+impl<'a> Scalar<'a> {
+    fn from_value(value: &'a Value) -> Self {
+        match value {
+            Value::String(s) => Scalar::Str(Cow::Borrowed(s)),
+            Value::Number(n) => {
+                if let Some(i) = n.as_i64() {
+                    Scalar::Int(i)
+                } else if let Some(u) = n.as_u64() {
+                    Scalar::UInt(u)
+                } else {
+                    n.as_f64().map_or(Scalar::Other, Scalar::Float)
+                }
+            }
+            _ => Scalar::Other,
+        }
+    }
+}
+
+/// The four fields of a record, however they were read.
+#[derive(Debug, Default)]
+struct Fields<'a> {
+    id: Option<Scalar<'a>>,
+    name: Option<Scalar<'a>>,
+    email: Option<Scalar<'a>>,
+    created_at: Option<Scalar<'a>>,
+}
+
+impl Fields<'_> {
+    fn normalize(self) -> Result<Record, DropReason> {
+        let id = match self.id {
+            Some(Scalar::Str(s)) => match s.trim() {
+                "" => return Err(DropReason::MissingId),
+                t => t.to_owned(),
+            },
+            Some(Scalar::Int(i)) => i.to_string(),
+            Some(Scalar::UInt(u)) => u.to_string(),
+            _ => return Err(DropReason::MissingId),
+        };
+        let email = match &self.email {
+            Some(Scalar::Str(s)) if is_valid_email(s.trim()) => s.trim().to_lowercase(),
+            _ => return Err(DropReason::InvalidEmail),
+        };
+        let created_at =
+            self.created_at.as_ref().and_then(parse_date).ok_or(DropReason::UnreadableDate)?.to_rfc3339_opts(SecondsFormat::Millis, true);
+        // A name is optional: anything but a string counts as absent.
+        let name = match self.name {
+            Some(Scalar::Str(s)) => s.trim().to_owned(),
+            _ => String::new(),
+        };
+        Ok(Record { id, name, email, created_at })
+    }
+}
+
+fn parse_date(value: &Scalar<'_>) -> Option<DateTime<Utc>> {
+    let dt = match value {
+        Scalar::Str(s) => parse_date_str(s.trim())?,
+        Scalar::Int(ms) => DateTime::from_timestamp_millis(*ms)?,
+        Scalar::UInt(ms) => DateTime::from_timestamp_millis(i64::try_from(*ms).ok()?)?,
+        // Epoch ms written as `1.7e12` arrives as a float; a fractional
+        // millisecond is not an epoch-ms value, so it is not guessed at.
+        Scalar::Float(ms) if ms.is_finite() && ms.fract() == 0.0 && ms.abs() < 9.0e15 => DateTime::from_timestamp_millis(*ms as i64)?,
+        _ => return None,
+    };
+    // Keep the output in the fixed-width `YYYY-MM-DDTHH:MM:SS.sssZ` form;
+    // years outside 0..=9999 would need a sign and are certainly bad data.
+    (0..=9999).contains(&dt.year()).then_some(dt)
+}
+
+fn parse_date_str(s: &str) -> Option<DateTime<Utc>> {
+    if s.is_empty() {
+        return None;
+    }
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return DateTime::from_timestamp_millis(s.parse().ok()?);
+    }
+    // Dispatch on shape so each string is parsed by at most a couple of
+    // parsers: ISO-8601 starts `YYYY-`, RFC 2822 never does.
+    if s.as_bytes().get(4) != Some(&b'-') {
+        return DateTime::parse_from_rfc2822(s).ok().map(|dt| dt.to_utc());
+    }
+    if s.len() == 10 {
+        return parse_with(s, DATE).ok()?.to_naive_date().ok()?.and_hms_opt(0, 0, 0).map(|dt| dt.and_utc());
+    }
+    if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
+        return Some(dt.to_utc());
+    }
+    // ISO-8601 without an offset: read as UTC, which is also what a Worker's
+    // `new Date(...)` does since Workers run in UTC.
+    let naive = |items| parse_with(s, items).ok()?.to_naive_datetime_with_offset(0).ok();
+    naive(DATE_T_TIME).or_else(|| naive(DATE_SPACE_TIME)).map(|dt: NaiveDateTime| dt.and_utc())
+}
+
+// The formats as chrono items, built at compile time rather than parsed from a
+// strftime string for every record: `%Y-%m-%d`, `%Y-%m-%dT%H:%M:%S%.f` and
+// `%Y-%m-%d %H:%M:%S%.f` (where, as in strftime, the space matches any whitespace).
+macro_rules! date_items {
+    ($($time:expr)?) => {
+        &[
+            FormatItem::Numeric(Numeric::Year, Pad::Zero),
+            FormatItem::Literal("-"),
+            FormatItem::Numeric(Numeric::Month, Pad::Zero),
+            FormatItem::Literal("-"),
+            FormatItem::Numeric(Numeric::Day, Pad::Zero),
+            $(
+                $time,
+                FormatItem::Numeric(Numeric::Hour, Pad::Zero),
+                FormatItem::Literal(":"),
+                FormatItem::Numeric(Numeric::Minute, Pad::Zero),
+                FormatItem::Literal(":"),
+                FormatItem::Numeric(Numeric::Second, Pad::Zero),
+                FormatItem::Fixed(Fixed::Nanosecond),
+            )?
+        ]
+    };
+}
+const DATE: &[FormatItem<'static>] = date_items!();
+const DATE_T_TIME: &[FormatItem<'static>] = date_items!(FormatItem::Literal("T"));
+const DATE_SPACE_TIME: &[FormatItem<'static>] = date_items!(FormatItem::Space(" "));
+
+fn parse_with(s: &str, items: &[FormatItem<'static>]) -> Result<Parsed, format::ParseError> {
+    let mut parsed = Parsed::new();
+    format::parse(&mut parsed, s, items.iter())?;
+    Ok(parsed)
+}
+
+// ---- Streaming deserialisation for `transform` ----
+
+struct BatchVisitor;
+
+impl<'de> Visitor<'de> for BatchVisitor {
+    type Value = Transformed;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON array of records")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Transformed, A::Error> {
+        let mut out = Transformed { records: Vec::with_capacity(seq.size_hint().unwrap_or(0)), dropped: 0 };
+        while let Some(Item(fields)) = seq.next_element()? {
+            match fields.ok_or(DropReason::NotAnObject).and_then(Fields::normalize) {
+                Ok(record) => out.records.push(record),
+                Err(_) => out.dropped += 1,
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// One array element: `Some` for an object, `None` for anything else.
+struct Item<'a>(Option<Fields<'a>>);
+
+impl<'de> Deserialize<'de> for Item<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ItemVisitor)
+    }
+}
+
+struct ItemVisitor;
+
+impl<'de> Visitor<'de> for ItemVisitor {
+    type Value = Item<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Item<'de>, A::Error> {
+        let mut fields = Fields::default();
+        // Later duplicates overwrite earlier ones, as in `serde_json::Map`.
+        while let Some(key) = map.next_key::<Key>()? {
+            let slot = match key {
+                Key::Id => &mut fields.id,
+                Key::Name => &mut fields.name,
+                Key::Email => &mut fields.email,
+                Key::CreatedAt => &mut fields.created_at,
+                Key::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            *slot = Some(map.next_value()?);
+        }
+        Ok(Item(Some(fields)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Item<'de>, A::Error> {
+        drain_seq(seq)?;
+        Ok(Item(None))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Item<'de>, E> {
+        Ok(Item(None))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Item<'de>, E> {
+        Ok(Item(None))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Item<'de>, E> {
+        Ok(Item(None))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Item<'de>, E> {
+        Ok(Item(None))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Item<'de>, E> {
+        Ok(Item(None))
+    }
+    fn visit_unit<E>(self) -> Result<Item<'de>, E> {
+        Ok(Item(None))
+    }
+    fn visit_none<E>(self) -> Result<Item<'de>, E> {
+        Ok(Item(None))
+    }
+}
+
+fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+/// The object keys the rules read; everything else is skipped unparsed.
+enum Key {
+    Id,
+    Name,
+    Email,
+    CreatedAt,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_identifier(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl Visitor<'_> for KeyVisitor {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<Key, E> {
+        Ok(match key {
+            "id" => Key::Id,
+            "name" => Key::Name,
+            "email" => Key::Email,
+            "createdAt" => Key::CreatedAt,
+            _ => Key::Other,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Scalar<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ScalarVisitor)
+    }
+}
+
+struct ScalarVisitor;
+
+impl<'de> Visitor<'de> for ScalarVisitor {
+    type Value = Scalar<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Str(Cow::Borrowed(s)))
+    }
+    // Only reached for strings with escapes, which cannot borrow.
+    fn visit_str<E>(self, s: &str) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Str(Cow::Owned(s.to_owned())))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Str(Cow::Owned(s)))
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Int(i))
+    }
+    fn visit_u64<E>(self, u: u64) -> Result<Scalar<'de>, E> {
+        // Match `Scalar::from_value`: integers that fit i64 are `Int`.
+        Ok(i64::try_from(u).map_or(Scalar::UInt(u), Scalar::Int))
+    }
+    fn visit_f64<E>(self, f: f64) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Float(f))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Other)
+    }
+    fn visit_unit<E>(self) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Other)
+    }
+    fn visit_none<E>(self) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Other)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Scalar<'de>, A::Error> {
+        drain_seq(seq)?;
+        Ok(Scalar::Other)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar<'de>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Other)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::fmt::Write as _;
+
+    fn rec(created_at: Value) -> Value {
+        json!({"id": "u1", "name": "Ada", "email": "ada@example.com", "createdAt": created_at})
+    }
+
+    fn date_of(created_at: Value) -> Result<String, DropReason> {
+        normalize(&rec(created_at)).map(|r| r.created_at)
+    }
+
+    #[test]
+    fn rfc3339_utc() {
+        assert_eq!(date_of(json!("2024-03-01T12:00:00Z")).unwrap(), "2024-03-01T12:00:00.000Z");
+        assert_eq!(date_of(json!("2024-03-01T12:00:00.5z")).unwrap(), "2024-03-01T12:00:00.500Z");
+    }
+
+    #[test]
+    fn rfc3339_offsets_convert_to_utc() {
+        assert_eq!(date_of(json!("2024-03-01T12:00:00+02:00")).unwrap(), "2024-03-01T10:00:00.000Z");
+        assert_eq!(date_of(json!("2024-03-01T01:30:00-05:00")).unwrap(), "2024-03-01T06:30:00.000Z");
+        // Crossing midnight backwards.
+        assert_eq!(date_of(json!("2024-03-01T01:00:00+03:00")).unwrap(), "2024-02-29T22:00:00.000Z");
+        // Sub-millisecond digits are truncated.
+        assert_eq!(date_of(json!("2024-03-01T12:00:00.123456+00:00")).unwrap(), "2024-03-01T12:00:00.123Z");
+    }
+
+    #[test]
+    fn plain_date_and_naive_datetime() {
+        assert_eq!(date_of(json!("2024-03-01")).unwrap(), "2024-03-01T00:00:00.000Z");
+        assert_eq!(date_of(json!(" 2024-03-01 ")).unwrap(), "2024-03-01T00:00:00.000Z");
+        assert_eq!(date_of(json!("2024-03-01T12:00:00")).unwrap(), "2024-03-01T12:00:00.000Z");
+        assert_eq!(date_of(json!("2024-03-01T12:00:00.25")).unwrap(), "2024-03-01T12:00:00.250Z");
+        assert_eq!(date_of(json!("2024-03-01 12:00:00")).unwrap(), "2024-03-01T12:00:00.000Z");
+        assert_eq!(date_of(json!("2024-03-01 12:00:07.5")).unwrap(), "2024-03-01T12:00:07.500Z");
+        for bad in ["2024-03-01X12:00:00", "2024-13-01", "2024-02-30", "2024-03-01T25:00:00", "2024-03-01 12:00"] {
+            assert_eq!(date_of(json!(bad)), Err(DropReason::UnreadableDate), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rfc2822() {
+        assert_eq!(date_of(json!("Fri, 01 Mar 2024 12:00:00 +0000")).unwrap(), "2024-03-01T12:00:00.000Z");
+        assert_eq!(date_of(json!("Fri, 01 Mar 2024 12:00:00 +0200")).unwrap(), "2024-03-01T10:00:00.000Z");
+        assert_eq!(date_of(json!("1 Mar 2024 12:00:00 GMT")).unwrap(), "2024-03-01T12:00:00.000Z");
+    }
+
+    #[test]
+    fn epoch_millis_number_and_string() {
+        // 2024-03-01T12:00:00.123Z
+        let ms = 1_709_294_400_123_i64;
+        assert_eq!(date_of(json!(ms)).unwrap(), "2024-03-01T12:00:00.123Z");
+        assert_eq!(date_of(json!(ms.to_string())).unwrap(), "2024-03-01T12:00:00.123Z");
+        assert_eq!(date_of(json!(1.7092944e12)).unwrap(), "2024-03-01T12:00:00.000Z");
+        assert_eq!(date_of(json!(0)).unwrap(), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn trims_and_lowercases() {
+        let r = normalize(&json!({
+            "id": "  u42 ", "name": "  Ada Lovelace\t", "email": " Ada.Lovelace@Example.COM ",
+            "createdAt": "2024-03-01T12:00:00Z", "extra": [1, 2, {"x": null}]
+        }))
+        .unwrap();
+        assert_eq!(
+            r,
+            Record {
+                id: "u42".into(),
+                name: "Ada Lovelace".into(),
+                email: "ada.lovelace@example.com".into(),
+                created_at: "2024-03-01T12:00:00.000Z".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn integer_id_and_missing_name() {
+        let r = normalize(&json!({"id": 7, "email": "a@b.co", "createdAt": "2024-03-01"})).unwrap();
+        assert_eq!(r.id, "7");
+        assert_eq!(r.name, "");
+        let r = normalize(&json!({"id": -3, "name": null, "email": "a@b.co", "createdAt": "2024-03-01"})).unwrap();
+        assert_eq!((r.id.as_str(), r.name.as_str()), ("-3", ""));
+    }
+
+    #[test]
+    fn serializes_camel_case() {
+        let r = normalize(&rec(json!("2024-03-01T12:00:00Z"))).unwrap();
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["createdAt"], "2024-03-01T12:00:00.000Z");
+    }
+
+    #[test]
+    fn drop_not_an_object() {
+        for v in [json!(null), json!(1), json!("x"), json!([1]), json!(true)] {
+            assert_eq!(normalize(&v), Err(DropReason::NotAnObject), "{v}");
+        }
+    }
+
+    #[test]
+    fn drop_missing_id() {
+        for id in [json!(null), json!(""), json!("   "), json!(1.5), json!(true), json!({"a": 1})] {
+            let v = json!({"id": id, "email": "a@b.co", "createdAt": "2024-03-01"});
+            assert_eq!(normalize(&v), Err(DropReason::MissingId), "{v}");
+        }
+        let v = json!({"email": "a@b.co", "createdAt": "2024-03-01"});
+        assert_eq!(normalize(&v), Err(DropReason::MissingId));
+    }
+
+    #[test]
+    fn drop_invalid_email() {
+        let long = format!("{}@example.com", "a".repeat(250));
+        for email in [
+            json!(null),
+            json!(5),
+            json!(""),
+            json!("plain"),
+            json!("@example.com"),
+            json!("a@@example.com"),
+            json!("a@b@example.com"),
+            json!("a@localhost"),
+            json!("a@example..com"),
+            json!("a@.example.com"),
+            json!("a@example.com."),
+            json!("a b@example.com"),
+            json!(long),
+        ] {
+            let v = json!({"id": "x", "email": email, "createdAt": "2024-03-01"});
+            assert_eq!(normalize(&v), Err(DropReason::InvalidEmail), "{v}");
+        }
+        let v = json!({"id": "x", "createdAt": "2024-03-01"});
+        assert_eq!(normalize(&v), Err(DropReason::InvalidEmail));
+        assert!(is_valid_email("first.last+tag@sub.example.co.uk"));
+    }
+
+    #[test]
+    fn drop_unreadable_date() {
+        for d in [
+            json!(null),
+            json!(""),
+            json!("yesterday"),
+            json!("2024-13-01"),
+            json!("2024-02-30T00:00:00Z"),
+            json!("2024-03-01T25:00:00Z"),
+            json!("Fri, 01 Foo 2024 12:00:00 +0000"),
+            json!("99999999999999999999"),
+            json!(1.5),
+            json!(true),
+            json!([2024, 3, 1]),
+        ] {
+            assert_eq!(date_of(d.clone()), Err(DropReason::UnreadableDate), "{d}");
+        }
+        let v = json!({"id": "x", "email": "a@b.co"});
+        assert_eq!(normalize(&v), Err(DropReason::UnreadableDate));
+    }
+
+    #[test]
+    fn transform_matches_normalize() {
+        let input = json!([
+            {"id": "a", "name": " A ", "email": "A@X.IO", "createdAt": "2024-03-01T12:00:00+02:00"},
+            {"id": 2, "email": "b@x.io", "createdAt": 1_709_294_400_000_i64},
+            {"id": "c", "email": "c@x.io", "createdAt": "1709294400000", "id": "c2"},
+            {"id": "esc\u{e9}\"q", "email": "d@x.io", "createdAt": "Fri, 01 Mar 2024 12:00:00 +0000"},
+            {"id": "", "email": "e@x.io", "createdAt": "2024-03-01"},
+            {"id": "f", "email": "bad", "createdAt": "2024-03-01"},
+            {"id": "g", "email": "g@x.io", "createdAt": "never"},
+            [1, 2, 3],
+            null,
+            "string",
+            {"id": "h", "email": "h@x.io", "createdAt": "2024-03-01", "nested": {"deep": [{}]}}
+        ]);
+        let bytes = serde_json::to_vec(&input).unwrap();
+        let out = transform(&bytes).unwrap();
+        let expected: Vec<Record> = input.as_array().unwrap().iter().filter_map(|v| normalize(v).ok()).collect();
+        assert_eq!(out.records, expected);
+        assert_eq!(out.records.len(), 5);
+        assert_eq!(out.dropped, 6);
+        assert_eq!(out.records[2].id, "c2", "later duplicate key wins");
+        assert_eq!(out.records[3].id, "esc\u{e9}\"q");
+    }
+
+    #[test]
+    fn transform_rejects_non_array() {
+        for input in [&b"{}"[..], b"null", b"1", b"\"x\"", b"", b"[1,", b"[] []", b"not json"] {
+            assert!(transform(input).is_err(), "{}", String::from_utf8_lossy(input));
+        }
+        assert_eq!(transform(b" [ ] ").unwrap(), Transformed::default());
+        let not_utf8 = transform(b"[{\"id\": \"a\xff\"}]").unwrap_err();
+        assert!(not_utf8.to_string().contains("not UTF-8 (at byte 10)"), "{not_utf8}");
+    }
+
+    #[test]
+    fn emails_with_unicode_whitespace_or_controls_are_invalid() {
+        assert!(is_valid_email("jos\u{e9}@example.com"));
+        for bad in ["a\u{a0}b@example.com", "a@exa\u{2028}mple.com", "a\u{7f}@example.com", "a\tb@example.com", "a\u{85}@example.com"] {
+            assert!(!is_valid_email(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn transform_50k_records() {
+        const N: usize = 50_000;
+        let mut input = String::with_capacity(N * 128);
+        input.push('[');
+        let (mut valid, mut invalid) = (0, 0);
+        for i in 0..N {
+            if i > 0 {
+                input.push(',');
+            }
+            // Every 20th record (5%) is invalid, cycling through the drop reasons.
+            if i % 20 == 0 {
+                invalid += 1;
+                let _ = match (i / 20) % 4 {
+                    0 => write!(input, "[{i}]"),
+                    1 => write!(input, r#"{{"id":"","email":"u{i}@example.com","createdAt":"2024-03-01"}}"#),
+                    2 => write!(input, r#"{{"id":"{i}","email":"user{i}","createdAt":"2024-03-01"}}"#),
+                    _ => write!(input, r#"{{"id":"{i}","email":"u{i}@example.com","createdAt":"soon"}}"#),
+                };
+                continue;
+            }
+            valid += 1;
+            let ms = 1_700_000_000_000_i64 + i as i64 * 1_000;
+            let created_at = match i % 6 {
+                0 => format!("\"2024-03-01T12:{:02}:{:02}Z\"", i % 60, (i / 60) % 60),
+                1 => format!("\"2024-03-01T12:00:00.{:03}+02:00\"", i % 1000),
+                2 => "\"2024-03-01\"".to_owned(),
+                3 => "\"Fri, 01 Mar 2024 12:00:00 +0000\"".to_owned(),
+                4 => ms.to_string(),
+                _ => format!("\"{ms}\""),
+            };
+            let id = if i % 2 == 0 { i.to_string() } else { format!("\" user-{i} \"") };
+            let _ = write!(
+                input,
+                r#"{{"id":{id},"name":" User {i} ","email":" User{i}@Example.com ","createdAt":{created_at},"plan":"free"}}"#
+            );
+        }
+        input.push(']');
+
+        let out = transform(input.as_bytes()).unwrap();
+        assert_eq!((valid, invalid), (47_500, 2_500));
+        assert_eq!(out.records.len(), valid);
+        assert_eq!(out.dropped, invalid);
+        let r = &out.records[0];
+        assert_eq!((r.id.as_str(), r.name.as_str(), r.email.as_str()), ("user-1", "User 1", "user1@example.com"));
+        assert!(out.records.iter().all(|r| r.created_at.len() == 24 && r.created_at.ends_with('Z')));
+    }
+}

@@ -1,0 +1,117 @@
+//! Instance status as the engine reports it, and what the engine's error messages mean.
+
+use serde::{Deserialize, Serialize};
+
+/// Every status the engine reports, with a fallback for any it adds later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum InstanceState {
+    Queued,
+    Running,
+    Paused,
+    Errored,
+    Terminated,
+    Complete,
+    Waiting,
+    WaitingForPause,
+    #[serde(other)]
+    Unknown,
+}
+
+impl InstanceState {
+    /// The instance will not run again unless restarted.
+    pub fn is_finished(self) -> bool {
+        matches!(self, InstanceState::Complete | InstanceState::Errored | InstanceState::Terminated)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Queued => "queued",
+            InstanceState::Running => "running",
+            InstanceState::Paused => "paused",
+            InstanceState::Errored => "errored",
+            InstanceState::Terminated => "terminated",
+            InstanceState::Complete => "complete",
+            InstanceState::Waiting => "waiting",
+            InstanceState::WaitingForPause => "waitingForPause",
+            InstanceState::Unknown => "unknown",
+        }
+    }
+}
+
+/// The error of an errored instance. Older engines report a bare string; it becomes the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "RawInstanceError")]
+pub struct InstanceError {
+    pub name: String,
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawInstanceError {
+    Full {
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        message: Option<String>,
+    },
+    Message(String),
+}
+
+impl From<RawInstanceError> for InstanceError {
+    fn from(raw: RawInstanceError) -> Self {
+        match raw {
+            RawInstanceError::Full { name, message } => {
+                InstanceError { name: name.unwrap_or_else(|| "Error".into()), message: message.unwrap_or_default() }
+            }
+            RawInstanceError::Message(message) => InstanceError { name: "Error".into(), message },
+        }
+    }
+}
+
+/// `instance.status()`: state, error when errored, output when complete.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    pub status: InstanceState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<InstanceError>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<serde_json::Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_state_round_trips_and_unknown_ones_fall_back() {
+        for name in ["queued", "running", "paused", "errored", "terminated", "complete", "waiting", "waitingForPause", "unknown"] {
+            let state: InstanceState = serde_json::from_value(json!(name)).unwrap();
+            assert_eq!(state.as_str(), name);
+            assert_eq!(serde_json::to_value(state).unwrap(), json!(name));
+        }
+        let later: InstanceState = serde_json::from_value(json!("hibernating")).unwrap();
+        assert_eq!(later, InstanceState::Unknown);
+    }
+
+    #[test]
+    fn status_with_error_and_output() {
+        let s: InstanceStatus = serde_json::from_value(json!({
+            "status": "errored",
+            "error": {"name": "NonRetryableError", "message": "card declined"},
+            "output": null,
+            "__LOCAL_DEV_STEP_OUTPUTS": []
+        }))
+        .unwrap();
+        assert_eq!(s.status, InstanceState::Errored);
+        assert_eq!(s.error, Some(InstanceError { name: "NonRetryableError".into(), message: "card declined".into() }));
+        assert_eq!(s.output, None);
+        let old: InstanceStatus = serde_json::from_value(json!({"status": "errored", "error": "boom"})).unwrap();
+        assert_eq!(old.error.unwrap().message, "boom");
+        let done: InstanceStatus = serde_json::from_value(json!({"status": "complete", "output": {"a": 1}})).unwrap();
+        assert_eq!(done.output, Some(json!({"a": 1})));
+        assert!(done.status.is_finished());
+    }
+}

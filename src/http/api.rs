@@ -1,0 +1,348 @@
+//! The HTTP API's request and response bodies, and its one error type with the
+//! single mapping from error to status code and JSON body.
+
+use crate::core::engine_error::BindingError;
+use crate::core::status::{InstanceError, InstanceState};
+use crate::core::validate::NameError;
+use crate::triggers::jobs::{Job, Poison};
+use serde::{Deserialize, Serialize};
+
+/// The largest request body accepted (the engine's limit on params and event payloads).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// `POST /workflows/{name}/instances`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateRequest {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub params: Option<serde_json::Value>,
+    /// Webhook-callback pattern: POSTed to when the instance ends.
+    #[serde(default)]
+    pub callback_url: Option<String>,
+}
+
+/// One item of `POST /workflows/{name}/instances/batch`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchItem {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub params: Option<serde_json::Value>,
+}
+
+/// Checks a batch: 1 to 100 items, valid ids, no id twice.
+pub fn check_batch(items: &[BatchItem]) -> Result<(), ApiError> {
+    if items.is_empty() || items.len() > crate::core::engine_error::MAX_BATCH {
+        return Err(ApiError::InvalidJson(format!("a batch holds 1 to 100 instances, not {}", items.len())));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for id in items.iter().filter_map(|i| i.id.as_deref()) {
+        crate::core::validate::instance_id(id).map_err(|e| ApiError::InvalidId(e.to_string()))?;
+        if !seen.insert(id) {
+            return Err(ApiError::InvalidId(format!("instance id {id:?} appears twice in the batch")));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedResponse {
+    pub id: String,
+    pub workflow: String,
+    pub status: InstanceState,
+    pub status_url: String,
+    /// False when an instance with this id already existed and was returned instead.
+    pub created: bool,
+}
+
+/// `GET /workflows/{name}/instances/{id}`
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InstanceResponse {
+    pub id: String,
+    pub workflow: String,
+    pub status: InstanceState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<InstanceError>,
+}
+
+pub fn status_url(workflow: &str, id: &str) -> String {
+    format!("/workflows/{workflow}/instances/{id}")
+}
+
+/// Every way a request can fail, each with its status and stable code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("request body is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("{0}")]
+    InvalidId(String),
+    #[error("{0}")]
+    InvalidEventType(String),
+    #[error("{0}")]
+    InvalidCallbackUrl(String),
+    #[error("{0}")]
+    InvalidWait(String),
+    #[error("{0}")]
+    InvalidQuery(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("params do not match the workflow's params: {0}")]
+    InvalidParams(String),
+    #[error("no route for this path")]
+    NotFound,
+    #[error("no workflow named {0:?}")]
+    WorkflowNotFound(String),
+    #[error("no instance {id:?} of workflow {workflow:?}")]
+    InstanceNotFound { workflow: String, id: String },
+    #[error("{0}")]
+    InvalidState(String),
+    #[error("method not allowed; allowed: {allow}")]
+    MethodNotAllowed { allow: &'static str },
+    #[error("request body is larger than {MAX_BODY_BYTES} bytes")]
+    PayloadTooLarge,
+    /// The detail is logged, never sent.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::InvalidJson(_)
+            | ApiError::InvalidId(_)
+            | ApiError::InvalidEventType(_)
+            | ApiError::InvalidParams(_)
+            | ApiError::InvalidCallbackUrl(_)
+            | ApiError::InvalidWait(_)
+            | ApiError::InvalidQuery(_) => 400,
+            ApiError::Unauthorized(_) => 401,
+            ApiError::NotFound | ApiError::WorkflowNotFound(_) | ApiError::InstanceNotFound { .. } => 404,
+            ApiError::MethodNotAllowed { .. } => 405,
+            ApiError::InvalidState(_) => 409,
+            ApiError::PayloadTooLarge => 413,
+            ApiError::Internal(_) => 500,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::InvalidId(_) => "invalid_id",
+            ApiError::InvalidEventType(_) => "invalid_event_type",
+            ApiError::InvalidCallbackUrl(_) => "invalid_callback_url",
+            ApiError::InvalidWait(_) => "invalid_wait",
+            ApiError::InvalidQuery(_) => "invalid_query",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::InvalidParams(_) => "invalid_params",
+            ApiError::NotFound => "not_found",
+            ApiError::WorkflowNotFound(_) => "workflow_not_found",
+            ApiError::InstanceNotFound { .. } => "instance_not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::InvalidState(_) => "invalid_state",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// `{"error": {"code", "message"}}`
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({"error": {"code": self.code(), "message": self.to_string()}})
+    }
+}
+
+impl ApiError {
+    /// The one mapping from a binding error to what the API answers.
+    pub fn from_binding(workflow: &str, error: BindingError) -> Self {
+        match error {
+            BindingError::NotFound(id) => ApiError::InstanceNotFound { workflow: workflow.to_string(), id },
+            BindingError::InvalidName(NameError::InstanceId(id)) => ApiError::InvalidId(NameError::InstanceId(id).to_string()),
+            BindingError::InvalidName(NameError::EventType(t)) => ApiError::InvalidEventType(NameError::EventType(t).to_string()),
+            BindingError::InvalidName(other) => ApiError::InvalidJson(other.to_string()),
+            BindingError::InvalidState { message, .. } => ApiError::InvalidState(message),
+            BindingError::BatchSize(_) => ApiError::InvalidJson(error.to_string()),
+            BindingError::AlreadyExists(_)
+            | BindingError::MissingBinding(_)
+            | BindingError::Serialization(_)
+            | BindingError::Engine { .. } => ApiError::Internal(error.to_string()),
+        }
+    }
+}
+
+/// Reads a JSON body, mapping every failure to a 400 or 413 that says what is wrong.
+pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))
+}
+
+/// Reads params as a workflow's typed params, naming the field that does not fit
+/// (`items[0].quantity: invalid type: string "two", expected u32`).
+pub fn check_params<P: serde::de::DeserializeOwned>(params: &serde_json::Value) -> Result<P, ApiError> {
+    Ok(crate::core::validate::typed_params(params)?)
+}
+
+impl From<crate::core::validate::ParamsMismatch> for ApiError {
+    fn from(e: crate::core::validate::ParamsMismatch) -> Self {
+        ApiError::InvalidParams(e.0)
+    }
+}
+
+/// `POST /jobs` takes one job or an array of up to 100.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum JobsRequest {
+    One(Job),
+    Many(Vec<Job>),
+}
+
+pub const MAX_JOBS_PER_REQUEST: usize = 100;
+
+impl JobsRequest {
+    pub fn into_jobs(self) -> Result<Vec<Job>, ApiError> {
+        let jobs = match self {
+            JobsRequest::One(job) => vec![job],
+            JobsRequest::Many(jobs) => jobs,
+        };
+        if jobs.is_empty() || jobs.len() > MAX_JOBS_PER_REQUEST {
+            return Err(ApiError::InvalidJson(format!("send 1 to {MAX_JOBS_PER_REQUEST} jobs, not {}", jobs.len())));
+        }
+        Ok(jobs)
+    }
+}
+
+impl From<Poison> for ApiError {
+    fn from(p: Poison) -> Self {
+        match p {
+            Poison::NotAJob(m) => ApiError::InvalidJson(m),
+            Poison::UnknownWorkflow(name) => ApiError::WorkflowNotFound(name),
+            Poison::InvalidId(m) => ApiError::InvalidId(m),
+            Poison::InvalidParams(m) => ApiError::InvalidParams(m),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn create_request_bodies() {
+        let r: CreateRequest = parse_body(br#"{"id":"o-1","params":{"a":1}}"#).unwrap();
+        assert_eq!(r.id.as_deref(), Some("o-1"));
+        assert_eq!(r.params, Some(json!({"a": 1})));
+        let empty: CreateRequest = parse_body(b"{}").unwrap();
+        assert_eq!(empty, CreateRequest { id: None, params: None, callback_url: None });
+        let cb: CreateRequest = parse_body(br#"{"callbackUrl":"https://h.example.com"}"#).unwrap();
+        assert_eq!(cb.callback_url.as_deref(), Some("https://h.example.com"));
+        let typo = parse_body::<CreateRequest>(br#"{"param":{}}"#).unwrap_err();
+        assert_eq!(typo.code(), "invalid_json");
+        assert!(typo.to_string().contains("param"), "{typo}");
+        assert_eq!(parse_body::<CreateRequest>(b"{not json").unwrap_err().status(), 400);
+        let big = vec![b' '; MAX_BODY_BYTES + 1];
+        assert_eq!(parse_body::<CreateRequest>(&big).unwrap_err(), ApiError::PayloadTooLarge);
+    }
+
+    #[test]
+    fn errors_map_to_status_code_and_body() {
+        let e = ApiError::InstanceNotFound { workflow: "w".into(), id: "x".into() };
+        assert_eq!((e.status(), e.code()), (404, "instance_not_found"));
+        assert_eq!(e.body()["error"]["code"], "instance_not_found");
+        let internal = ApiError::Internal("js stack with secrets".into());
+        assert_eq!(internal.status(), 500);
+        assert!(!internal.body().to_string().contains("secrets"));
+        assert_eq!(ApiError::MethodNotAllowed { allow: "GET" }.status(), 405);
+        assert_eq!(ApiError::PayloadTooLarge.status(), 413);
+    }
+
+    #[test]
+    fn responses_use_the_documented_field_names() {
+        let created = CreatedResponse {
+            id: "o-1".into(),
+            workflow: "order-processing".into(),
+            status: InstanceState::Queued,
+            status_url: status_url("order-processing", "o-1"),
+            created: true,
+        };
+        assert_eq!(
+            serde_json::to_value(created).unwrap(),
+            json!({"id": "o-1", "workflow": "order-processing", "status": "queued",
+                   "statusUrl": "/workflows/order-processing/instances/o-1", "created": true})
+        );
+        let running =
+            InstanceResponse { id: "o-1".into(), workflow: "w".into(), status: InstanceState::Running, output: None, error: None };
+        assert_eq!(serde_json::to_value(running).unwrap(), json!({"id": "o-1", "workflow": "w", "status": "running"}));
+    }
+
+    #[test]
+    fn params_are_checked_against_the_typed_params_naming_the_field() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        #[serde(rename_all = "camelCase")]
+        struct Item {
+            product_id: String,
+            quantity: u32,
+        }
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        #[serde(rename_all = "camelCase")]
+        struct Params {
+            order_id: String,
+            items: Vec<Item>,
+        }
+        assert!(check_params::<Params>(&json!({"orderId": "o", "items": [{"productId": "p", "quantity": 1}]})).is_ok());
+        let err = check_params::<Params>(&json!({"orderId": "o", "items": [{"productId": "p", "quantity": "two"}]})).unwrap_err();
+        assert_eq!(err.code(), "invalid_params");
+        assert!(err.to_string().contains("items[0].quantity"), "{err}");
+        let missing = check_params::<Params>(&json!({"items": []})).unwrap_err();
+        assert!(missing.to_string().contains("orderId"), "{missing}");
+        assert!(check_params::<Params>(&serde_json::Value::Null).is_err());
+    }
+
+    #[test]
+    fn binding_errors_map_to_api_errors() {
+        let e = ApiError::from_binding("w", BindingError::NotFound("x".into()));
+        assert_eq!(e, ApiError::InstanceNotFound { workflow: "w".into(), id: "x".into() });
+        let e = ApiError::from_binding("w", BindingError::InvalidState { id: "x".into(), message: "cannot".into() });
+        assert_eq!((e.status(), e.code()), (409, "invalid_state"));
+        let e = ApiError::from_binding("w", BindingError::InvalidName(NameError::InstanceId("-".into())));
+        assert_eq!(e.code(), "invalid_id");
+        let e = ApiError::from_binding("w", BindingError::Engine { name: "TypeError".into(), message: "secret detail".into() });
+        assert_eq!(e.status(), 500);
+        assert!(!e.body().to_string().contains("secret"));
+    }
+
+    #[test]
+    fn batches() {
+        let item = |id: Option<&str>| BatchItem { id: id.map(str::to_string), params: None };
+        assert!(check_batch(&[item(Some("a")), item(None), item(None)]).is_ok());
+        assert_eq!(check_batch(&[]).unwrap_err().code(), "invalid_json");
+        assert_eq!(check_batch(&vec![item(None); 101]).unwrap_err().code(), "invalid_json");
+        assert_eq!(check_batch(&[item(Some("a")), item(Some("a"))]).unwrap_err().code(), "invalid_id");
+        assert_eq!(check_batch(&[item(Some("-a"))]).unwrap_err().code(), "invalid_id");
+    }
+
+    #[test]
+    fn requests_of_one_or_many() {
+        let one: JobsRequest = serde_json::from_value(json!({"workflow": "w", "params": {}})).unwrap();
+        assert_eq!(one.into_jobs().unwrap().len(), 1);
+        let many: JobsRequest = serde_json::from_value(json!([{"workflow": "w"}, {"workflow": "v", "id": "x"}])).unwrap();
+        assert_eq!(many.into_jobs().unwrap().len(), 2);
+        let none: JobsRequest = serde_json::from_value(json!([])).unwrap();
+        assert!(none.into_jobs().is_err());
+        let too_many: JobsRequest = serde_json::from_value(serde_json::Value::Array(vec![json!({"workflow": "w"}); 101])).unwrap();
+        assert!(too_many.into_jobs().is_err());
+    }
+
+    #[test]
+    fn poison_jobs_map_to_api_errors() {
+        assert_eq!(ApiError::from(Poison::UnknownWorkflow("x".into())).code(), "workflow_not_found");
+    }
+}

@@ -1,0 +1,140 @@
+//! `order-processing`: check stock, charge, wait, ship, confirm.
+//! The seeds' OrderWorkflow, with its four services configured by vars
+//! (INVENTORY_URL, PAYMENTS_URL, SHIPPING_URL, NOTIFY_URL).
+
+use crate::bridge::{Step, Workflow, WorkflowEnv, WorkflowEvent};
+use crate::core::duration::DurationParam;
+use crate::bridge::outbound::ServiceCall;
+use crate::core::service::join_url;
+use crate::core::step_config::{Backoff, Retries, StepConfig};
+use crate::core::step_error::StepError;
+use futures_util::future::try_join_all;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use worker::Env;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrderParams {
+    pub order_id: String,
+    pub user_id: String,
+    pub items: Vec<OrderItem>,
+    /// How long to wait between payment and shipment; "5 seconds" when absent.
+    #[serde(default)]
+    pub fulfillment_delay: Option<DurationParam>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrderItem {
+    pub product_id: String,
+    pub quantity: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum OrderOutput {
+    #[serde(rename_all = "camelCase")]
+    Completed { transaction_id: String, tracking_number: String },
+    Cancelled { reason: String },
+}
+
+#[derive(Deserialize)]
+struct Availability {
+    available: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Payment {
+    transaction_id: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Shipment {
+    tracking_number: String,
+}
+
+const DEFAULT_FULFILLMENT_DELAY: Duration = Duration::from_secs(5);
+
+pub struct OrderWorkflow {
+    env: Env,
+}
+
+/// Charging is retried quickly (2 s, 4 s, 8 s, …) since checkout waits on it; the
+/// idempotency key makes every retry safe.
+fn payment_config() -> StepConfig {
+    StepConfig::new()
+        .retries(Retries::new(5).delay("2 seconds").backoff(Backoff::Exponential))
+        .timeout("30 seconds")
+}
+
+impl Workflow for OrderWorkflow {
+    type Params = OrderParams;
+    type Output = OrderOutput;
+
+    fn new(env: Env) -> Self {
+        OrderWorkflow { env }
+    }
+
+    async fn run(&self, event: WorkflowEvent<OrderParams>, step: Step) -> Result<OrderOutput, StepError> {
+        let order = &event.payload;
+        let inventory = self.env.required_var("INVENTORY_URL")?;
+        let payments = self.env.required_var("PAYMENTS_URL")?;
+        let shipping = self.env.required_var("SHIPPING_URL")?;
+        let notify = self.env.required_var("NOTIFY_URL")?;
+
+        let in_stock: bool = step
+            .run("validate-inventory", |_| async {
+                let checks = order.items.iter().map(|item| {
+                    let url = join_url(&inventory, &format!("check/{}", js_sys::encode_uri_component(&item.product_id)));
+                    async move { ServiceCall::new("inventory", url).get::<Availability>().await }
+                });
+                Ok(try_join_all(checks).await?.iter().all(|a| a.available))
+            })
+            .await?;
+
+        if !in_stock {
+            step.run("notify-out-of-stock", |_| async {
+                let message = serde_json::json!({"userId": order.user_id, "message": "Items out of stock"});
+                ServiceCall::new("notifications", join_url(&notify, "send")).post::<serde_json::Value, _>(&message).await.map(drop)
+            })
+            .await?;
+            return Ok(OrderOutput::Cancelled { reason: "out_of_stock".into() });
+        }
+
+        let idempotency_key = format!("order-payment-{}", event.instance_id);
+        let payment: Payment = step
+            .run_with("process-payment", payment_config(), |_| async {
+                ServiceCall::new("payments", join_url(&payments, "charge"))
+                    .client_errors_are_final()
+                    .header("idempotency-key", idempotency_key.clone())
+                    .post(&serde_json::json!({"orderId": order.order_id, "userId": order.user_id}))
+                    .await
+            })
+            .await?;
+
+        let delay = order.fulfillment_delay.map_or(DEFAULT_FULFILLMENT_DELAY, |d| d.0);
+        step.sleep("wait-before-fulfillment", delay).await?;
+
+        let shipment: Shipment = step
+            .run("create-shipment", |_| async {
+                ServiceCall::new("shipping", join_url(&shipping, "create"))
+                    .post(&serde_json::json!({"orderId": order.order_id, "items": order.items}))
+                    .await
+            })
+            .await?;
+
+        step.run("send-confirmation", |_| async {
+            let message = format!("Order {} shipped! Tracking: {}", order.order_id, shipment.tracking_number);
+            ServiceCall::new("notifications", join_url(&notify, "send"))
+                .post::<serde_json::Value, _>(&serde_json::json!({"userId": order.user_id, "message": message}))
+                .await
+                .map(drop)
+        })
+        .await?;
+
+        Ok(OrderOutput::Completed { transaction_id: payment.transaction_id, tracking_number: shipment.tracking_number })
+    }
+}
