@@ -19,9 +19,14 @@ NIGHTLY_RUSTC="rustc 1.97.0-nightly (e50aa6fba 2026-05-19)"
 WORKER_BUILD_VERSION=0.8.7
 say() { echo "setup: $*" >&2; }
 
-if [ ! -x node_modules/.bin/wrangler ] || [ ! -x node_modules/.bin/node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# Installed again only when package-lock.json's content changes (not its mtime: a fresh
+# checkout or a git worktree sharing node_modules must not reinstall).
+lock_stamp=node_modules/.rust-workflows-lock
+lock_sum=$(cksum < package-lock.json)
+if [ ! -x node_modules/.bin/wrangler ] || [ ! -x node_modules/.bin/node ] || [ "$(cat "$lock_stamp" 2>/dev/null)" != "$lock_sum" ]; then
   say "installing Node dependencies (package-lock.json)"
-  npm ci --no-audit --no-fund
+  npm install --no-audit --no-fund
+  echo "$lock_sum" > "$lock_stamp"
 fi
 
 if ! command -v rustup >/dev/null; then
