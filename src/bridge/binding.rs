@@ -1,10 +1,12 @@
 //! The Workflow binding (`env.ORDER_WORKFLOW`) in Rust: create, create_batch, get,
-//! and per instance status, pause, resume, terminate, restart, send_event.
+//! and per instance status, pause, resume, terminate (with or without rollback),
+//! restart (from the start or from a step), send_event.
 //! Engine errors come back typed ([`BindingError`]): a missing instance is
 //! `NotFound`, never a panic.
 
 use super::js;
 use crate::core::engine_error::BindingError;
+use crate::core::instance_options::{self, RestartFrom};
 use crate::core::status::InstanceStatus;
 use crate::core::validate;
 use js_sys::{Array, Promise, Reflect};
@@ -45,8 +47,14 @@ extern "C" {
     #[wasm_bindgen(method, catch)]
     fn terminate(this: &JsInstance) -> Result<Promise, JsValue>;
 
+    #[wasm_bindgen(method, catch, js_name = "terminate")]
+    fn terminate_with(this: &JsInstance, options: &JsValue) -> Result<Promise, JsValue>;
+
     #[wasm_bindgen(method, catch)]
     fn restart(this: &JsInstance) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(method, catch, js_name = "restart")]
+    fn restart_with(this: &JsInstance, options: &JsValue) -> Result<Promise, JsValue>;
 
     #[wasm_bindgen(method, catch, js_name = "sendEvent")]
     fn send_event(this: &JsInstance, event: &JsValue) -> Result<Promise, JsValue>;
@@ -152,8 +160,27 @@ impl Instance {
         call(&self.id, self.js.terminate()).await.map(drop)
     }
 
+    /// Terminates the instance after running, in reverse start order, the rollbacks of
+    /// its steps that registered one (`terminate({rollback: true})`). The engine runs
+    /// them inside this call, so it returns when they are done; the instance ends
+    /// `terminated` whatever their outcome.
+    pub async fn terminate_with_rollback(&self) -> Result<(), BindingError> {
+        let options = to_js(&instance_options::terminate_options(true))?;
+        call(&self.id, self.js.terminate_with(&options)).await.map(drop)
+    }
+
+    /// Runs the instance again from the start (its params stay; every step runs again).
     pub async fn restart(&self) -> Result<(), BindingError> {
         call(&self.id, self.js.restart()).await.map(drop)
+    }
+
+    /// Runs the instance again from one step: the steps before it keep their cached
+    /// results, it and every later step run again. A step the instance's history does
+    /// not hold is [`BindingError::StepNotFound`] and changes nothing.
+    pub async fn restart_from(&self, from: &RestartFrom) -> Result<(), BindingError> {
+        from.check()?;
+        let options = to_js(&from.to_engine())?;
+        call(&self.id, self.js.restart_with(&options)).await.map(drop)
     }
 
     /// Sends an event that a `wait_for_event` of the same type receives.

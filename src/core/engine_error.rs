@@ -9,6 +9,9 @@ use crate::core::validate::NameError;
 pub enum EngineErrorKind {
     NotFound,
     AlreadyExists,
+    /// `restart({from})` named a step the instance's history does not hold
+    /// (`(instance.cannot_restart) Step "x" not found in execution history`).
+    StepNotFound,
     /// The instance's state does not allow the operation (`instance.cannot_terminate`, …).
     InvalidState,
     InvalidId,
@@ -20,6 +23,8 @@ pub fn classify_engine_error(message: &str) -> EngineErrorKind {
         EngineErrorKind::NotFound
     } else if message.contains("instance.already_exists") {
         EngineErrorKind::AlreadyExists
+    } else if message.contains("instance.cannot_restart") && message.contains("not found in execution history") {
+        EngineErrorKind::StepNotFound
     } else if message.contains("instance.cannot_") || message.contains("instance.invalid_state") {
         EngineErrorKind::InvalidState
     } else if message.contains("invalid id") || message.contains("instance.invalid_id") {
@@ -37,6 +42,10 @@ pub enum BindingError {
     NotFound(String),
     #[error("workflow instance {0:?} already exists")]
     AlreadyExists(String),
+    #[error("workflow instance {id:?} has no such step to restart from: {message}")]
+    StepNotFound { id: String, message: String },
+    #[error("restart point: {0}")]
+    InvalidRestartFrom(#[from] crate::core::instance_options::RestartFromError),
     #[error("workflow instance {id:?} cannot do that in its current state: {message}")]
     InvalidState { id: String, message: String },
     #[error(transparent)]
@@ -58,6 +67,7 @@ impl BindingError {
         match classify_engine_error(message) {
             EngineErrorKind::NotFound => BindingError::NotFound(id.to_string()),
             EngineErrorKind::AlreadyExists => BindingError::AlreadyExists(id.to_string()),
+            EngineErrorKind::StepNotFound => BindingError::StepNotFound { id: id.to_string(), message: message.to_string() },
             EngineErrorKind::InvalidState => BindingError::InvalidState { id: id.to_string(), message: message.to_string() },
             EngineErrorKind::InvalidId => BindingError::InvalidName(NameError::InstanceId(id.to_string())),
             EngineErrorKind::Other => BindingError::Engine { name: name.to_string(), message: message.to_string() },
@@ -90,6 +100,10 @@ mod tests {
             InvalidState
         );
         assert_eq!(classify_engine_error("WorkflowError: Workflow instance has invalid id"), InvalidId);
+        assert_eq!(
+            classify_engine_error(r#"WorkflowError: (instance.cannot_restart) Step "x" not found in execution history"#),
+            StepNotFound
+        );
         assert_eq!(classify_engine_error("network down"), Other);
     }
 
@@ -102,6 +116,12 @@ mod tests {
         );
         assert!(matches!(BindingError::from_engine("o-1", "E", "(instance.cannot_terminate) x"), BindingError::InvalidState { .. }));
         assert!(matches!(BindingError::from_engine("o-1", "TypeError", "oops"), BindingError::Engine { .. }));
+        let missing_step =
+            BindingError::from_engine("o-1", "WorkflowError", r#"(instance.cannot_restart) Step "x" not found in execution history"#);
+        assert!(
+            matches!(&missing_step, BindingError::StepNotFound { id, message } if id == "o-1" && message.contains(r#""x""#)),
+            "{missing_step:?}"
+        );
         assert!(BindingError::check_batch_size(0).is_err());
         assert!(BindingError::check_batch_size(100).is_ok());
         assert_eq!(BindingError::check_batch_size(101), Err(BindingError::BatchSize(101)));

@@ -14,6 +14,9 @@ pub enum InstanceState {
     Complete,
     Waiting,
     WaitingForPause,
+    /// Running the compensations of its steps (production reports it while rollbacks
+    /// run; the local engine stays `running` meanwhile).
+    RollingBack,
     #[serde(other)]
     Unknown,
 }
@@ -34,6 +37,7 @@ impl InstanceState {
             InstanceState::Complete => "complete",
             InstanceState::Waiting => "waiting",
             InstanceState::WaitingForPause => "waitingForPause",
+            InstanceState::RollingBack => "rollingBack",
             InstanceState::Unknown => "unknown",
         }
     }
@@ -87,13 +91,18 @@ mod tests {
 
     #[test]
     fn every_state_round_trips_and_unknown_ones_fall_back() {
-        for name in ["queued", "running", "paused", "errored", "terminated", "complete", "waiting", "waitingForPause", "unknown"] {
+        for name in
+            ["queued", "running", "paused", "errored", "terminated", "complete", "waiting", "waitingForPause", "rollingBack", "unknown"]
+        {
             let state: InstanceState = serde_json::from_value(json!(name)).unwrap();
             assert_eq!(state.as_str(), name);
             assert_eq!(serde_json::to_value(state).unwrap(), json!(name));
         }
         let later: InstanceState = serde_json::from_value(json!("hibernating")).unwrap();
         assert_eq!(later, InstanceState::Unknown);
+        let rolling: InstanceStatus = serde_json::from_value(json!({"status": "rollingBack", "output": null})).unwrap();
+        assert_eq!(rolling.status, InstanceState::RollingBack);
+        assert!(!rolling.status.is_finished(), "compensations are still running");
     }
 
     #[test]

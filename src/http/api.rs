@@ -2,6 +2,7 @@
 //! single mapping from error to status code and JSON body.
 
 use crate::core::engine_error::BindingError;
+use crate::core::instance_options::RestartFrom;
 use crate::core::status::{InstanceError, InstanceState};
 use crate::core::validate::NameError;
 use crate::triggers::jobs::{Job, Poison};
@@ -46,6 +47,39 @@ pub fn check_batch(items: &[BatchItem]) -> Result<(), ApiError> {
         }
     }
     Ok(())
+}
+
+/// `POST …/instances/{id}/restart`: no body (or `{}`) restarts from the start.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartRequest {
+    #[serde(default)]
+    pub from: Option<RestartFrom>,
+}
+
+impl RestartRequest {
+    /// Reads and checks the body: a malformed one is `invalid_json`, saying what is wrong.
+    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        let request: RestartRequest = parse_object_body(body)?;
+        if let Some(from) = &request.from {
+            from.check().map_err(|e| ApiError::InvalidJson(format!("from: {e}")))?;
+        }
+        Ok(request)
+    }
+}
+
+/// `POST …/instances/{id}/terminate`: `{"rollback": true}` runs the steps' rollbacks first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TerminateRequest {
+    #[serde(default)]
+    pub rollback: bool,
+}
+
+impl TerminateRequest {
+    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        parse_object_body(body)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -102,6 +136,9 @@ pub enum ApiError {
     InstanceNotFound { workflow: String, id: String },
     #[error("{0}")]
     InvalidState(String),
+    /// `restart` from a step the instance's history does not hold.
+    #[error("{0}")]
+    StepNotFound(String),
     #[error("method not allowed; allowed: {allow}")]
     MethodNotAllowed { allow: &'static str },
     #[error("request body is larger than {MAX_BODY_BYTES} bytes")]
@@ -124,7 +161,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => 401,
             ApiError::NotFound | ApiError::WorkflowNotFound(_) | ApiError::InstanceNotFound { .. } => 404,
             ApiError::MethodNotAllowed { .. } => 405,
-            ApiError::InvalidState(_) => 409,
+            ApiError::InvalidState(_) | ApiError::StepNotFound(_) => 409,
             ApiError::PayloadTooLarge => 413,
             ApiError::Internal(_) => 500,
         }
@@ -145,6 +182,7 @@ impl ApiError {
             ApiError::InstanceNotFound { .. } => "instance_not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::InvalidState(_) => "invalid_state",
+            ApiError::StepNotFound(_) => "step_not_found",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::Internal(_) => "internal",
         }
@@ -157,6 +195,51 @@ impl ApiError {
 }
 
 impl ApiError {
+    /// One error of each kind, for the check that every code is documented.
+    #[cfg(test)]
+    pub(crate) fn one_of_each() -> Vec<ApiError> {
+        let all = vec![
+            ApiError::InvalidJson(String::new()),
+            ApiError::InvalidId(String::new()),
+            ApiError::InvalidEventType(String::new()),
+            ApiError::InvalidCallbackUrl(String::new()),
+            ApiError::InvalidWait(String::new()),
+            ApiError::InvalidQuery(String::new()),
+            ApiError::Unauthorized(String::new()),
+            ApiError::InvalidParams(String::new()),
+            ApiError::NotFound,
+            ApiError::WorkflowNotFound(String::new()),
+            ApiError::InstanceNotFound { workflow: String::new(), id: String::new() },
+            ApiError::InvalidState(String::new()),
+            ApiError::StepNotFound(String::new()),
+            ApiError::MethodNotAllowed { allow: "GET" },
+            ApiError::PayloadTooLarge,
+            ApiError::Internal(String::new()),
+        ];
+        // A new variant stops this from compiling until it is matched here (and listed above).
+        for error in &all {
+            match error {
+                ApiError::InvalidJson(_)
+                | ApiError::InvalidId(_)
+                | ApiError::InvalidEventType(_)
+                | ApiError::InvalidCallbackUrl(_)
+                | ApiError::InvalidWait(_)
+                | ApiError::InvalidQuery(_)
+                | ApiError::Unauthorized(_)
+                | ApiError::InvalidParams(_)
+                | ApiError::NotFound
+                | ApiError::WorkflowNotFound(_)
+                | ApiError::InstanceNotFound { .. }
+                | ApiError::InvalidState(_)
+                | ApiError::StepNotFound(_)
+                | ApiError::MethodNotAllowed { .. }
+                | ApiError::PayloadTooLarge
+                | ApiError::Internal(_) => {}
+            }
+        }
+        all
+    }
+
     /// The one mapping from a binding error to what the API answers.
     pub fn from_binding(workflow: &str, error: BindingError) -> Self {
         match error {
@@ -165,6 +248,8 @@ impl ApiError {
             BindingError::InvalidName(NameError::EventType(t)) => ApiError::InvalidEventType(NameError::EventType(t).to_string()),
             BindingError::InvalidName(other) => ApiError::InvalidJson(other.to_string()),
             BindingError::InvalidState { message, .. } => ApiError::InvalidState(message),
+            BindingError::StepNotFound { message, .. } => ApiError::StepNotFound(message),
+            BindingError::InvalidRestartFrom(e) => ApiError::InvalidJson(format!("from: {e}")),
             BindingError::BatchSize(_) => ApiError::InvalidJson(error.to_string()),
             BindingError::AlreadyExists(_)
             | BindingError::MissingBinding(_)
@@ -180,6 +265,15 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
         return Err(ApiError::PayloadTooLarge);
     }
     serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))
+}
+
+/// Reads a JSON body that must be an object (serde would also read a struct from an
+/// array, so `[true]` would pass as `{"rollback": true}`).
+pub fn parse_object_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    match parse_body::<serde_json::Value>(body)? {
+        value @ serde_json::Value::Object(_) => serde_json::from_value(value).map_err(|e| ApiError::InvalidJson(e.to_string())),
+        _ => Err(ApiError::InvalidJson("expected a JSON object".into())),
+    }
 }
 
 /// Reads params as a workflow's typed params, naming the field that does not fit
@@ -317,6 +411,46 @@ mod tests {
         let e = ApiError::from_binding("w", BindingError::Engine { name: "TypeError".into(), message: "secret detail".into() });
         assert_eq!(e.status(), 500);
         assert!(!e.body().to_string().contains("secret"));
+    }
+
+    #[test]
+    fn restart_and_terminate_bodies() {
+        assert_eq!(RestartRequest::parse(b"{}").unwrap(), RestartRequest { from: None });
+        let from = RestartRequest::parse(br#"{"from": {"name": "create-shipment"}}"#).unwrap();
+        assert_eq!(from.from, Some(RestartFrom::step("create-shipment")));
+        let sleep = RestartRequest::parse(br#"{"from": {"name": "nap", "count": 2, "type": "sleep"}}"#).unwrap();
+        assert_eq!(sleep.from, Some(RestartFrom::sleep("nap").count(2)));
+        for bad in [
+            &br#"{"from": {"name": "a", "type": "loop"}}"#[..],
+            br#"{"from": {"name": 7}}"#,
+            br#"{"from": {"name": "a", "count": 0}}"#,
+            br#"{"from": {"name": ""}}"#,
+            br#"{"form": {"name": "a"}}"#,
+            br#"{"from": "a"}"#,
+            br#"[{"name": "a"}]"#,
+            b"restart please",
+        ] {
+            let e = RestartRequest::parse(bad).unwrap_err();
+            assert_eq!((e.status(), e.code()), (400, "invalid_json"), "{}", String::from_utf8_lossy(bad));
+        }
+        assert_eq!(TerminateRequest::parse(b"{}").unwrap(), TerminateRequest { rollback: false });
+        assert_eq!(TerminateRequest::parse(br#"{"rollback": true}"#).unwrap(), TerminateRequest { rollback: true });
+        for bad in [&br#"{"rollback": "yes"}"#[..], br#"{"rolback": true}"#, br#"{"rollback": null}"#, b"[]", b"[true]"] {
+            assert_eq!(TerminateRequest::parse(bad).unwrap_err().code(), "invalid_json", "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn an_unknown_restart_step_is_its_own_409() {
+        let e = ApiError::from_binding(
+            "w",
+            BindingError::StepNotFound {
+                id: "i".into(),
+                message: r#"(instance.cannot_restart) Step "x" not found in execution history"#.into(),
+            },
+        );
+        assert_eq!((e.status(), e.code()), (409, "step_not_found"));
+        assert!(e.to_string().contains(r#""x""#), "{e}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crate::core::status::{InstanceState, InstanceStatus};
 use crate::core::{callback, callback_url, validate};
 use crate::http::api::JobsRequest;
 use crate::http::api::{self, ApiError, BatchItem, CreateRequest, CreatedResponse, InstanceResponse, MAX_BODY_BYTES};
+use crate::http::api::{RestartRequest, TerminateRequest};
 use crate::http::auth;
 use crate::http::poll;
 use crate::http::routes::{self, ControlAction, Route, RouteError};
@@ -90,7 +91,7 @@ async fn serve(route: Route, req: &mut Request, env: &Env) -> Result<Response, A
         Route::CreateInstance { workflow } => create_instance(&workflow, req, env).await,
         Route::CreateBatch { workflow } => create_batch(&workflow, req, env).await,
         Route::GetInstance { workflow, id } => get_instance(&workflow, &id, env).await,
-        Route::Control { workflow, id, action } => control_instance(&workflow, &id, action, env).await,
+        Route::Control { workflow, id, action } => control_instance(&workflow, &id, action, req, env).await,
         Route::SendEvent { workflow, id, event_type } => send_event(&workflow, &id, &event_type, req, env).await,
         Route::SubmitJobs => submit_jobs(req, env).await,
         Route::SubmitRawJob => submit_raw_job(req, env).await,
@@ -125,10 +126,15 @@ async fn read_body(req: &mut Request) -> Result<Vec<u8>, ApiError> {
     Ok(body)
 }
 
+/// The body, or `empty` when the body is blank.
+async fn read_body_or(req: &mut Request, empty: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let body = read_body(req).await?;
+    Ok(if body.iter().all(u8::is_ascii_whitespace) { empty.to_vec() } else { body })
+}
+
 /// A JSON body, or `empty` when the body is blank.
 async fn read_json<T: serde::de::DeserializeOwned>(req: &mut Request, empty: &[u8]) -> Result<T, ApiError> {
-    let body = read_body(req).await?;
-    api::parse_body(if body.iter().all(u8::is_ascii_whitespace) { empty } else { &body })
+    api::parse_body(&read_body_or(req, empty).await?)
 }
 
 fn instance_body(spec: &WorkflowSpec, id: &str, status: InstanceStatus) -> InstanceResponse {
@@ -255,16 +261,29 @@ async fn get_instance(workflow: &str, id: &str, env: &Env) -> Result<Response, A
     json_response(200, &instance_body(spec, id, status))
 }
 
-async fn control_instance(workflow: &str, id: &str, action: ControlAction, env: &Env) -> Result<Response, ApiError> {
+async fn control_instance(workflow: &str, id: &str, action: ControlAction, req: &mut Request, env: &Env) -> Result<Response, ApiError> {
     let spec = workflow_spec(workflow)?;
     check_id(id)?;
+    // Restart and terminate take options; their body is checked before the instance is touched.
+    let restart = match action {
+        ControlAction::Restart => RestartRequest::parse(&read_body_or(req, b"{}").await?)?,
+        _ => RestartRequest::default(),
+    };
+    let terminate: TerminateRequest = match action {
+        ControlAction::Terminate => TerminateRequest::parse(&read_body_or(req, b"{}").await?)?,
+        _ => TerminateRequest::default(),
+    };
     let fail = |e| ApiError::from_binding(spec.name, e);
     let instance = WorkflowBinding::from_env(env, spec.binding).map_err(fail)?.get(id).await.map_err(fail)?;
     match action {
         ControlAction::Pause => instance.pause().await,
         ControlAction::Resume => instance.resume().await,
+        ControlAction::Terminate if terminate.rollback => instance.terminate_with_rollback().await,
         ControlAction::Terminate => instance.terminate().await,
-        ControlAction::Restart => instance.restart().await,
+        ControlAction::Restart => match &restart.from {
+            Some(from) => instance.restart_from(from).await,
+            None => instance.restart().await,
+        },
     }
     .map_err(fail)?;
     let status = instance.status().await.map_err(fail)?;

@@ -187,9 +187,21 @@ mod tests {
         let doc = doc();
         let documented: Vec<&str> =
             doc["components"]["schemas"]["InstanceStatus"]["enum"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-        for state in [Queued, Running, Paused, Errored, Terminated, Complete, Waiting, WaitingForPause, Unknown] {
+        for state in [Queued, Running, Paused, Errored, Terminated, Complete, Waiting, WaitingForPause, RollingBack, Unknown] {
             assert!(documented.contains(&state.as_str()), "{} is not in InstanceStatus", state.as_str());
         }
-        assert_eq!(documented.len(), 9);
+        assert_eq!(documented.len(), 10);
+    }
+
+    #[test]
+    fn every_error_code_is_documented() {
+        let doc = doc();
+        let listed = doc["components"]["schemas"]["Error"]["description"].as_str().unwrap();
+        let readme = include_str!("../../README.md");
+        for error in crate::http::api::ApiError::one_of_each() {
+            let code = format!("`{}`", error.code());
+            assert!(listed.contains(&code), "the Error schema's description does not list {code}");
+            assert!(readme.contains(&code), "README.md does not list {code}");
+        }
     }
 }

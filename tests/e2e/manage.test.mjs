@@ -1,0 +1,92 @@
+// Managing instances on the local runtime: restart from a step, terminate with rollback.
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { worker, api, createInstance, getInstance, waitFor, finished, uniqueId } from "./harness.mjs";
+
+const order = (orderId) => ({
+  orderId,
+  userId: `user-${orderId}`,
+  items: [{ productId: "p-1", quantity: 1 }],
+  fulfillmentDelay: "1 second",
+});
+const control = (workflow, id, action, body) => api("POST", `/workflows/${workflow}/instances/${id}/${action}`, body);
+
+describe("managing instances", { concurrency: true }, () => {
+  it("restarting a completed order from create-shipment ships again but does not charge again", async () => {
+    const { standin } = await worker();
+    const orderId = uniqueId("reship");
+    assert.equal((await createInstance("order-processing", { id: orderId, params: order(orderId) })).status, 201);
+    const first = await waitFor("order-processing", orderId, finished);
+    assert.equal(first.status, "complete", JSON.stringify(first));
+    const count = (path) => standin.callsTo(path, (c) => c.body?.orderId === orderId || c.body?.userId === `user-${orderId}`).length;
+    assert.deepEqual([count("/payments/charge"), count("/shipping/create"), count("/notify/send")], [1, 1, 1]);
+
+    const restarted = await control("order-processing", orderId, "restart", { from: { name: "create-shipment" } });
+    assert.equal(restarted.status, 200, JSON.stringify(restarted.body));
+    const again = await waitFor("order-processing", orderId, (b) => b.status === "complete" && count("/notify/send") === 2);
+    assert.deepEqual(again.output, first.output, "the cached payment result is reused");
+    assert.equal(count("/shipping/create"), 2, "create-shipment ran again");
+    assert.equal(count("/payments/charge"), 1, "process-payment did not run again");
+  });
+
+  it("restart from a sleep by its type; an unknown step is 409 step_not_found; a malformed body is 400; no body restarts from the start", async () => {
+    const { standin } = await worker();
+    const key = uniqueId("rs");
+    const params = { actions: [
+      { call: { name: "before", url: `${standin.url}/call/${key}-before` } },
+      { sleep: { name: "nap", duration: "1 second" } },
+      { call: { name: "after", url: `${standin.url}/call/${key}-after` } },
+    ] };
+    const id = uniqueId("restart-from");
+    assert.equal((await createInstance("step-tour", { id, params })).status, 201);
+    assert.equal((await waitFor("step-tour", id, finished)).status, "complete");
+    const calls = () => [standin.callsTo(`/call/${key}-before`).length, standin.callsTo(`/call/${key}-after`).length];
+    assert.deepEqual(calls(), [1, 1]);
+
+    // Refused requests change nothing.
+    const unknown = await control("step-tour", id, "restart", { from: { name: "no-such-step" } });
+    assert.equal(unknown.status, 409, JSON.stringify(unknown.body));
+    assert.equal(unknown.body.error.code, "step_not_found");
+    assert.match(unknown.body.error.message, /no-such-step/);
+    // "nap" is a sleep: without `type` the engine looks for a step.do named "nap".
+    const wrongKind = await control("step-tour", id, "restart", { from: { name: "nap" } });
+    assert.equal(wrongKind.status, 409, JSON.stringify(wrongKind.body));
+    assert.equal(wrongKind.body.error.code, "step_not_found");
+    for (const bad of [{ from: { name: "nap", type: "nap" } }, { from: { name: "nap", count: 0 } }, { from: {} }, { form: { name: "nap" } }, "{not json", "[]"]) {
+      const res = await control("step-tour", id, "restart", bad);
+      assert.equal(res.status, 400, `${JSON.stringify(bad)}: ${JSON.stringify(res.body)}`);
+      assert.equal(res.body.error.code, "invalid_json");
+    }
+    assert.equal((await getInstance("step-tour", id)).body.status, "complete");
+    assert.deepEqual(calls(), [1, 1], "no refused restart ran anything");
+
+    const fromNap = await control("step-tour", id, "restart", { from: { name: "nap", type: "sleep" } });
+    assert.equal(fromNap.status, 200, JSON.stringify(fromNap.body));
+    await waitFor("step-tour", id, (b) => b.status === "complete" && calls()[1] === 2);
+    assert.deepEqual(calls(), [1, 2], "only the steps from the sleep on ran again");
+
+    const fromStart = await control("step-tour", id, "restart");
+    assert.equal(fromStart.status, 200, JSON.stringify(fromStart.body));
+    await waitFor("step-tour", id, (b) => b.status === "complete" && calls()[1] === 3);
+    assert.deepEqual(calls(), [2, 3], "without a body every step ran again");
+  });
+
+  it("terminate with rollback is accepted and ends the instance terminated; a malformed body is 400 and terminates nothing", async () => {
+    const id = uniqueId("term-rb");
+    const params = { actions: [{ sleep: { name: "long", duration: "10 minutes" } }] };
+    assert.equal((await createInstance("step-tour", { id, params })).status, 201);
+    await waitFor("step-tour", id, (b) => b.status === "running");
+    for (const bad of [{ rollback: "yes" }, { rolback: true }, { rollback: null }, [true], "{"]) {
+      const res = await control("step-tour", id, "terminate", bad);
+      assert.equal(res.status, 400, `${JSON.stringify(bad)}: ${JSON.stringify(res.body)}`);
+      assert.equal(res.body.error.code, "invalid_json");
+    }
+    assert.equal((await getInstance("step-tour", id)).body.status, "running", "a refused terminate left it running");
+    const res = await control("step-tour", id, "terminate", { rollback: true });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal((await waitFor("step-tour", id, finished)).status, "terminated");
+    const again = await control("step-tour", id, "terminate", { rollback: true });
+    assert.equal(again.status, 409, JSON.stringify(again.body));
+    assert.equal(again.body.error.code, "invalid_state");
+  });
+});
