@@ -13,22 +13,20 @@
 //! - `core`: the pure rules everything shares, tested on the host.
 //!
 //! Each folder's `mod.rs` says what it holds and what it may depend on; the
-//! `layering` test holds them to it. The pure parts build on the host; the wasm edge
-//! (gated on `wasm32`) is a thin layer over them.
+//! `layering` test holds them to it. Everything but the wasm edge (files gated on
+//! `wasm32`) builds on the host, workflows included: they run there on the test engine.
 
 #![warn(unused_crate_dependencies)]
 
+pub mod bridge;
 pub mod core;
 pub mod http;
 pub mod registry;
 pub mod triggers;
+pub mod workflows;
 
 #[cfg(target_arch = "wasm32")]
-pub mod bridge;
-#[cfg(target_arch = "wasm32")]
 mod entry;
-#[cfg(target_arch = "wasm32")]
-pub mod workflows;
 
 #[cfg(test)]
 mod layering;

@@ -40,13 +40,17 @@ pub fn parse_json_text(text: &str) -> Result<JsValue, StepError> {
     JSON::parse(text).map_err(|e| StepError::Serialization(error_message(&e)))
 }
 
+/// The JSON text of a JS value; `undefined` reads as null, so `()` and `Option` work.
+pub fn json_text(value: &JsValue) -> Result<String, StepError> {
+    if value.is_undefined() {
+        return Ok("null".to_string());
+    }
+    Ok(JSON::stringify(value).map_err(|e| StepError::Serialization(error_message(&e)))?.as_string().unwrap_or_else(|| "null".to_string()))
+}
+
 /// A JS value as a Rust value; `undefined` reads as null, so `()` and `Option` work.
 pub fn from_js<T: DeserializeOwned>(value: &JsValue) -> Result<T, StepError> {
-    let text = if value.is_undefined() {
-        "null".to_string()
-    } else {
-        JSON::stringify(value).map_err(|e| StepError::Serialization(error_message(&e)))?.as_string().unwrap_or_else(|| "null".to_string())
-    };
+    let text = json_text(value)?;
     serde_json::from_str(&text)
         .map_err(|e| StepError::Serialization(format!("unexpected value from the engine ({e}): {}", truncate(&text, 200))))
 }

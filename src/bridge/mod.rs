@@ -1,37 +1,50 @@
-//! The bridge between the engine (JS) and workflows (Rust): the `Workflow` trait,
-//! the step handle (`step`), the event (`event`), the Workflow binding (`binding`)
-//! and the instance index's claimed creates (`instances`), the env (`env`), calls to
-//! outside services (`outbound`), webhook delivery, and values and errors across the
-//! boundary (`js`). Everything here is the wasm edge.
+//! The bridge between the engine and workflows: the `Workflow` trait, the step handle
+//! (`step`), the event (`event`), the environment (`env`: vars, D1, KV, R2, other
+//! workflows, clock) and calls to outside services (`outbound`). Workflows see only these
+//! typed faces; behind them is the seam (`engine`) with two sides:
+//! - the wasm edge (gated on `wasm32`): the real engine (`js_step`), the Worker's
+//!   bindings (`js_env`), the Workflow binding (`binding`), claimed creates through the
+//!   instance index (`instances`), webhook delivery, and JS values and errors (`js`);
+//! - on the host, the test engine that runs the same workflow code under `cargo test`.
 //!
 //! May depend on: `core`, `registry`. Never on workflows, triggers or the HTTP API.
 
-pub mod binding;
+pub mod engine;
 pub mod env;
 pub mod event;
-pub mod instances;
-pub(crate) mod js;
 pub mod outbound;
 pub mod step;
+
+#[cfg(target_arch = "wasm32")]
+pub mod binding;
+#[cfg(target_arch = "wasm32")]
+pub mod instances;
+#[cfg(target_arch = "wasm32")]
+pub(crate) mod js;
+#[cfg(target_arch = "wasm32")]
+pub mod js_env;
+#[cfg(target_arch = "wasm32")]
+mod js_run;
+#[cfg(target_arch = "wasm32")]
+pub mod js_step;
+#[cfg(target_arch = "wasm32")]
 mod webhook_delivery;
 
-pub use binding::{Instance, NewInstance, WorkflowBinding};
-pub use env::WorkflowEnv;
+pub use engine::{SqlValue, StepContext};
+pub use env::{Bucket, Database, Env, Kv, RunResult, Statement};
 pub use event::WorkflowEvent;
-pub use step::{ReceivedEvent, Step, StepContext};
+pub use step::{ReceivedEvent, Step};
 
-use crate::core::callback;
+#[cfg(target_arch = "wasm32")]
+pub use binding::{Instance, NewInstance, WorkflowBinding};
+#[cfg(target_arch = "wasm32")]
+pub use js_env::WorkflowEnv;
+#[cfg(target_arch = "wasm32")]
+pub(crate) use js_run::{js_error_text, run, EngineValue};
+
 use crate::core::step_error::StepError;
-use crate::registry::WorkflowSpec;
 use serde::{de::DeserializeOwned, Serialize};
 use std::future::Future;
-use wasm_bindgen::{JsCast, JsValue};
-use worker::Env;
-
-/// The message of a thrown JS value, for logs and errors.
-pub(crate) fn js_error_text(value: &JsValue) -> String {
-    format!("{}: {}", js::error_name(value), js::error_message(value))
-}
 
 /// A workflow: typed params in, typed output out, steps in between.
 ///
@@ -41,50 +54,41 @@ pub trait Workflow: Sized + 'static {
     type Params: DeserializeOwned;
     type Output: Serialize;
 
-    /// Builds the workflow for one run, with the Worker's bindings.
+    /// Builds the workflow for one run, with the Worker's environment.
     fn new(env: Env) -> Self;
 
     /// The workflow itself. Everything with a side effect belongs in a step; code
-    /// outside steps runs again whenever the engine replays the instance.
-    fn run(&self, event: WorkflowEvent<Self::Params>, step: Step) -> impl Future<Output = Result<Self::Output, StepError>>;
+    /// outside steps runs again whenever the engine replays the instance. `'w` is the
+    /// lifetime of the workflow and its event: step code may borrow both.
+    fn run<'w>(
+        &'w self,
+        event: &'w WorkflowEvent<Self::Params>,
+        step: Step<'w>,
+    ) -> impl Future<Output = Result<Self::Output, StepError>> + 'w;
 }
 
-/// Runs workflow `W` for one engine `run(event, step)` call. The output is checked
-/// against the engine's 1 MiB limit like a step result. An instance created with a
-/// callback URL then reports how it ended from a durable step; an errored instance
-/// stays errored after its callback.
-pub(crate) async fn run<W: Workflow>(spec: &WorkflowSpec, event: JsValue, step: JsValue, env: JsValue) -> Result<JsValue, JsValue> {
-    let (event, callback_url) = WorkflowEvent::<W::Params>::from_js(&event, spec.name)?;
-    let instance_id = event.instance_id.clone();
-    let step = Step::new(step.unchecked_into(), &instance_id);
-    let env: Env = env.unchecked_into();
-    // The output is serialised once, to the JSON text the engine gets (parsed in JS).
-    let outcome = async {
-        let output = W::new(env.clone()).run(event, step.clone()).await?;
-        let text =
-            serde_json::to_string(&output).map_err(|e| StepError::Serialization(format!("workflow output cannot be serialised: {e}")))?;
-        StepError::check_result_size(&text)?;
-        Ok::<_, StepError>(text)
+/// Parses a URL as WHATWG `URL` does (the parser `fetch` uses): the runtime's own in the
+/// Worker, the `url` crate (the same standard) on the host.
+pub fn parse_url(url: &str) -> Result<crate::core::callback_url::UrlParts, String> {
+    #[cfg(target_arch = "wasm32")]
+    return js::parse_url(url);
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let parsed = url::Url::parse(url).map_err(|e| e.to_string())?;
+        Ok(crate::core::callback_url::UrlParts {
+            href: parsed.as_str().to_string(),
+            scheme: parsed.scheme().to_string(),
+            username: parsed.username().to_string(),
+            password: parsed.password().unwrap_or_default().to_string(),
+            hostname: parsed.host_str().unwrap_or_default().to_string(),
+        })
     }
-    .await;
-    if let Some(url) = callback_url {
-        let output = match &outcome {
-            Ok(text) => {
-                serde_json::from_str(text).map_err(|e| StepError::Serialization(format!("workflow output does not read back: {e}")))
-            }
-            Err(e) => Err(e.clone()),
-        };
-        let report = match &output {
-            Ok(output) => callback::Outcome::Complete(output),
-            Err(e) => callback::Outcome::Errored { name: e.js_name(), message: &e.to_string() },
-        };
-        // Owned copies: `report` borrows `outcome`, which is returned below.
-        let body = callback::body(&instance_id, spec.name, &report);
-        let delivered = webhook_delivery::send(&step, &env, spec.name, &instance_id, &url, body).await;
-        if let (Ok(_), Err(e)) = (&outcome, delivered) {
-            return Err(e.into());
-        }
-    }
-    let text = outcome?;
-    Ok(js::parse_json_text(&text)?)
+}
+
+/// The workflow's output as the JSON text the engine gets, checked against the engine's
+/// 1 MiB limit like a step result.
+pub fn output_text<T: Serialize>(output: &T) -> Result<String, StepError> {
+    let text = serde_json::to_string(output).map_err(|e| StepError::Serialization(format!("workflow output cannot be serialised: {e}")))?;
+    StepError::check_result_size(&text)?;
+    Ok(text)
 }

@@ -27,6 +27,23 @@ pub fn check_status(service: &str, status: u16, body: &str, client_errors: Clien
     }
 }
 
+/// What `encodeURIComponent` leaves as it is: letters, digits and `-_.!~*'()`.
+const URI_COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'!')
+    .remove(b'~')
+    .remove(b'*')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')');
+
+/// A value as one path segment, encoded as JavaScript's `encodeURIComponent` does.
+pub fn encode_uri_component(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, URI_COMPONENT).to_string()
+}
+
 /// Joins a base URL from config and a path without doubling or dropping the slash.
 pub fn join_url(base: &str, path: &str) -> String {
     format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
@@ -47,6 +64,15 @@ mod tests {
         );
         assert!(matches!(check_status("payments", 429, "", ClientErrors::Final), Err(StepError::Failed(_))));
         assert!(matches!(check_status("inventory", 404, "", ClientErrors::Retry), Err(StepError::Failed(_))));
+    }
+
+    #[test]
+    fn path_segments_are_encoded_like_encode_uri_component() {
+        assert_eq!(encode_uri_component("p-1_a.b"), "p-1_a.b");
+        assert_eq!(encode_uri_component("a/b?c#d e"), "a%2Fb%3Fc%23d%20e");
+        assert_eq!(encode_uri_component("!~*'()"), "!~*'()");
+        assert_eq!(encode_uri_component("ü"), "%C3%BC");
+        assert_eq!(encode_uri_component(".."), "..");
     }
 
     #[test]

@@ -3,13 +3,11 @@
 //! default), and records the decision: approved, rejected, or auto-rejected when
 //! nobody answered in time.
 
-use crate::bridge::{Step, Workflow, WorkflowEnv, WorkflowEvent};
+use crate::bridge::{Database, Env, SqlValue, Step, Workflow, WorkflowEvent};
 use crate::core::duration::DurationParam;
 use crate::core::step_error::StepError;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-use wasm_bindgen::JsValue;
-use worker::Env;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -69,27 +67,21 @@ pub struct ApprovalWorkflow {
 
 impl ApprovalWorkflow {
     /// The D1 database; a missing binding cannot be fixed by a retry.
-    fn db(&self) -> Result<worker::D1Database, StepError> {
+    fn db(&self) -> Result<Database, StepError> {
         self.env.database("DB")
     }
 
     /// Runs one statement; a D1 failure fails the attempt, so the engine retries it.
-    async fn execute(&self, sql: &str, values: &[JsValue]) -> Result<(), StepError> {
-        let failed = |e: worker::Error| StepError::failed(format!("D1: {e}"));
-        self.db()?.prepare(sql).bind(values).map_err(failed)?.run().await.map_err(failed)?;
+    async fn execute(&self, sql: &str, values: Vec<SqlValue<'_>>) -> Result<(), StepError> {
+        self.db()?.prepare(sql).bind(values).run().await?;
         Ok(())
     }
 
     /// Writes the decision to the approval's row. Unconditional on the current status,
     /// so a retried attempt (or a restarted instance) writes the same outcome again.
     async fn record(&self, id: &str, decision: Decision, by: Option<&str>) -> Result<(), StepError> {
-        let values = [
-            JsValue::from_str(decision.status()),
-            by.map_or(JsValue::NULL, JsValue::from_str),
-            JsValue::from_f64(js_sys::Date::now()),
-            JsValue::from_str(id),
-        ];
-        self.execute(RECORD_DECISION, &values).await
+        let values = vec![decision.status().into(), by.into(), self.env.now_millis().into(), id.into()];
+        self.execute(RECORD_DECISION, values).await
     }
 }
 
@@ -101,14 +93,14 @@ impl Workflow for ApprovalWorkflow {
         ApprovalWorkflow { env }
     }
 
-    async fn run(&self, event: WorkflowEvent<ApprovalParams>, step: Step) -> Result<ApprovalOutput, StepError> {
+    async fn run(&self, event: &WorkflowEvent<ApprovalParams>, step: Step<'_>) -> Result<ApprovalOutput, StepError> {
         let params = &event.payload;
         let id = event.instance_id.as_str();
 
         // INSERT OR IGNORE: a retried attempt finds the row already there.
         step.run("create-approval", |_| async {
-            let values = [JsValue::from_str(id), JsValue::from_str(&params.user_id), JsValue::from_f64(js_sys::Date::now())];
-            self.execute(INSERT_APPROVAL, &values).await
+            let values = vec![id.into(), params.user_id.as_str().into(), self.env.now_millis().into()];
+            self.execute(INSERT_APPROVAL, values).await
         })
         .await?;
 

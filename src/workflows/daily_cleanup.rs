@@ -1,12 +1,10 @@
 //! `daily-cleanup`: started by the daily cron, deletes instance-index rows and dead
 //! letters past retention, one step per bounded batch, and outputs the counts.
 
-use crate::bridge::{Step, Workflow, WorkflowEnv, WorkflowEvent};
+use crate::bridge::{Env, Step, Workflow, WorkflowEvent};
 use crate::core::retention::{self, BATCH_ROWS, MAX_BATCHES};
 use crate::core::step_error::StepError;
 use serde::{Deserialize, Serialize};
-use wasm_bindgen::JsValue;
-use worker::Env;
 
 /// What the cron passes: when it fired (Unix ms) and which expression.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,18 +31,12 @@ impl CleanupWorkflow {
     /// Deletes one batch older than `cutoff`, returning how many rows went.
     async fn delete_batch(&self, sql: &str, cutoff: i64) -> Result<u64, StepError> {
         let db = self.env.database("DB")?;
-        let result = db
-            .prepare(sql)
-            .bind(&[JsValue::from_f64(cutoff as f64), JsValue::from_f64(f64::from(BATCH_ROWS))])
-            .map_err(StepError::failed)?
-            .run()
-            .await
-            .map_err(StepError::failed)?;
-        Ok(result.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0) as u64)
+        let result = db.prepare(sql).bind([cutoff.into(), BATCH_ROWS.into()]).run().await?;
+        Ok(result.changes)
     }
 
     /// Deletes in batches of `BATCH_ROWS`, one step each, until a batch comes back short.
-    async fn delete_old(&self, step: &Step, table: &str, sql: &str, cutoff: i64) -> Result<u64, StepError> {
+    async fn delete_old(&self, step: &Step<'_>, table: &str, sql: &str, cutoff: i64) -> Result<u64, StepError> {
         let mut total = 0;
         for batch in 0..MAX_BATCHES {
             let deleted: u64 = step.run(&format!("delete {table} {batch}"), |_| self.delete_batch(sql, cutoff)).await?;
@@ -65,11 +57,11 @@ impl Workflow for CleanupWorkflow {
         CleanupWorkflow { env }
     }
 
-    async fn run(&self, event: WorkflowEvent<CleanupParams>, step: Step) -> Result<CleanupOutput, StepError> {
+    async fn run(&self, event: &WorkflowEvent<CleanupParams>, step: Step<'_>) -> Result<CleanupOutput, StepError> {
         // The cutoff is a step result, so a replay deletes against the same one.
         let cutoff: i64 = step
             .run("cutoff", |_| async {
-                let days = retention::parse_retention_days(self.env.var("RETENTION_DAYS").ok().map(|v| v.to_string()).as_deref())
+                let days = retention::parse_retention_days(self.env.var("RETENTION_DAYS").as_deref())
                     .map_err(StepError::NonRetryable)?;
                 Ok(retention::cutoff_ms(event.payload.scheduled_time, days))
             })

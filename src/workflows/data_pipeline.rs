@@ -11,15 +11,13 @@
 //! The load is idempotent on the record id (`ON CONFLICT(id) DO NOTHING`): a
 //! retried or restarted load never duplicates rows.
 
-use crate::bridge::{js, Step, Workflow, WorkflowEnv, WorkflowEvent};
+use crate::bridge::{Bucket, Database, Env, SqlValue, Statement, Step, Workflow, WorkflowEvent};
 use crate::core::records;
 use crate::bridge::outbound::ServiceCall;
 use crate::core::step_config::{Backoff, Retries, StepConfig};
 use crate::core::step_error::StepError;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use wasm_bindgen::JsValue;
-use worker::{Bucket, D1Database, D1PreparedStatement, Env, HttpMetadata};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -110,7 +108,7 @@ fn load_config() -> StepConfig {
 
 /// The source URL, checked before any step: a malformed one cannot pass on a retry.
 fn check_source_url(source_url: &str) -> Result<(), StepError> {
-    let parsed = js::parse_url(source_url).map_err(|e| StepError::non_retryable(format!("sourceUrl {source_url:?} is not a URL: {e}")))?;
+    let parsed = crate::bridge::parse_url(source_url).map_err(|e| StepError::non_retryable(format!("sourceUrl {source_url:?} is not a URL: {e}")))?;
     match parsed.scheme.as_str() {
         "http" | "https" => Ok(()),
         other => Err(StepError::non_retryable(format!("sourceUrl must be http or https, not {other}"))),
@@ -134,28 +132,15 @@ fn insert_sql(rows: usize) -> String {
     sql
 }
 
-fn r2_failed(operation: &str, key: &str, error: worker::Error) -> StepError {
-    StepError::failed(format!("R2 {operation} of {key} in bucket {DATA_BUCKET} failed: {error}"))
-}
-
 /// Reads a whole object as bytes (one copy, out of the runtime into wasm memory).
 async fn read_object(bucket: &Bucket, key: &str) -> Result<Vec<u8>, StepError> {
-    let object = bucket
-        .get(key)
-        .execute()
-        .await
-        .map_err(|e| r2_failed("get", key, e))?
-        // R2 is strongly consistent: an object a finished step wrote and that is gone
-        // now was deleted, and no retry brings it back.
-        .ok_or_else(|| StepError::non_retryable(format!("R2 object {key} is missing from bucket {DATA_BUCKET}")))?;
-    let body = object.body().ok_or_else(|| StepError::failed(format!("R2 get of {key} in bucket {DATA_BUCKET} returned no body")))?;
-    body.bytes().await.map_err(|e| r2_failed("read", key, e))
+    // R2 is strongly consistent: an object a finished step wrote and that is gone now
+    // was deleted, and no retry brings it back.
+    bucket.get(key).await?.ok_or_else(|| StepError::non_retryable(format!("R2 object {key} is missing from bucket {DATA_BUCKET}")))
 }
 
 async fn write_json_object(bucket: &Bucket, key: &str, body: Vec<u8>) -> Result<(), StepError> {
-    let metadata = HttpMetadata { content_type: Some("application/json".into()), ..HttpMetadata::default() };
-    bucket.put(key, body).http_metadata(metadata).execute().await.map_err(|e| r2_failed("put", key, e))?;
-    Ok(())
+    bucket.put(key, body, Some("application/json")).await
 }
 
 pub struct DataPipelineWorkflow {
@@ -165,17 +150,17 @@ pub struct DataPipelineWorkflow {
 impl DataPipelineWorkflow {
     /// A missing binding is a deployment mistake: no retry can fix it.
     fn data_bucket(&self) -> Result<Bucket, StepError> {
-        self.env.bucket_binding(DATA_BUCKET)
+        self.env.bucket(DATA_BUCKET)
     }
 
-    fn database(&self) -> Result<D1Database, StepError> {
+    fn database(&self) -> Result<Database, StepError> {
         self.env.database(DATABASE)
     }
 
     /// GETs the source and stores its body unchanged at `raw_key`.
     async fn extract(&self, source_url: &str, raw_key: &str) -> Result<RawObject, StepError> {
         let bucket = self.data_bucket()?;
-        let body = ServiceCall::new(SOURCE_SERVICE, source_url.to_string()).get_bytes().await?;
+        let body = ServiceCall::new(&self.env, SOURCE_SERVICE, source_url.to_string()).get_bytes().await?;
         let bytes = body.len() as u64;
         write_json_object(&bucket, raw_key, body).await?;
         Ok(RawObject { key: raw_key.to_string(), bytes })
@@ -209,39 +194,32 @@ impl DataPipelineWorkflow {
         let rows: Vec<ProcessedRow<'_>> = serde_json::from_slice(&file)
             .map_err(|e| StepError::non_retryable(format!("R2 object {processed_key} is not an array of normalised records: {e}")))?;
 
-        // Prepared once; `bind` makes a new statement each time and leaves this one as it is.
-        let full_insert = db.prepare(insert_sql(ROWS_PER_STATEMENT));
-        let source = JsValue::from_str(instance_id);
-        let mut parameters: Vec<JsValue> = Vec::with_capacity(MAX_BOUND_PARAMETERS);
+        let full_insert = insert_sql(ROWS_PER_STATEMENT);
         for (batch_index, batch) in rows.chunks(ROWS_PER_BATCH).enumerate() {
             let first_row = batch_index * ROWS_PER_BATCH;
-            let d1_failed = |what: &str, e: worker::Error| {
-                StepError::failed(format!(
-                    "D1 {what} of rows {first_row}..{} of {processed_key} into records failed: {e}",
-                    first_row + batch.len()
-                ))
-            };
-            let mut statements: Vec<D1PreparedStatement> = Vec::with_capacity(batch.len().div_ceil(ROWS_PER_STATEMENT));
+            let mut statements: Vec<Statement<'_>> = Vec::with_capacity(batch.len().div_ceil(ROWS_PER_STATEMENT));
             for statement_rows in batch.chunks(ROWS_PER_STATEMENT) {
-                parameters.clear();
+                let mut parameters: Vec<SqlValue<'_>> = Vec::with_capacity(statement_rows.len() * COLUMNS_PER_ROW);
                 for row in statement_rows {
                     parameters.extend([
-                        JsValue::from_str(&row.id),
-                        JsValue::from_str(&row.name),
-                        JsValue::from_str(&row.email),
-                        JsValue::from_str(&row.created_at),
-                        source.clone(),
+                        row.id.as_ref().into(),
+                        row.name.as_ref().into(),
+                        row.email.as_ref().into(),
+                        row.created_at.as_ref().into(),
+                        instance_id.into(),
                     ]);
                 }
                 // Only the last statement of the file can be short.
-                let insert = if statement_rows.len() == ROWS_PER_STATEMENT {
-                    full_insert.clone()
-                } else {
-                    db.prepare(insert_sql(statement_rows.len()))
-                };
-                statements.push(insert.bind(&parameters).map_err(|e| d1_failed("bind", e))?);
+                let sql: Cow<'_, str> =
+                    if statement_rows.len() == ROWS_PER_STATEMENT { full_insert.as_str().into() } else { insert_sql(statement_rows.len()).into() };
+                statements.push(db.prepare(sql).bind(parameters));
             }
-            db.batch(statements).await.map_err(|e| d1_failed("batch insert", e))?;
+            db.batch(statements).await.map_err(|e| {
+                StepError::failed(format!(
+                    "D1 batch insert of rows {first_row}..{} of {processed_key} into records failed: {e}",
+                    first_row + batch.len()
+                ))
+            })?;
         }
         Ok(rows.len() as u64)
     }
@@ -255,7 +233,7 @@ impl Workflow for DataPipelineWorkflow {
         DataPipelineWorkflow { env }
     }
 
-    async fn run(&self, event: WorkflowEvent<PipelineParams>, step: Step) -> Result<PipelineOutput, StepError> {
+    async fn run(&self, event: &WorkflowEvent<PipelineParams>, step: Step<'_>) -> Result<PipelineOutput, StepError> {
         let source_url = event.payload.source_url.as_str();
         check_source_url(source_url)?;
         let instance_id = event.instance_id.as_str();

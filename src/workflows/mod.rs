@@ -9,25 +9,29 @@
 //! May depend on: `bridge` (the engine, the env, outbound calls), `core`, `registry`.
 //! Never on the HTTP API or the triggers.
 
-use crate::bridge::{self, js::js_error, Workflow};
+use crate::bridge::Workflow;
 use crate::core::validate::{typed_params, ParamsMismatch};
-use crate::registry;
-use wasm_bindgen::JsValue;
 
 macro_rules! workflows {
     ($($class:ident),* $(,)?) => {
         /// Runs the workflow whose shim class is `class_name`.
-        pub(crate) async fn dispatch(class_name: &str, event: JsValue, step: JsValue, env: JsValue) -> Result<JsValue, JsValue> {
-            let unknown = || js_error("NonRetryableError", &format!("no Rust workflow for class {class_name}: register it in src/registry/mod.rs"));
-            let spec = registry::workflow_by_class(class_name).ok_or_else(unknown)?;
+        #[cfg(target_arch = "wasm32")]
+        pub(crate) async fn dispatch(
+            class_name: &str,
+            event: crate::bridge::EngineValue,
+            step: crate::bridge::EngineValue,
+            env: crate::bridge::EngineValue,
+        ) -> Result<crate::bridge::EngineValue, crate::bridge::EngineValue> {
+            let unknown = || crate::bridge::js::js_error("NonRetryableError", &format!("no Rust workflow for class {class_name}: register it in src/registry/mod.rs"));
+            let spec = crate::registry::workflow_by_class(class_name).ok_or_else(unknown)?;
             match class_name {
-                $( stringify!($class) => bridge::run::<$class>(spec, event, step, env).await, )*
+                $( stringify!($class) => crate::bridge::run::<$class>(spec, event, step, env).await, )*
                 _ => Err(unknown()),
             }
         }
 
         /// Checks params against the typed params of the workflow with this class.
-        pub(crate) fn check_workflow_params(class_name: &str, params: &serde_json::Value) -> Result<(), ParamsMismatch> {
+        pub fn check_workflow_params(class_name: &str, params: &serde_json::Value) -> Result<(), ParamsMismatch> {
             match class_name {
                 $( stringify!($class) => typed_params::<<$class as Workflow>::Params>(params).map(drop), )*
                 _ => Err(ParamsMismatch(format!("no workflow has the class {class_name}"))),

@@ -2,16 +2,15 @@
 //! The seeds' OrderWorkflow, with its four services configured by vars
 //! (INVENTORY_URL, PAYMENTS_URL, SHIPPING_URL, NOTIFY_URL).
 
-use crate::bridge::{Step, Workflow, WorkflowEnv, WorkflowEvent};
+use crate::bridge::{Env, Step, Workflow, WorkflowEvent};
 use crate::core::duration::DurationParam;
 use crate::bridge::outbound::ServiceCall;
-use crate::core::service::join_url;
+use crate::core::service::{encode_uri_component, join_url};
 use crate::core::step_config::{Backoff, Retries, StepConfig};
 use crate::core::step_error::StepError;
 use futures_util::future::try_join_all;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-use worker::Env;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -78,7 +77,7 @@ impl Workflow for OrderWorkflow {
         OrderWorkflow { env }
     }
 
-    async fn run(&self, event: WorkflowEvent<OrderParams>, step: Step) -> Result<OrderOutput, StepError> {
+    async fn run(&self, event: &WorkflowEvent<OrderParams>, step: Step<'_>) -> Result<OrderOutput, StepError> {
         let order = &event.payload;
         let inventory = self.env.required_var("INVENTORY_URL")?;
         let payments = self.env.required_var("PAYMENTS_URL")?;
@@ -88,8 +87,8 @@ impl Workflow for OrderWorkflow {
         let in_stock: bool = step
             .run("validate-inventory", |_| async {
                 let checks = order.items.iter().map(|item| {
-                    let url = join_url(&inventory, &format!("check/{}", js_sys::encode_uri_component(&item.product_id)));
-                    async move { ServiceCall::new("inventory", url).get::<Availability>().await }
+                    let url = join_url(&inventory, &format!("check/{}", encode_uri_component(&item.product_id)));
+                    async move { ServiceCall::new(&self.env, "inventory", url).get::<Availability>().await }
                 });
                 Ok(try_join_all(checks).await?.iter().all(|a| a.available))
             })
@@ -98,7 +97,7 @@ impl Workflow for OrderWorkflow {
         if !in_stock {
             step.run("notify-out-of-stock", |_| async {
                 let message = serde_json::json!({"userId": order.user_id, "message": "Items out of stock"});
-                ServiceCall::new("notifications", join_url(&notify, "send")).post::<serde_json::Value, _>(&message).await.map(drop)
+                ServiceCall::new(&self.env, "notifications", join_url(&notify, "send")).post::<serde_json::Value, _>(&message).await.map(drop)
             })
             .await?;
             return Ok(OrderOutput::Cancelled { reason: "out_of_stock".into() });
@@ -107,7 +106,7 @@ impl Workflow for OrderWorkflow {
         let idempotency_key = format!("order-payment-{}", event.instance_id);
         let payment: Payment = step
             .run_with("process-payment", payment_config(), |_| async {
-                ServiceCall::new("payments", join_url(&payments, "charge"))
+                ServiceCall::new(&self.env, "payments", join_url(&payments, "charge"))
                     .client_errors_are_final()
                     .header("idempotency-key", idempotency_key.clone())
                     .post(&serde_json::json!({"orderId": order.order_id, "userId": order.user_id}))
@@ -120,7 +119,7 @@ impl Workflow for OrderWorkflow {
 
         let shipment: Shipment = step
             .run("create-shipment", |_| async {
-                ServiceCall::new("shipping", join_url(&shipping, "create"))
+                ServiceCall::new(&self.env, "shipping", join_url(&shipping, "create"))
                     .post(&serde_json::json!({"orderId": order.order_id, "items": order.items}))
                     .await
             })
@@ -128,7 +127,7 @@ impl Workflow for OrderWorkflow {
 
         step.run("send-confirmation", |_| async {
             let message = format!("Order {} shipped! Tracking: {}", order.order_id, shipment.tracking_number);
-            ServiceCall::new("notifications", join_url(&notify, "send"))
+            ServiceCall::new(&self.env, "notifications", join_url(&notify, "send"))
                 .post::<serde_json::Value, _>(&serde_json::json!({"userId": order.user_id, "message": message}))
                 .await
                 .map(drop)

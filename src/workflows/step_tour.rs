@@ -2,7 +2,7 @@
 //! Rust step API, and the probe the integration tests use to show each primitive
 //! on the real engine (retries, panics, sleeps, events, fan-out, limits).
 
-use crate::bridge::{Step, Workflow, WorkflowEvent};
+use crate::bridge::{Env, Step, Workflow, WorkflowEvent};
 use crate::core::duration::DurationParam;
 use crate::bridge::outbound::ServiceCall;
 use crate::core::records;
@@ -11,7 +11,6 @@ use crate::core::step_error::StepError;
 use futures_util::future::try_join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use worker::Env;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -68,7 +67,7 @@ fn once() -> u32 {
 }
 
 pub struct StepTourWorkflow {
-    _env: Env,
+    env: Env,
 }
 
 fn config(retries: Option<RetryParams>) -> StepConfig {
@@ -83,25 +82,25 @@ impl Workflow for StepTourWorkflow {
     type Output = Vec<Value>;
 
     fn new(env: Env) -> Self {
-        StepTourWorkflow { _env: env }
+        StepTourWorkflow { env }
     }
 
-    async fn run(&self, event: WorkflowEvent<TourParams>, step: Step) -> Result<Vec<Value>, StepError> {
+    async fn run(&self, event: &WorkflowEvent<TourParams>, step: Step<'_>) -> Result<Vec<Value>, StepError> {
         let mut results = Vec::with_capacity(event.payload.actions.len());
         for action in &event.payload.actions {
-            results.push(perform(&step, action).await?);
+            results.push(perform(&self.env, &step, action).await?);
         }
         Ok(results)
     }
 }
 
-async fn perform(step: &Step, action: &Action) -> Result<Value, StepError> {
+async fn perform(env: &Env, step: &Step<'_>, action: &Action) -> Result<Value, StepError> {
     Ok(match action {
         Action::Call { name, url, retries } => {
             let body: Value = step
                 .run_with(name, config(*retries), |ctx| async move {
                     let url = format!("{url}{}attempt={}", if url.contains('?') { '&' } else { '?' }, ctx.attempt);
-                    ServiceCall::new("service", url).get::<Value>().await
+                    ServiceCall::new(env, "service", url).get::<Value>().await
                 })
                 .await?;
             json!({"name": name, "body": body})
@@ -147,13 +146,13 @@ async fn perform(step: &Step, action: &Action) -> Result<Value, StepError> {
             json!({"name": name, "steps": count})
         }
         Action::Download { name, url } => {
-            let bytes: usize = step.run(name, |_| async { Ok(ServiceCall::new("source", url.clone()).get_bytes().await?.len()) }).await?;
+            let bytes: usize = step.run(name, |_| async { Ok(ServiceCall::new(env, "source", url.clone()).get_bytes().await?.len()) }).await?;
             json!({"name": name, "bytes": bytes})
         }
         Action::Transform { name, url, repeat } => {
             let (records, dropped): (usize, usize) = step
                 .run(name, |_| async {
-                    let body = ServiceCall::new("source", url.clone()).get_bytes().await?;
+                    let body = ServiceCall::new(env, "source", url.clone()).get_bytes().await?;
                     let mut counts = (0, 0);
                     for _ in 0..(*repeat).max(1) {
                         let transformed = records::transform(&body).map_err(|e| StepError::non_retryable(format!("not a JSON array of records: {e}")))?;

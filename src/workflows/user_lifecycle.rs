@@ -2,7 +2,7 @@
 //! default), check in D1 whether they subscribed, and send a trial-expiration
 //! email only to those who did not. Emails go to `{NOTIFY_URL}/send`.
 
-use crate::bridge::{Step, Workflow, WorkflowEnv, WorkflowEvent};
+use crate::bridge::{Env, Step, Workflow, WorkflowEvent};
 use crate::core::duration::DurationParam;
 use crate::bridge::outbound::ServiceCall;
 use crate::core::service::join_url;
@@ -10,8 +10,6 @@ use crate::core::step_error::StepError;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::time::Duration;
-use wasm_bindgen::JsValue;
-use worker::Env;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -45,7 +43,7 @@ pub struct UserLifecycleWorkflow {
 impl UserLifecycleWorkflow {
     /// One email through the notifications service; a failed call is retried by the engine.
     async fn send_email(&self, notify: &str, params: &LifecycleParams, message: &str) -> Result<(), StepError> {
-        ServiceCall::new("notifications", join_url(notify, "send"))
+        ServiceCall::new(&self.env, "notifications", join_url(notify, "send"))
             .post::<serde_json::Value, _>(&json!({"userId": params.user_id, "email": params.email, "message": message}))
             .await
             .map(drop)
@@ -54,14 +52,7 @@ impl UserLifecycleWorkflow {
     /// Whether the user's subscription is active. A user with no row has not converted.
     async fn has_converted(&self, user_id: &str) -> Result<bool, StepError> {
         let db = self.env.database("DB")?;
-        let failed = |e: worker::Error| StepError::failed(format!("D1: {e}"));
-        let status = db
-            .prepare(SUBSCRIPTION_STATUS)
-            .bind(&[JsValue::from_str(user_id)])
-            .map_err(failed)?
-            .first::<String>(Some("subscription_status"))
-            .await
-            .map_err(failed)?;
+        let status = db.prepare(SUBSCRIPTION_STATUS).bind([user_id.into()]).first::<Option<String>>(Some("subscription_status")).await?.flatten();
         Ok(status.as_deref() == Some(ACTIVE))
     }
 }
@@ -74,7 +65,7 @@ impl Workflow for UserLifecycleWorkflow {
         UserLifecycleWorkflow { env }
     }
 
-    async fn run(&self, event: WorkflowEvent<LifecycleParams>, step: Step) -> Result<LifecycleOutput, StepError> {
+    async fn run(&self, event: &WorkflowEvent<LifecycleParams>, step: Step<'_>) -> Result<LifecycleOutput, StepError> {
         let params = &event.payload;
         let notify = self.env.required_var("NOTIFY_URL")?;
 

@@ -3,18 +3,13 @@
 //! welcome email, writes default settings to KV, and starts the user's
 //! `user-lifecycle` as a child instance without waiting for it.
 
-use crate::bridge::{Step, Workflow, WorkflowEnv, WorkflowEvent};
 use crate::bridge::outbound::ServiceCall;
+use crate::bridge::{Env, Step, Workflow, WorkflowEvent};
 use crate::core::records::is_valid_email;
 use crate::core::service::join_url;
 use crate::core::step_error::StepError;
-use crate::bridge::instances;
-use crate::registry;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use crate::bridge::js::random_uuid;
-use wasm_bindgen::JsValue;
-use worker::Env;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -47,12 +42,6 @@ pub struct OnboardingWorkflow {
     env: Env,
 }
 
-impl OnboardingWorkflow {
-    fn db_error(e: worker::Error) -> StepError {
-        StepError::failed(format!("D1: {e}"))
-    }
-}
-
 impl Workflow for OnboardingWorkflow {
     type Params = OnboardingParams;
     type Output = UserId;
@@ -61,7 +50,7 @@ impl Workflow for OnboardingWorkflow {
         OnboardingWorkflow { env }
     }
 
-    async fn run(&self, event: WorkflowEvent<OnboardingParams>, step: Step) -> Result<UserId, StepError> {
+    async fn run(&self, event: &WorkflowEvent<OnboardingParams>, step: Step<'_>) -> Result<UserId, StepError> {
         let params = &event.payload;
 
         // Bad input cannot get better on a retry.
@@ -83,26 +72,20 @@ impl Workflow for OnboardingWorkflow {
         let user_id: String = step
             .run("create-profile", |_| async {
                 let db = self.env.database("DB")?;
-                db.prepare(
-                    "INSERT INTO users (id, email, name, avatar_url, created_at) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(email) DO NOTHING",
-                )
-                .bind(&[
-                    random_uuid().into(),
-                    user.email.as_str().into(),
-                    user.name.as_str().into(),
-                    params.avatar_url.as_deref().map_or(JsValue::NULL, JsValue::from_str),
-                    JsValue::from_f64(js_sys::Date::now()),
-                ])
-                .map_err(Self::db_error)?
-                .run()
-                .await
-                .map_err(Self::db_error)?;
+                db.prepare("INSERT INTO users (id, email, name, avatar_url, created_at) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(email) DO NOTHING")
+                    .bind([
+                        self.env.random_uuid().into(),
+                        user.email.as_str().into(),
+                        user.name.as_str().into(),
+                        params.avatar_url.as_deref().into(),
+                        self.env.now_millis().into(),
+                    ])
+                    .run()
+                    .await?;
                 db.prepare("SELECT id FROM users WHERE email = ?1")
-                    .bind(&[user.email.as_str().into()])
-                    .map_err(Self::db_error)?
+                    .bind([user.email.as_str().into()])
                     .first::<String>(Some("id"))
-                    .await
-                    .map_err(Self::db_error)?
+                    .await?
                     .ok_or_else(|| StepError::failed("the user row is missing after insert"))
             })
             .await?;
@@ -110,7 +93,7 @@ impl Workflow for OnboardingWorkflow {
         step.run("send-welcome-email", |_| async {
             let notify = self.env.required_var("NOTIFY_URL")?;
             let message = format!("Welcome, {}!", user.name);
-            ServiceCall::new("notifications", join_url(&notify, "send"))
+            ServiceCall::new(&self.env, "notifications", join_url(&notify, "send"))
                 .post::<serde_json::Value, _>(&json!({"userId": user_id, "email": user.email, "message": message}))
                 .await
                 .map(drop)
@@ -118,24 +101,16 @@ impl Workflow for OnboardingWorkflow {
         .await?;
 
         step.run("initialize-settings", |_| async {
-            let kv = self.env.kv("SETTINGS").map_err(|e| StepError::non_retryable(format!("the KV binding SETTINGS: {e}")))?;
-            kv.put(&format!("settings:{user_id}"), default_settings().to_string())
-                .map_err(|e| StepError::failed(format!("KV: {e}")))?
-                .execute()
-                .await
-                .map_err(|e| StepError::failed(format!("KV: {e}")))
+            self.env.kv("SETTINGS")?.put(&format!("settings:{user_id}"), &default_settings().to_string()).await
         })
         .await?;
 
         // The child runs on its own: started, not awaited. Its id is derived from the
         // user, so a replayed or repeated onboarding never starts a second one.
         step.run("start-lifecycle", |_| async {
-            let spec = registry::workflow_by_name("user-lifecycle").ok_or_else(|| StepError::non_retryable("no user-lifecycle workflow"))?;
             let id = format!("lifecycle-{user_id}");
-            instances::create(&self.env, spec, Some(&id), &json!({"userId": user_id, "email": user.email}))
-                .await
-                .map(|created| created.instance.id().to_string())
-                .map_err(|e| StepError::failed(format!("starting {id}: {e}")))
+            self.env.create_instance("user-lifecycle", &id, &json!({"userId": user_id, "email": user.email})).await?;
+            Ok(id)
         })
         .await?;
 

@@ -11,7 +11,7 @@ import path from "node:path";
 import { root, startDevServer, sleep } from "./devserver.mjs";
 
 const WORKFLOW_RS = `//! A throwaway workflow: greets, sleeps a second, greets again.
-use crate::bridge::{Step, Workflow, WorkflowEvent};
+use crate::bridge::{Env, Step, Workflow, WorkflowEvent};
 use crate::core::step_error::StepError;
 use serde::Deserialize;
 
@@ -26,11 +26,11 @@ impl Workflow for GreetingWorkflow {
     type Params = GreetingParams;
     type Output = Vec<String>;
 
-    fn new(_env: worker::Env) -> Self {
+    fn new(_env: Env) -> Self {
         GreetingWorkflow
     }
 
-    async fn run(&self, event: WorkflowEvent<GreetingParams>, step: Step) -> Result<Vec<String>, StepError> {
+    async fn run(&self, event: &WorkflowEvent<GreetingParams>, step: Step<'_>) -> Result<Vec<String>, StepError> {
         let name = &event.payload.name;
         let hello: String = step.run("hello", |_| async move { Ok(format!("Hello, {name}!")) }).await?;
         step.sleep("pause", "1 second").await?;

@@ -1,0 +1,154 @@
+//! The seam between workflow code and the world it runs in. A workflow sees only
+//! [`Step`](super::Step) and [`Env`](super::Env); behind them sit these traits, with two
+//! implementations: the Workflows engine and the Worker's bindings (`js_step`, `js_env`,
+//! in the wasm build), and the test engine with in-memory fakes on the host.
+//!
+//! The traits are object-safe and deal in JSON text and plain data, so each typed
+//! call site compiles its serde code once and the engine behind it is chosen at run time.
+
+use crate::core::step_config::EngineStepConfig;
+use crate::core::step_error::StepError;
+use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime};
+
+/// A boxed future that need not be `Send` (Workers run one thread).
+pub type LocalBoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// One attempt of a step's closure: its result as JSON text.
+pub type AttemptFuture<'a> = LocalBoxFuture<'a, Result<String, StepError>>;
+
+/// What a step closure knows about the attempt it is running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepContext {
+    /// 1 on the first attempt, 2 on the first retry, …
+    pub attempt: u32,
+    /// The step's name.
+    pub name: String,
+}
+
+/// One `step.do`: its name, its config as the engine reads it (`None`: the engine's
+/// defaults), and the attempt to run, once per attempt.
+pub struct StepCall<'a> {
+    pub name: &'a str,
+    pub config: Option<EngineStepConfig>,
+    pub attempt: &'a dyn Fn(StepContext) -> AttemptFuture<'a>,
+}
+
+/// An event a `waitForEvent` received: its payload as JSON text, its type, and when it
+/// was sent (Unix milliseconds, when the engine says).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRecord {
+    pub payload_json: String,
+    pub event_type: String,
+    pub timestamp_millis: Option<u64>,
+}
+
+/// The engine's side of a workflow's step handle. `'w` is the lifetime of the workflow
+/// and its event, which step code (and later compensations) may borrow.
+pub trait StepEngine<'w> {
+    /// Runs a step (`step.do`): the result is the JSON text of the value the engine
+    /// persisted, whether from this run's attempts or from an earlier run (replay).
+    fn run<'a>(&'a self, call: StepCall<'a>) -> LocalBoxFuture<'a, Result<String, StepError>>;
+    fn sleep<'a>(&'a self, name: &'a str, duration: Duration) -> LocalBoxFuture<'a, Result<(), StepError>>;
+    fn sleep_until<'a>(&'a self, name: &'a str, epoch_millis: u64) -> LocalBoxFuture<'a, Result<(), StepError>>;
+    /// Waits for an event of `event_type`; running out of time is [`StepError::Timeout`].
+    fn wait_for_event<'a>(
+        &'a self,
+        name: &'a str,
+        event_type: &'a str,
+        timeout: Duration,
+    ) -> LocalBoxFuture<'a, Result<EventRecord, StepError>>;
+}
+
+/// The HTTP methods outbound calls use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpMethod {
+    Get,
+    Post,
+}
+
+impl HttpMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Post => "POST",
+        }
+    }
+}
+
+/// An outbound HTTP request, as plain data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundRequest {
+    pub method: HttpMethod,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+}
+
+/// The answer to an outbound request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundResponse {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// A value bound to a SQL statement's `?` parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue<'a> {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(Cow<'a, str>),
+}
+
+/// A SQL statement with its bound values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqlStatement<'a> {
+    pub sql: Cow<'a, str>,
+    pub params: Vec<SqlValue<'a>>,
+}
+
+/// A result row: column name to value.
+pub type SqlRow = Map<String, Value>;
+
+/// A D1 database (SQLite).
+pub trait DatabaseBackend {
+    /// Runs a statement, returning how many rows it changed.
+    fn run<'a>(&'a self, statement: &'a SqlStatement<'a>) -> LocalBoxFuture<'a, Result<u64, StepError>>;
+    /// Runs a query, returning every row.
+    fn rows<'a>(&'a self, statement: &'a SqlStatement<'a>) -> LocalBoxFuture<'a, Result<Vec<SqlRow>, StepError>>;
+    /// Runs statements in one transaction.
+    fn batch<'a>(&'a self, statements: &'a [SqlStatement<'a>]) -> LocalBoxFuture<'a, Result<(), StepError>>;
+}
+
+/// A KV namespace.
+pub trait KvBackend {
+    fn get<'a>(&'a self, key: &'a str) -> LocalBoxFuture<'a, Result<Option<String>, StepError>>;
+    fn put<'a>(&'a self, key: &'a str, value: &'a str) -> LocalBoxFuture<'a, Result<(), StepError>>;
+}
+
+/// An R2 bucket.
+pub trait BucketBackend {
+    fn get<'a>(&'a self, key: &'a str) -> LocalBoxFuture<'a, Result<Option<Vec<u8>>, StepError>>;
+    fn put<'a>(&'a self, key: &'a str, body: Vec<u8>, content_type: Option<&'a str>) -> LocalBoxFuture<'a, Result<(), StepError>>;
+}
+
+/// Everything a workflow reaches outside its steps' own code: vars and secrets,
+/// bindings, outbound HTTP, other workflows, the clock and randomness.
+pub trait EnvBackend {
+    /// A var or secret, `None` when unset.
+    fn var(&self, name: &str) -> Option<String>;
+    fn database(&self, binding: &str) -> Result<Rc<dyn DatabaseBackend>, StepError>;
+    fn kv(&self, binding: &str) -> Result<Rc<dyn KvBackend>, StepError>;
+    fn bucket(&self, binding: &str) -> Result<Rc<dyn BucketBackend>, StepError>;
+    fn fetch(&self, request: OutboundRequest) -> LocalBoxFuture<'_, Result<OutboundResponse, StepError>>;
+    /// Creates an instance of another workflow of this Worker: true when this call
+    /// created it, false when that id existed already.
+    fn create_instance<'a>(&'a self, workflow: &'a str, id: &'a str, params: &'a Value) -> LocalBoxFuture<'a, Result<bool, StepError>>;
+    fn now(&self) -> SystemTime;
+    fn random_uuid(&self) -> String;
+}
