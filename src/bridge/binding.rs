@@ -1,16 +1,19 @@
-//! The Workflow binding (`env.ORDER_WORKFLOW`) in Rust: create, create_batch, get,
-//! and per instance status, pause, resume, terminate (with or without rollback),
-//! restart (from the start or from a step), send_event.
+//! The Workflow binding (`env.ORDER_WORKFLOW`) in Rust: create (with retention),
+//! create_batch and delete_batch (answered per entry), get, and per instance status,
+//! pause, resume, terminate (with or without rollback), restart (from the start or
+//! from a step), send_event, delete.
 //! Engine errors come back typed ([`BindingError`]): a missing instance is
 //! `NotFound`, never a panic.
 
 use super::js;
 use crate::core::engine_error::BindingError;
-use crate::core::instance_options::{self, RestartFrom};
+use crate::core::instance_batch::{self, codes, CreateEntry, CreateOutcome, DeleteEntry, DeleteOutcome, EngineEntryError, EntryError};
+use crate::core::instance_options::{self, EngineCreateOptions, EngineRetention, RestartFrom, Retention};
 use crate::core::status::InstanceStatus;
 use crate::core::validate;
 use js_sys::{Array, Promise, Reflect};
 use serde::Serialize;
+use std::collections::HashSet;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use worker::Env;
@@ -28,6 +31,9 @@ extern "C" {
 
     #[wasm_bindgen(method, catch)]
     fn get(this: &JsWorkflow, id: &str) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(method, catch, js_name = "deleteBatch")]
+    fn delete_batch(this: &JsWorkflow, ids: &JsValue) -> Result<Promise, JsValue>;
 
     #[derive(Clone)]
     type JsInstance;
@@ -58,6 +64,9 @@ extern "C" {
 
     #[wasm_bindgen(method, catch, js_name = "sendEvent")]
     fn send_event(this: &JsInstance, event: &JsValue) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(method, catch, js_name = "delete")]
+    fn delete_instance(this: &JsInstance) -> Result<Promise, JsValue>;
 }
 
 /// Runs one binding call, mapping a throw or a rejection to a typed error about `id`.
@@ -70,12 +79,71 @@ fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, BindingError> {
     js::to_js(value).map(|(v, _)| v).map_err(|e| BindingError::Serialization(e.to_string()))
 }
 
-/// One instance to create: an id (the engine makes a UUID when `None`) and params.
-#[derive(Debug, Clone, Serialize)]
+/// Checks one batch entry: its id (made when absent; valid, not reserved, not seen
+/// before in the batch) and its retention.
+fn check_entry<P>(new: &NewInstance<P>, seen: &mut HashSet<String>) -> Result<(String, Option<EngineRetention>), EntryError> {
+    let id = match &new.id {
+        Some(id) => {
+            validate::instance_id(id).map_err(|e| EntryError::new(codes::INVALID_ID, e.to_string()))?;
+            id.clone()
+        }
+        None => js::random_uuid(),
+    };
+    if !seen.insert(id.clone()) {
+        return Err(EntryError::new(codes::INVALID_ID, format!("instance id {id:?} appears twice in the batch")));
+    }
+    let retention = new.engine_retention().map_err(|e| EntryError::new(codes::INVALID_RETENTION, e.to_string()))?;
+    Ok((id, retention))
+}
+
+/// One instance to create: an id (the engine makes a UUID when `None`), params, and
+/// how long the engine keeps it once finished (unset: the account's default).
+#[derive(Debug, Clone)]
 pub struct NewInstance<P> {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     pub params: P,
+    pub retention: Option<Retention>,
+}
+
+impl<P> NewInstance<P> {
+    pub fn new(params: P) -> Self {
+        NewInstance { id: None, params, retention: None }
+    }
+
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = Some(retention);
+        self
+    }
+
+    /// The retention to send: none when unset or empty.
+    fn engine_retention(&self) -> Result<Option<EngineRetention>, BindingError> {
+        Ok(self.retention.as_ref().map(Retention::to_engine).transpose()?.filter(|r| *r != EngineRetention::default()))
+    }
+}
+
+/// The object form of `createBatch`, which answers per entry.
+#[derive(Serialize)]
+struct EngineBatch<'a, P: Serialize> {
+    instances: Vec<EngineCreateOptions<'a, P>>,
+}
+
+/// `{created: [WorkflowInstance], errors: [{index, id, code, message}]}`, at most 100 of each.
+fn read_batch_answer(answer: &JsValue, list: &str) -> Result<(Vec<String>, Vec<EngineEntryError>), BindingError> {
+    let listed = js::get(answer, list);
+    let ids = if Array::is_array(&listed) {
+        Array::from(&listed).iter().filter_map(|item| js::get(&item, "id").as_string()).collect()
+    } else {
+        Vec::new()
+    };
+    let errors = js::get(answer, "errors");
+    let errors =
+        if Array::is_array(&errors) { js::from_js(&errors).map_err(|e| BindingError::Serialization(e.to_string()))? } else { Vec::new() };
+    Ok((ids, errors))
 }
 
 /// A Workflow binding of this Worker.
@@ -96,22 +164,77 @@ impl WorkflowBinding {
     /// Creates an instance. An id that exists is [`BindingError::AlreadyExists`]: the
     /// engine refuses it atomically, so two racing creates give one instance.
     pub async fn create<P: Serialize>(&self, id: Option<&str>, params: &P) -> Result<Instance, BindingError> {
-        if let Some(id) = id {
+        self.create_with(&NewInstance { id: id.map(str::to_string), params, retention: None }).await
+    }
+
+    /// Creates an instance with everything `NewInstance` holds (id, params, retention).
+    /// A malformed or reserved id and a bad retention are refused before the engine is called.
+    pub async fn create_with<P: Serialize>(&self, new: &NewInstance<P>) -> Result<Instance, BindingError> {
+        if let Some(id) = &new.id {
             validate::instance_id(id)?;
         }
-        let options = to_js(&NewInstance { id: id.map(str::to_string), params })?;
-        let instance = call(id.unwrap_or(""), self.js.create(&options)).await?;
+        let options = EngineCreateOptions { id: new.id.as_deref(), params: &new.params, retention: new.engine_retention()? };
+        let instance = call(new.id.as_deref().unwrap_or(""), self.js.create(&to_js(&options)?)).await?;
         Ok(Instance::from_js(instance))
     }
 
-    /// Creates 1 to 100 instances in one call; ids that already exist are skipped by the engine.
-    pub async fn create_batch<P: Serialize>(&self, batch: &[NewInstance<P>]) -> Result<Vec<Instance>, BindingError> {
+    /// Creates 1 to 100 instances in one engine call and answers per entry, in order:
+    /// created, already existed, or failed with a code and message. Entries with a
+    /// malformed, reserved or repeated id or a bad retention fail here and are not sent
+    /// (the engine would refuse the whole batch for one of them); the rest are. An entry
+    /// without an id gets a UUID. Only a failure of the whole call is an `Err`.
+    pub async fn create_batch<P: Serialize>(&self, batch: &[NewInstance<P>]) -> Result<Vec<CreateEntry>, BindingError> {
         BindingError::check_batch_size(batch.len())?;
-        for id in batch.iter().filter_map(|n| n.id.as_deref()) {
-            validate::instance_id(id)?;
+        let mut entries = Vec::with_capacity(batch.len());
+        // (index in `batch`, id, retention) of each entry sent to the engine.
+        let mut sent: Vec<(usize, String, Option<EngineRetention>)> = Vec::with_capacity(batch.len());
+        let mut seen = HashSet::new();
+        for (index, new) in batch.iter().enumerate() {
+            match check_entry(new, &mut seen) {
+                Ok((id, retention)) => sent.push((index, id, retention)),
+                Err(error) => entries.push(CreateEntry { index, id: new.id.clone(), outcome: CreateOutcome::Failed(error) }),
+            }
         }
-        let created = call("", self.js.create_batch(&to_js(batch)?)).await?;
-        Ok(Array::from(&created).iter().map(Instance::from_js).collect())
+        if !sent.is_empty() {
+            let instances: Vec<EngineCreateOptions<P>> = sent
+                .iter()
+                .map(|(index, id, retention)| EngineCreateOptions { id: Some(id), params: &batch[*index].params, retention: *retention })
+                .collect();
+            let answer = call("", self.js.create_batch(&to_js(&EngineBatch { instances })?)).await?;
+            let (created, errors) = read_batch_answer(&answer, "created")?;
+            let ids: Vec<String> = sent.iter().map(|(_, id, _)| id.clone()).collect();
+            let outcomes = instance_batch::create_outcomes(&ids, &created, &errors);
+            entries.extend(sent.into_iter().zip(outcomes).map(|((index, id, _), outcome)| CreateEntry { index, id: Some(id), outcome }));
+        }
+        entries.sort_by_key(|e| e.index);
+        Ok(entries)
+    }
+
+    /// Deletes 1 to 100 instances in one engine call and answers per id, in order:
+    /// deleted, not found, or failed. A malformed id fails here and is not sent.
+    pub async fn delete_batch<S: AsRef<str>>(&self, ids: &[S]) -> Result<Vec<DeleteEntry>, BindingError> {
+        BindingError::check_batch_size(ids.len())?;
+        let mut entries = Vec::with_capacity(ids.len());
+        let mut sent: Vec<(usize, String)> = Vec::with_capacity(ids.len());
+        for (index, id) in ids.iter().map(AsRef::as_ref).enumerate() {
+            match validate::instance_id(id) {
+                Ok(()) => sent.push((index, id.to_string())),
+                Err(e) => entries.push(DeleteEntry {
+                    index,
+                    id: id.to_string(),
+                    outcome: DeleteOutcome::Failed(EntryError::new(codes::INVALID_ID, e.to_string())),
+                }),
+            }
+        }
+        if !sent.is_empty() {
+            let ids: Vec<String> = sent.iter().map(|(_, id)| id.clone()).collect();
+            let answer = call("", self.js.delete_batch(&to_js(&ids)?)).await?;
+            let (deleted, errors) = read_batch_answer(&answer, "deleted")?;
+            let outcomes = instance_batch::delete_outcomes(&ids, &deleted, &errors);
+            entries.extend(sent.into_iter().zip(outcomes).map(|((index, id), outcome)| DeleteEntry { index, id, outcome }));
+        }
+        entries.sort_by_key(|e| e.index);
+        Ok(entries)
     }
 
     /// The instance with this id, or [`BindingError::NotFound`].
@@ -181,6 +304,12 @@ impl Instance {
         from.check()?;
         let options = to_js(&from.to_engine())?;
         call(&self.id, self.js.restart_with(&options)).await.map(drop)
+    }
+
+    /// Deletes the instance and everything the engine holds of it (status, output,
+    /// history), in any state; a running instance stops.
+    pub async fn delete(self) -> Result<(), BindingError> {
+        call(&self.id, self.js.delete_instance()).await.map(drop)
     }
 
     /// Sends an event that a `wait_for_event` of the same type receives.

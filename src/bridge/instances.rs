@@ -1,14 +1,18 @@
-//! Creating instances the way every entry point should (HTTP, and later queues and
-//! crons): claimed in the D1 instance index (which listing reads, and which settles
-//! races on one id), then created by the engine, which never runs an id twice.
+//! Creating and deleting instances the way every entry point should (HTTP, queues,
+//! crons): a create is claimed in the D1 instance index (which listing reads, and which
+//! settles races on one id), then made by the engine, which never runs an id twice,
+//! with the workflow's retention default from the registry; a delete leaves the index
+//! too, so listing stays true.
 
 use crate::bridge::js::random_uuid;
 use crate::bridge::{Instance, NewInstance, WorkflowBinding};
 use crate::core::engine_error::BindingError;
+use crate::core::instance_batch::{CreateEntry, DeleteEntry};
 use crate::core::instance_index::{self, Cursor, IndexedInstance};
-use crate::registry::WorkflowSpec;
+use crate::core::instance_options::Retention;
+use crate::registry::{self, WorkflowSpec};
 use wasm_bindgen::JsValue;
-use worker::{console_log, Env};
+use worker::{console_log, D1PreparedStatement, Env};
 
 /// An instance and whether this call created it (false: the id existed already).
 pub struct Created {
@@ -37,12 +41,40 @@ async fn claim(env: &Env, workflow: &str, id: &str) -> Result<bool, BindingError
     Ok(result.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0) > 0)
 }
 
-/// Records an instance created elsewhere (a queue batch) for listing. The engine
-/// already holds the instance, so a failure here is logged rather than failing it.
-pub async fn record(env: &Env, workflow: &str, id: &str) {
-    if let Err(e) = claim(env, workflow, id).await {
-        console_log!("{}", serde_json::json!({"level": "error", "workflow": workflow, "instance": id, "error": e.to_string()}));
+fn log_index_error(workflow: &str, what: &str, e: impl std::fmt::Display) {
+    console_log!("{}", serde_json::json!({"level": "error", "workflow": workflow, "error": format!("instance index {what}: {e}")}));
+}
+
+/// Runs one statement per id in one D1 round trip. The engine already holds the
+/// instances, so a failure here is logged rather than failing them.
+async fn index_batch(env: &Env, workflow: &str, sql: &str, ids: &[&str], with_time: bool) {
+    if ids.is_empty() {
+        return;
     }
+    let result = async {
+        let db = env.d1(INDEX_DB)?;
+        let now = JsValue::from_f64(js_sys::Date::now());
+        let statements = ids
+            .iter()
+            .map(|id| {
+                let mut args = vec![workflow.into(), (*id).into()];
+                if with_time {
+                    args.push(now.clone());
+                }
+                db.prepare(sql).bind(&args)
+            })
+            .collect::<worker::Result<Vec<D1PreparedStatement>>>()?;
+        db.batch(statements).await
+    }
+    .await;
+    if let Err(e) = result {
+        log_index_error(workflow, if with_time { "record" } else { "removal" }, e);
+    }
+}
+
+/// The registry's retention default for a workflow (empty when it has none).
+pub fn default_retention(spec: &WorkflowSpec) -> Retention {
+    registry::retention_default(spec.name).map_or_else(Retention::new, |d| Retention::from_parts(d.success, d.error))
 }
 
 /// Gives a claim back after the engine refused the create, so a later request can try again.
@@ -56,14 +88,29 @@ async fn release(env: &Env, workflow: &str, id: &str) {
     }
 }
 
-/// Creates one instance; an id that exists returns the existing instance, never a
-/// second run, also when many requests race with one id.
+/// Creates one instance with the workflow's default retention; an id that exists
+/// returns the existing instance, never a second run, also when many requests race
+/// with one id.
 pub async fn create(env: &Env, spec: &WorkflowSpec, id: Option<&str>, params: &serde_json::Value) -> Result<Created, BindingError> {
+    create_with(env, spec, id, params, Retention::new()).await
+}
+
+/// [`create`] with a retention, whose unset parts take the workflow's default.
+pub async fn create_with(
+    env: &Env,
+    spec: &WorkflowSpec,
+    id: Option<&str>,
+    params: &serde_json::Value,
+    retention: Retention,
+) -> Result<Created, BindingError> {
     let binding = WorkflowBinding::from_env(env, spec.binding)?;
     let id = id.map(str::to_string).unwrap_or_else(random_uuid);
     crate::core::validate::instance_id(&id)?;
+    let retention = retention.or(default_retention(spec));
+    retention.to_engine()?;
+    let new = NewInstance { id: Some(id.clone()), params, retention: Some(retention) };
     if claim(env, spec.name, &id).await? {
-        return match binding.create(Some(&id), params).await {
+        return match binding.create_with(&new).await {
             Ok(instance) => Ok(Created { instance, created: true }),
             Err(BindingError::AlreadyExists(id)) => Ok(Created { instance: binding.get(&id).await?, created: false }),
             Err(e) => {
@@ -84,39 +131,54 @@ pub async fn create(env: &Env, spec: &WorkflowSpec, id: Option<&str>, params: &s
         }
     }
     // A stale claim (its instance expired from the engine): the engine decides.
-    match binding.create(Some(&id), params).await {
+    match binding.create_with(&new).await {
         Ok(instance) => Ok(Created { instance, created: true }),
         Err(BindingError::AlreadyExists(id)) => Ok(Created { instance: binding.get(&id).await?, created: false }),
         Err(e) => Err(e),
     }
 }
 
-/// Creates up to 100 instances in one engine call, answering for each (in order)
-/// whether it was created or already existed.
+/// Creates up to 100 instances in one engine call (entries without a retention take
+/// the workflow's default, part by part), answering per entry in order: created,
+/// already existed, or failed with a code. Instances that exist afterwards are recorded
+/// in the index for listing (an existing row keeps its time).
 pub async fn create_batch(
     env: &Env,
     spec: &WorkflowSpec,
-    items: Vec<(Option<String>, serde_json::Value)>,
-) -> Result<Vec<(String, bool)>, BindingError> {
-    BindingError::check_batch_size(items.len())?;
+    mut batch: Vec<NewInstance<serde_json::Value>>,
+) -> Result<Vec<CreateEntry>, BindingError> {
     let binding = WorkflowBinding::from_env(env, spec.binding)?;
-    let batch: Vec<NewInstance<serde_json::Value>> =
-        items.into_iter().map(|(id, params)| NewInstance { id: Some(id.unwrap_or_else(random_uuid)), params }).collect();
-    let ids: Vec<String> = batch.iter().filter_map(|n| n.id.clone()).collect();
-    let mut existed = Vec::with_capacity(ids.len());
-    for id in &ids {
-        existed.push(match binding.get(id).await {
-            Ok(_) => true,
-            Err(BindingError::NotFound(_)) => false,
-            Err(e) => return Err(e),
-        });
+    let default = default_retention(spec);
+    for new in &mut batch {
+        new.retention = Some(new.retention.take().unwrap_or_default().or(default.clone()));
     }
-    binding.create_batch(&batch).await?;
-    for id in &ids {
-        // Recorded for listing; the engine skipped the ids that existed.
-        record(env, spec.name, id).await;
+    let entries = binding.create_batch(&batch).await?;
+    let existing: Vec<&str> = entries.iter().filter(|e| e.exists()).filter_map(|e| e.id.as_deref()).collect();
+    index_batch(env, spec.name, instance_index::INSERT, &existing, true).await;
+    Ok(entries)
+}
+
+/// Deletes one instance and its index row. A missing instance is `NotFound`, and its
+/// index row (if any) goes too.
+pub async fn delete(env: &Env, spec: &WorkflowSpec, id: &str) -> Result<(), BindingError> {
+    let binding = WorkflowBinding::from_env(env, spec.binding)?;
+    let outcome = match binding.get(id).await {
+        Ok(instance) => instance.delete().await,
+        Err(e) => Err(e),
+    };
+    if matches!(outcome, Ok(()) | Err(BindingError::NotFound(_))) {
+        index_batch(env, spec.name, instance_index::DELETE, &[id], false).await;
     }
-    Ok(ids.into_iter().zip(existed).map(|(id, existed)| (id, !existed)).collect())
+    outcome
+}
+
+/// Deletes up to 100 instances in one engine call, answering per id; every id that is
+/// gone afterwards (deleted, or not found) leaves the index.
+pub async fn delete_batch(env: &Env, spec: &WorkflowSpec, ids: &[String]) -> Result<Vec<DeleteEntry>, BindingError> {
+    let entries = WorkflowBinding::from_env(env, spec.binding)?.delete_batch(ids).await?;
+    let gone: Vec<&str> = entries.iter().filter(|e| e.gone()).map(|e| e.id.as_str()).collect();
+    index_batch(env, spec.name, instance_index::DELETE, &gone, false).await;
+    Ok(entries)
 }
 
 /// One page of a workflow's instances, newest first, and the cursor of the next.

@@ -46,6 +46,8 @@ pub enum BindingError {
     StepNotFound { id: String, message: String },
     #[error("restart point: {0}")]
     InvalidRestartFrom(#[from] crate::core::instance_options::RestartFromError),
+    #[error(transparent)]
+    InvalidRetention(#[from] crate::core::instance_options::RetentionError),
     #[error("workflow instance {id:?} cannot do that in its current state: {message}")]
     InvalidState { id: String, message: String },
     #[error(transparent)]

@@ -1,9 +1,138 @@
-//! What managing an instance takes beyond its id, typed and checked, in the engine's
-//! wire shape: the step a restart starts from (`restart({from})`) and terminate's
-//! rollback (`terminate({rollback})`).
+//! What creating and managing an instance takes beyond its id and params, typed and
+//! checked, in the engine's wire shape: retention (`create({retention})`), the step a
+//! restart starts from (`restart({from})`) and terminate's rollback (`terminate({rollback})`).
 
+use crate::core::duration::{self, DurationError, IntoDuration};
 use crate::core::validate;
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The longest retention accepted here (an account's own maximum applies in production).
+pub const MAX_RETENTION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// How long the engine keeps an instance once it has finished (its status, output and
+/// history), after which it is deleted: `success` for a completed instance, `error` for
+/// an errored or terminated one. Unset parts keep the workflow's default (the
+/// registry's `RETENTION`) or else the account's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Retention {
+    success: Option<Result<Duration, DurationError>>,
+    error: Option<Result<Duration, DurationError>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RetentionError {
+    #[error("retention must be an object {{\"successRetention\"?, \"errorRetention\"?}}")]
+    NotAnObject,
+    #[error("retention has no field {0:?} (it takes successRetention and errorRetention)")]
+    UnknownField(String),
+    #[error("retention.{field}: a duration such as \"7 days\" or a whole number of milliseconds, not {value}")]
+    NotADuration { field: &'static str, value: String },
+    #[error("retention.{field}: {source}")]
+    Malformed { field: &'static str, source: DurationError },
+    #[error("retention.{field} must be longer than zero")]
+    Zero { field: &'static str },
+    #[error("retention.{field} is longer than 365 days")]
+    TooLong { field: &'static str },
+}
+
+/// Retention as the engine takes it: whole milliseconds (the engine would read an
+/// unknown unit such as "5 fortnights" as 5 ms, so no string of ours reaches it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EngineRetention {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub success_retention: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_retention: Option<u64>,
+}
+
+const SUCCESS: &str = "successRetention";
+const ERROR: &str = "errorRetention";
+
+impl Retention {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How long a completed instance is kept: "7 days", a `Duration` or milliseconds.
+    pub fn success(mut self, keep: impl IntoDuration) -> Self {
+        self.success = Some(keep.into_duration());
+        self
+    }
+
+    /// How long an errored or terminated instance is kept.
+    pub fn error(mut self, keep: impl IntoDuration) -> Self {
+        self.error = Some(keep.into_duration());
+        self
+    }
+
+    /// A retention from optional duration strings (the registry's defaults).
+    pub fn from_parts(success: Option<&str>, error: Option<&str>) -> Self {
+        Retention { success: success.map(duration::parse), error: error.map(duration::parse) }
+    }
+
+    /// Whether neither part is set.
+    pub fn is_empty(&self) -> bool {
+        self.success.is_none() && self.error.is_none()
+    }
+
+    /// These parts, and `default`'s where these are unset.
+    pub fn or(self, default: Retention) -> Retention {
+        Retention { success: self.success.or(default.success), error: self.error.or(default.error) }
+    }
+
+    /// Checks both parts (each more than zero, at most 365 days) and gives the engine's form.
+    pub fn to_engine(&self) -> Result<EngineRetention, RetentionError> {
+        let check = |field: &'static str, part: &Option<Result<Duration, DurationError>>| -> Result<Option<u64>, RetentionError> {
+            let Some(part) = part else { return Ok(None) };
+            let keep = part.clone().map_err(|source| RetentionError::Malformed { field, source })?;
+            let ms = duration::as_millis(keep);
+            if ms == 0 {
+                Err(RetentionError::Zero { field })
+            } else if keep > MAX_RETENTION {
+                Err(RetentionError::TooLong { field })
+            } else {
+                Ok(Some(ms))
+            }
+        };
+        Ok(EngineRetention { success_retention: check(SUCCESS, &self.success)?, error_retention: check(ERROR, &self.error)? })
+    }
+
+    /// Reads the HTTP API's `retention` object, `{successRetention?, errorRetention?}`,
+    /// each a duration string or whole milliseconds, and checks it.
+    pub fn from_json(value: &serde_json::Value) -> Result<Retention, RetentionError> {
+        let object = value.as_object().ok_or(RetentionError::NotAnObject)?;
+        if let Some(unknown) = object.keys().find(|k| *k != SUCCESS && *k != ERROR) {
+            return Err(RetentionError::UnknownField(unknown.chars().take(64).collect()));
+        }
+        let part = |field: &'static str| -> Result<Option<Result<Duration, DurationError>>, RetentionError> {
+            match object.get(field) {
+                None => Ok(None),
+                Some(serde_json::Value::String(text)) => Ok(Some(duration::parse(text))),
+                Some(serde_json::Value::Number(n)) => match n.as_u64() {
+                    Some(ms) => Ok(Some(Ok(Duration::from_millis(ms)))),
+                    None => Err(RetentionError::NotADuration { field, value: n.to_string() }),
+                },
+                Some(other) => Err(RetentionError::NotADuration { field, value: other.to_string().chars().take(64).collect() }),
+            }
+        };
+        let retention = Retention { success: part(SUCCESS)?, error: part(ERROR)? };
+        retention.to_engine()?;
+        Ok(retention)
+    }
+}
+
+/// The options of the engine's `create` (and of each `createBatch` entry): the id (the
+/// engine makes a UUID when absent), the params, and the retention when set.
+#[derive(Debug, Serialize)]
+pub struct EngineCreateOptions<'a, P: Serialize> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<&'a str>,
+    pub params: &'a P,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<EngineRetention>,
+}
 
 /// The kind of step, as the engine names it in `restart({from: {type}})` and in history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -94,6 +223,71 @@ pub fn terminate_options(rollback: bool) -> serde_json::Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    const DAY_MS: u64 = 86_400_000;
+
+    #[test]
+    fn retention_becomes_whole_milliseconds() {
+        let r = Retention::new().success("7 days").error(Duration::from_secs(3600));
+        assert_eq!(r.to_engine(), Ok(EngineRetention { success_retention: Some(7 * DAY_MS), error_retention: Some(3_600_000) }));
+        assert_eq!(
+            serde_json::to_value(r.to_engine().unwrap()).unwrap(),
+            json!({"successRetention": 604_800_000, "errorRetention": 3_600_000})
+        );
+        assert_eq!(serde_json::to_value(Retention::new().error(1500_u64).to_engine().unwrap()).unwrap(), json!({"errorRetention": 1500}));
+        assert!(Retention::new().is_empty());
+        assert_eq!(Retention::new().to_engine(), Ok(EngineRetention::default()));
+    }
+
+    #[test]
+    fn unset_parts_fall_back_to_the_default() {
+        let default = Retention::new().success("7 days").error("30 days");
+        let merged = Retention::new().success("1 day").or(default.clone()).to_engine().unwrap();
+        assert_eq!(merged, EngineRetention { success_retention: Some(DAY_MS), error_retention: Some(30 * DAY_MS) });
+        assert_eq!(Retention::new().or(default.clone()), default);
+    }
+
+    #[test]
+    fn retention_is_refused_where_the_engine_would_misread_it() {
+        // The engine reads an unknown unit as x1: "5 fortnights" would keep an instance 5 ms.
+        let e = Retention::new().success("5 fortnights").to_engine().unwrap_err();
+        assert!(matches!(e, RetentionError::Malformed { field: "successRetention", .. }), "{e:?}");
+        assert!(e.to_string().contains("fortnights"), "{e}");
+        assert_eq!(Retention::new().error(0_u64).to_engine(), Err(RetentionError::Zero { field: "errorRetention" }));
+        assert_eq!(Retention::new().error("366 days").to_engine(), Err(RetentionError::TooLong { field: "errorRetention" }));
+        assert!(Retention::new().error("365 days").to_engine().is_ok());
+    }
+
+    #[test]
+    fn retention_from_the_http_body() {
+        let r = Retention::from_json(&json!({"successRetention": "1 day", "errorRetention": 3_600_000})).unwrap();
+        assert_eq!(r.to_engine().unwrap(), EngineRetention { success_retention: Some(DAY_MS), error_retention: Some(3_600_000) });
+        assert_eq!(Retention::from_json(&json!({})).unwrap(), Retention::new());
+        for (bad, expected) in [
+            (json!("7 days"), RetentionError::NotAnObject),
+            (json!({"success": "1 day"}), RetentionError::UnknownField("success".into())),
+            (json!({"successRetention": -5}), RetentionError::NotADuration { field: "successRetention", value: "-5".into() }),
+            (json!({"successRetention": 1.5}), RetentionError::NotADuration { field: "successRetention", value: "1.5".into() }),
+            (json!({"errorRetention": true}), RetentionError::NotADuration { field: "errorRetention", value: "true".into() }),
+            (json!({"errorRetention": 0}), RetentionError::Zero { field: "errorRetention" }),
+        ] {
+            assert_eq!(Retention::from_json(&bad), Err(expected), "{bad}");
+        }
+        assert!(matches!(Retention::from_json(&json!({"errorRetention": "soon"})), Err(RetentionError::Malformed { .. })));
+    }
+
+    #[test]
+    fn create_options_are_the_engines_shape() {
+        let params = json!({"orderId": "1"});
+        let retention = Retention::new().success("1 hour").to_engine().unwrap();
+        let options = EngineCreateOptions { id: Some("o-1"), params: &params, retention: Some(retention) };
+        assert_eq!(
+            serde_json::to_value(&options).unwrap(),
+            json!({"id": "o-1", "params": {"orderId": "1"}, "retention": {"successRetention": 3_600_000}})
+        );
+        let bare = EngineCreateOptions { id: None, params: &params, retention: None };
+        assert_eq!(serde_json::to_value(&bare).unwrap(), json!({"params": {"orderId": "1"}}));
+    }
 
     #[test]
     fn restart_from_is_the_engines_shape() {

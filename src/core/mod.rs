@@ -1,6 +1,6 @@
 //! The pure core: the rules every other part shares. Durations, step config and
 //! step errors, the engine's names, statuses and error codes, what managing an instance
-//! takes (restart points, terminate options), the callback envelope,
+//! takes (retention, restart points, terminate options) and per-entry batch results, the callback envelope,
 //! webhook signing and the callback URL policy, what a service's answer means, the
 //! pipeline's record normalisation, retention, and the instance index's SQL.
 //!
@@ -11,6 +11,7 @@ pub mod callback;
 pub mod callback_url;
 pub mod duration;
 pub mod engine_error;
+pub mod instance_batch;
 pub mod instance_index;
 pub mod instance_options;
 pub mod records;

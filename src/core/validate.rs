@@ -5,6 +5,8 @@
 pub enum NameError {
     #[error("invalid instance id {0:?}: 1 to 100 characters, letters, digits, '-' and '_', not starting with '-'")]
     InstanceId(String),
+    #[error("instance id {0:?} is reserved (`batch` and `delete` are routes under /workflows/{{name}}/instances/, and the engine keeps `terminate`, `terminateAll` and `cf_` + 64 hex digits): choose another")]
+    ReservedInstanceId(String),
     #[error("invalid event type {0:?}: 1 to 100 characters, letters, digits, '-' and '_', not starting with '-'")]
     EventType(String),
     #[error("invalid step name {0:?}: 1 to 256 characters without control characters")]
@@ -43,11 +45,27 @@ fn is_engine_identifier(s: &str, max: usize) -> bool {
     s.len() <= max && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
+/// Ids no instance may have: `batch` and `delete` are routes beside
+/// `/workflows/{name}/instances/{id}` (so such an instance could never be read), and the
+/// engine's batch create refuses `batch`, `terminate` and `terminateAll`.
+pub const RESERVED_INSTANCE_IDS: &[&str] = &["batch", "delete", "terminate", "terminateAll"];
+
+/// A reserved id: one of [`RESERVED_INSTANCE_IDS`], or `cf_` and 64 lower-case hex
+/// digits, which the engine keeps for itself.
+pub fn is_reserved_instance_id(id: &str) -> bool {
+    RESERVED_INSTANCE_IDS.contains(&id)
+        || id
+            .strip_prefix("cf_")
+            .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+}
+
 pub fn instance_id(id: &str) -> Result<(), NameError> {
-    if is_engine_identifier(id, MAX_INSTANCE_ID_LEN) {
-        Ok(())
-    } else {
+    if !is_engine_identifier(id, MAX_INSTANCE_ID_LEN) {
         Err(NameError::InstanceId(id.to_string()))
+    } else if is_reserved_instance_id(id) {
+        Err(NameError::ReservedInstanceId(id.to_string()))
+    } else {
+        Ok(())
     }
 }
 
@@ -79,6 +97,21 @@ mod tests {
         }
         for bad in ["", "-a", "a b", "a/b", "ü", "a.b", &"x".repeat(101)] {
             assert_eq!(instance_id(bad), Err(NameError::InstanceId(bad.to_string())), "{bad}");
+        }
+    }
+
+    #[test]
+    fn reserved_instance_ids() {
+        let engine_kept = format!("cf_{}", "0a".repeat(32));
+        for reserved in ["batch", "delete", "terminate", "terminateAll", &engine_kept] {
+            assert_eq!(instance_id(reserved), Err(NameError::ReservedInstanceId(reserved.to_string())), "{reserved}");
+        }
+        let message = NameError::ReservedInstanceId("delete".into()).to_string();
+        assert!(message.contains("reserved") && message.contains("delete"), "{message}");
+        for free in
+            ["Batch", "batches", "deleted", "terminate-1", "cf_abc", &format!("cf_{}", "A".repeat(64)), &format!("cf_{}", "0".repeat(63))]
+        {
+            assert!(instance_id(free).is_ok(), "{free}");
         }
     }
 

@@ -2,7 +2,8 @@
 //! single mapping from error to status code and JSON body.
 
 use crate::core::engine_error::BindingError;
-use crate::core::instance_options::RestartFrom;
+use crate::core::instance_batch::{codes, EntryError};
+use crate::core::instance_options::{RestartFrom, Retention};
 use crate::core::status::{InstanceError, InstanceState};
 use crate::core::validate::NameError;
 use crate::triggers::jobs::{Job, Poison};
@@ -22,6 +23,14 @@ pub struct CreateRequest {
     /// Webhook-callback pattern: POSTed to when the instance ends.
     #[serde(default)]
     pub callback_url: Option<String>,
+    /// `{successRetention?, errorRetention?}`, read by [`parse_retention`].
+    #[serde(default)]
+    pub retention: Option<serde_json::Value>,
+}
+
+/// Reads a request's `retention` (absent: none); a bad one is 400 `invalid_retention`.
+pub fn parse_retention(value: Option<&serde_json::Value>) -> Result<Retention, ApiError> {
+    value.map_or(Ok(Retention::new()), |v| Retention::from_json(v).map_err(|e| ApiError::InvalidRetention(e.to_string())))
 }
 
 /// One item of `POST /workflows/{name}/instances/batch`.
@@ -32,21 +41,72 @@ pub struct BatchItem {
     pub id: Option<String>,
     #[serde(default)]
     pub params: Option<serde_json::Value>,
+    #[serde(default)]
+    pub retention: Option<serde_json::Value>,
 }
 
-/// Checks a batch: 1 to 100 items, valid ids, no id twice.
-pub fn check_batch(items: &[BatchItem]) -> Result<(), ApiError> {
-    if items.is_empty() || items.len() > crate::core::engine_error::MAX_BATCH {
-        return Err(ApiError::InvalidJson(format!("a batch holds 1 to 100 instances, not {}", items.len())));
-    }
-    let mut seen = std::collections::HashSet::new();
-    for id in items.iter().filter_map(|i| i.id.as_deref()) {
-        crate::core::validate::instance_id(id).map_err(|e| ApiError::InvalidId(e.to_string()))?;
-        if !seen.insert(id) {
-            return Err(ApiError::InvalidId(format!("instance id {id:?} appears twice in the batch")));
+/// A batch entry that passed every check here, ready for the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedItem {
+    pub id: Option<String>,
+    pub params: serde_json::Value,
+    pub retention: Retention,
+}
+
+/// Reads a create batch's body: an array of 1 to 100 entries, each read on its own by
+/// [`check_batch_item`] so that one bad entry never hides the others' results.
+pub fn parse_batch(body: &[u8]) -> Result<Vec<serde_json::Value>, ApiError> {
+    let items: Vec<serde_json::Value> = match parse_body::<serde_json::Value>(body)? {
+        serde_json::Value::Array(items) => items,
+        _ => return Err(ApiError::InvalidJson("a batch is a JSON array of {id?, params?, retention?}".into())),
+    };
+    BindingError::check_batch_size(items.len()).map_err(|e| ApiError::InvalidBatch(e.to_string()))?;
+    Ok(items)
+}
+
+/// Checks one entry of a create batch: its shape, id (valid, not reserved, not in
+/// `seen`, the ids of the entries before it), params (`check_params`: the workflow's
+/// typed params) and retention. A failure comes with the entry's id, if it gave one.
+pub fn check_batch_item(
+    raw: serde_json::Value,
+    check_params: impl Fn(&serde_json::Value) -> Result<(), String>,
+    seen: &mut std::collections::HashSet<String>,
+) -> Result<CheckedItem, (Option<String>, EntryError)> {
+    // The id as given, for the answer (cut short: it may be anything).
+    let given_id = raw.get("id").and_then(serde_json::Value::as_str).map(|id| id.chars().take(128).collect::<String>());
+    let fail = |code: &str, message: String| (given_id.clone(), EntryError::new(code, message));
+    let item: BatchItem = match raw {
+        serde_json::Value::Object(_) => serde_json::from_value(raw).map_err(|e| fail(codes::INVALID_JSON, e.to_string()))?,
+        _ => return Err(fail(codes::INVALID_JSON, "an entry is an object {id?, params?, retention?}".into())),
+    };
+    if let Some(id) = &item.id {
+        crate::core::validate::instance_id(id).map_err(|e| fail(codes::INVALID_ID, e.to_string()))?;
+        if seen.contains(id) {
+            return Err(fail(codes::INVALID_ID, format!("instance id {id:?} appears twice in the batch")));
         }
     }
-    Ok(())
+    let params = item.params.unwrap_or(serde_json::Value::Null);
+    check_params(&params).map_err(|e| fail(codes::INVALID_PARAMS, format!("params do not match the workflow's params: {e}")))?;
+    let retention = parse_retention(item.retention.as_ref()).map_err(|e| fail(codes::INVALID_RETENTION, e.to_string()))?;
+    if let Some(id) = &item.id {
+        seen.insert(id.clone());
+    }
+    Ok(CheckedItem { id: item.id, params, retention })
+}
+
+/// `POST /workflows/{name}/instances/delete`: `{"ids": [...]}`, 1 to 100.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteBatchRequest {
+    pub ids: Vec<String>,
+}
+
+impl DeleteBatchRequest {
+    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        let request: DeleteBatchRequest = parse_object_body(body)?;
+        BindingError::check_batch_size(request.ids.len()).map_err(|e| ApiError::InvalidBatch(e.to_string()))?;
+        Ok(request)
+    }
 }
 
 /// `POST …/instances/{id}/restart`: no body (or `{}`) restarts from the start.
@@ -125,6 +185,11 @@ pub enum ApiError {
     #[error("{0}")]
     InvalidQuery(String),
     #[error("{0}")]
+    InvalidRetention(String),
+    /// A batch (of creates or deletes) that is empty or holds more than 100 entries.
+    #[error("{0}")]
+    InvalidBatch(String),
+    #[error("{0}")]
     Unauthorized(String),
     #[error("params do not match the workflow's params: {0}")]
     InvalidParams(String),
@@ -157,7 +222,9 @@ impl ApiError {
             | ApiError::InvalidParams(_)
             | ApiError::InvalidCallbackUrl(_)
             | ApiError::InvalidWait(_)
-            | ApiError::InvalidQuery(_) => 400,
+            | ApiError::InvalidQuery(_)
+            | ApiError::InvalidRetention(_)
+            | ApiError::InvalidBatch(_) => 400,
             ApiError::Unauthorized(_) => 401,
             ApiError::NotFound | ApiError::WorkflowNotFound(_) | ApiError::InstanceNotFound { .. } => 404,
             ApiError::MethodNotAllowed { .. } => 405,
@@ -175,6 +242,8 @@ impl ApiError {
             ApiError::InvalidCallbackUrl(_) => "invalid_callback_url",
             ApiError::InvalidWait(_) => "invalid_wait",
             ApiError::InvalidQuery(_) => "invalid_query",
+            ApiError::InvalidRetention(_) => "invalid_retention",
+            ApiError::InvalidBatch(_) => "invalid_batch",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::InvalidParams(_) => "invalid_params",
             ApiError::NotFound => "not_found",
@@ -205,6 +274,8 @@ impl ApiError {
             ApiError::InvalidCallbackUrl(String::new()),
             ApiError::InvalidWait(String::new()),
             ApiError::InvalidQuery(String::new()),
+            ApiError::InvalidRetention(String::new()),
+            ApiError::InvalidBatch(String::new()),
             ApiError::Unauthorized(String::new()),
             ApiError::InvalidParams(String::new()),
             ApiError::NotFound,
@@ -225,6 +296,8 @@ impl ApiError {
                 | ApiError::InvalidCallbackUrl(_)
                 | ApiError::InvalidWait(_)
                 | ApiError::InvalidQuery(_)
+                | ApiError::InvalidRetention(_)
+                | ApiError::InvalidBatch(_)
                 | ApiError::Unauthorized(_)
                 | ApiError::InvalidParams(_)
                 | ApiError::NotFound
@@ -244,13 +317,16 @@ impl ApiError {
     pub fn from_binding(workflow: &str, error: BindingError) -> Self {
         match error {
             BindingError::NotFound(id) => ApiError::InstanceNotFound { workflow: workflow.to_string(), id },
-            BindingError::InvalidName(NameError::InstanceId(id)) => ApiError::InvalidId(NameError::InstanceId(id).to_string()),
+            BindingError::InvalidName(e @ (NameError::InstanceId(_) | NameError::ReservedInstanceId(_))) => {
+                ApiError::InvalidId(e.to_string())
+            }
             BindingError::InvalidName(NameError::EventType(t)) => ApiError::InvalidEventType(NameError::EventType(t).to_string()),
             BindingError::InvalidName(other) => ApiError::InvalidJson(other.to_string()),
             BindingError::InvalidState { message, .. } => ApiError::InvalidState(message),
             BindingError::StepNotFound { message, .. } => ApiError::StepNotFound(message),
             BindingError::InvalidRestartFrom(e) => ApiError::InvalidJson(format!("from: {e}")),
-            BindingError::BatchSize(_) => ApiError::InvalidJson(error.to_string()),
+            BindingError::BatchSize(_) => ApiError::InvalidBatch(error.to_string()),
+            BindingError::InvalidRetention(e) => ApiError::InvalidRetention(e.to_string()),
             BindingError::AlreadyExists(_)
             | BindingError::MissingBinding(_)
             | BindingError::Serialization(_)
@@ -333,7 +409,7 @@ mod tests {
         assert_eq!(r.id.as_deref(), Some("o-1"));
         assert_eq!(r.params, Some(json!({"a": 1})));
         let empty: CreateRequest = parse_body(b"{}").unwrap();
-        assert_eq!(empty, CreateRequest { id: None, params: None, callback_url: None });
+        assert_eq!(empty, CreateRequest { id: None, params: None, callback_url: None, retention: None });
         let cb: CreateRequest = parse_body(br#"{"callbackUrl":"https://h.example.com"}"#).unwrap();
         assert_eq!(cb.callback_url.as_deref(), Some("https://h.example.com"));
         let typo = parse_body::<CreateRequest>(br#"{"param":{}}"#).unwrap_err();
@@ -454,13 +530,63 @@ mod tests {
     }
 
     #[test]
-    fn batches() {
-        let item = |id: Option<&str>| BatchItem { id: id.map(str::to_string), params: None };
-        assert!(check_batch(&[item(Some("a")), item(None), item(None)]).is_ok());
-        assert_eq!(check_batch(&[]).unwrap_err().code(), "invalid_json");
-        assert_eq!(check_batch(&vec![item(None); 101]).unwrap_err().code(), "invalid_json");
-        assert_eq!(check_batch(&[item(Some("a")), item(Some("a"))]).unwrap_err().code(), "invalid_id");
-        assert_eq!(check_batch(&[item(Some("-a"))]).unwrap_err().code(), "invalid_id");
+    fn batches_are_checked_entry_by_entry() {
+        assert_eq!(parse_batch(b"[]").unwrap_err().code(), "invalid_batch");
+        let too_many = serde_json::to_vec(&vec![json!({}); 101]).unwrap();
+        assert_eq!(parse_batch(&too_many).unwrap_err().code(), "invalid_batch");
+        assert_eq!(parse_batch(br#"{"id": "a"}"#).unwrap_err().code(), "invalid_json");
+        let items = parse_batch(
+            br#"[{"id": "a", "params": {"n": 1}}, {"id": "-a"}, {"id": "a"}, {"params": "bad"}, {"id": "r", "retention": {"errorRetention": "5 fortnights"}},
+                 {"id": "b", "param": {}}, 7, {"id": "delete"}, {"retention": {"successRetention": "1 day"}}]"#,
+        )
+        .unwrap();
+        let params_ok = |p: &serde_json::Value| if p.is_string() { Err("expected an object".to_string()) } else { Ok(()) };
+        let mut seen = std::collections::HashSet::new();
+        let results: Vec<_> = items.into_iter().map(|raw| check_batch_item(raw, params_ok, &mut seen)).collect();
+        let code = |i: usize| results[i].as_ref().err().map(|(_, e)| e.code.as_str());
+        assert_eq!(results[0].as_ref().unwrap().id.as_deref(), Some("a"));
+        assert_eq!(code(1), Some("invalid_id"));
+        assert_eq!(results[2].as_ref().unwrap_err().1.message, "instance id \"a\" appears twice in the batch");
+        assert_eq!(code(3), Some("invalid_params"));
+        assert_eq!(code(4), Some("invalid_retention"));
+        assert_eq!(results[4].as_ref().unwrap_err().0.as_deref(), Some("r"), "a failed entry names its id");
+        assert_eq!(code(5), Some("invalid_json"));
+        assert_eq!(code(6), Some("invalid_json"));
+        assert_eq!(code(7), Some("invalid_id"), "a reserved id");
+        let last = results[8].as_ref().unwrap();
+        assert_eq!((last.id.as_deref(), last.retention.to_engine().unwrap().success_retention), (None, Some(86_400_000)));
+    }
+
+    #[test]
+    fn delete_batches() {
+        assert_eq!(DeleteBatchRequest::parse(br#"{"ids": ["a", "b"]}"#).unwrap().ids, ["a", "b"]);
+        assert_eq!(DeleteBatchRequest::parse(br#"{"ids": []}"#).unwrap_err().code(), "invalid_batch");
+        let many = serde_json::to_vec(&json!({"ids": vec!["x"; 101]})).unwrap();
+        assert_eq!(DeleteBatchRequest::parse(&many).unwrap_err().code(), "invalid_batch");
+        for bad in [&br#"["a"]"#[..], br#"{"ids": "a"}"#, br#"{"id": ["a"]}"#, br#"{"ids": [1]}"#] {
+            assert_eq!(DeleteBatchRequest::parse(bad).unwrap_err().code(), "invalid_json", "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn retention_in_a_create_request() {
+        let r: CreateRequest = parse_body(br#"{"retention": {"successRetention": "2 days"}}"#).unwrap();
+        assert_eq!(parse_retention(r.retention.as_ref()).unwrap().to_engine().unwrap().success_retention, Some(2 * 86_400_000));
+        assert_eq!(parse_retention(None).unwrap(), Retention::new());
+        let bad = parse_retention(Some(&json!({"successRetention": "5 fortnights"}))).unwrap_err();
+        assert_eq!((bad.status(), bad.code()), (400, "invalid_retention"));
+        assert!(bad.to_string().contains("fortnights"), "{bad}");
+        let e = ApiError::from_binding("w", BindingError::BatchSize(101));
+        assert_eq!((e.status(), e.code()), (400, "invalid_batch"));
+    }
+
+    #[test]
+    fn every_registry_retention_default_is_a_valid_retention() {
+        for d in crate::registry::RETENTION {
+            let retention = Retention::from_parts(d.success, d.error);
+            assert!(retention.to_engine().is_ok(), "{}: {:?}", d.workflow, retention.to_engine());
+            assert!(!retention.is_empty(), "{} lists no retention", d.workflow);
+        }
     }
 
     #[test]

@@ -3,13 +3,15 @@
 //! (`api`), and logs one structured line per request.
 
 use crate::bridge::instances;
+use crate::bridge::NewInstance;
 use crate::bridge::{js, Instance, WorkflowBinding, WorkflowEnv};
+use crate::core::instance_batch::{CreateEntry, CreateOutcome};
 use crate::core::instance_index;
 use crate::core::status::{InstanceState, InstanceStatus};
 use crate::core::{callback, callback_url, validate};
 use crate::http::api::JobsRequest;
-use crate::http::api::{self, ApiError, BatchItem, CreateRequest, CreatedResponse, InstanceResponse, MAX_BODY_BYTES};
-use crate::http::api::{RestartRequest, TerminateRequest};
+use crate::http::api::{self, ApiError, CreateRequest, CreatedResponse, InstanceResponse, MAX_BODY_BYTES};
+use crate::http::api::{DeleteBatchRequest, RestartRequest, TerminateRequest};
 use crate::http::auth;
 use crate::http::poll;
 use crate::http::routes::{self, ControlAction, Route, RouteError};
@@ -90,7 +92,9 @@ async fn serve(route: Route, req: &mut Request, env: &Env) -> Result<Response, A
         Route::ListInstances { workflow } => list_instances(&workflow, req, env).await,
         Route::CreateInstance { workflow } => create_instance(&workflow, req, env).await,
         Route::CreateBatch { workflow } => create_batch(&workflow, req, env).await,
+        Route::DeleteBatch { workflow } => delete_batch(&workflow, req, env).await,
         Route::GetInstance { workflow, id } => get_instance(&workflow, &id, env).await,
+        Route::DeleteInstance { workflow, id } => delete_instance(&workflow, &id, env).await,
         Route::Control { workflow, id, action } => control_instance(&workflow, &id, action, req, env).await,
         Route::SendEvent { workflow, id, event_type } => send_event(&workflow, &id, &event_type, req, env).await,
         Route::SubmitJobs => submit_jobs(req, env).await,
@@ -156,6 +160,7 @@ async fn create_instance(workflow: &str, req: &mut Request, env: &Env) -> Result
     let query = query(req)?;
     let wait = query.get("wait").map(|w| poll::parse_wait(w).map_err(|e| ApiError::InvalidWait(e.to_string()))).transpose()?;
     let respond_async = req.headers().get("prefer").ok().flatten().is_some_and(|p| p.to_ascii_lowercase().contains("respond-async"));
+    let retention = api::parse_retention(request.retention.as_ref())?;
     let params = request.params.unwrap_or(Value::Null);
     workflows::check_workflow_params(spec.class_name, &params)?;
     let payload = match &request.callback_url {
@@ -172,7 +177,9 @@ async fn create_instance(workflow: &str, req: &mut Request, env: &Env) -> Result
         }
     };
 
-    let created = instances::create(env, spec, request.id.as_deref(), &payload).await.map_err(|e| ApiError::from_binding(spec.name, e))?;
+    let created = instances::create_with(env, spec, request.id.as_deref(), &payload, retention)
+        .await
+        .map_err(|e| ApiError::from_binding(spec.name, e))?;
     let id = created.instance.id().to_string();
     let status_url = api::status_url(spec.name, &id);
     if respond_async {
@@ -209,21 +216,29 @@ async fn wait_for_instance(spec: &WorkflowSpec, instance: &Instance, wait: std::
     }
 }
 
+/// Every entry is checked on its own; the valid ones go to the engine in one call. The
+/// answer holds one result per entry, in order: created, existed, or failed with a code.
 async fn create_batch(workflow: &str, req: &mut Request, env: &Env) -> Result<Response, ApiError> {
     let spec = workflow_spec(workflow)?;
-    let items: Vec<BatchItem> = read_json(req, b"[]").await?;
-    api::check_batch(&items)?;
-    let mut batch = Vec::with_capacity(items.len());
-    for (i, item) in items.into_iter().enumerate() {
-        let params = item.params.unwrap_or(Value::Null);
-        workflows::check_workflow_params(spec.class_name, &params).map_err(|e| ApiError::InvalidParams(format!("item {i}: {e}")))?;
-        batch.push((item.id, params));
+    let items = api::parse_batch(&read_body(req).await?)?;
+    let check_params = |params: &Value| workflows::check_workflow_params(spec.class_name, params).map_err(|e| e.to_string());
+    let mut results: Vec<CreateEntry> = Vec::with_capacity(items.len());
+    let mut valid: Vec<(usize, NewInstance<Value>)> = Vec::with_capacity(items.len());
+    let mut seen = std::collections::HashSet::new();
+    for (index, raw) in items.into_iter().enumerate() {
+        match api::check_batch_item(raw, check_params, &mut seen) {
+            Ok(item) => valid.push((index, NewInstance { id: item.id, params: item.params, retention: Some(item.retention) })),
+            Err((id, error)) => results.push(CreateEntry { index, id, outcome: CreateOutcome::Failed(error) }),
+        }
     }
-    let results = instances::create_batch(env, spec, batch).await.map_err(|e| ApiError::from_binding(spec.name, e))?;
-    json_response(
-        201,
-        &json!({"instances": results.into_iter().map(|(id, created)| json!({"id": id, "created": created})).collect::<Vec<_>>()}),
-    )
+    if !valid.is_empty() {
+        let (positions, batch): (Vec<usize>, Vec<NewInstance<Value>>) = valid.into_iter().unzip();
+        let entries = instances::create_batch(env, spec, batch).await.map_err(|e| ApiError::from_binding(spec.name, e))?;
+        // The engine's entries count from 0 over the valid ones: back to the request's positions.
+        results.extend(entries.into_iter().filter_map(|e| positions.get(e.index).map(|&index| CreateEntry { index, ..e })));
+    }
+    results.sort_by_key(|e| e.index);
+    json_response(200, &json!({ "instances": results }))
 }
 
 async fn list_instances(workflow: &str, req: &Request, env: &Env) -> Result<Response, ApiError> {
@@ -259,6 +274,22 @@ async fn get_instance(workflow: &str, id: &str, env: &Env) -> Result<Response, A
     let instance = WorkflowBinding::from_env(env, spec.binding).map_err(fail)?.get(id).await.map_err(fail)?;
     let status = instance.status().await.map_err(fail)?;
     json_response(200, &instance_body(spec, id, status))
+}
+
+/// `DELETE …/instances/{id}`: 204, or 404 when there is no such instance (its index row goes either way).
+async fn delete_instance(workflow: &str, id: &str, env: &Env) -> Result<Response, ApiError> {
+    let spec = workflow_spec(workflow)?;
+    check_id(id)?;
+    instances::delete(env, spec, id).await.map_err(|e| ApiError::from_binding(spec.name, e))?;
+    Response::empty().map(|r| r.with_status(204)).map_err(internal)
+}
+
+/// `POST …/instances/delete` `{ids}`: one result per id, in order.
+async fn delete_batch(workflow: &str, req: &mut Request, env: &Env) -> Result<Response, ApiError> {
+    let spec = workflow_spec(workflow)?;
+    let request = DeleteBatchRequest::parse(&read_body(req).await?)?;
+    let results = instances::delete_batch(env, spec, &request.ids).await.map_err(|e| ApiError::from_binding(spec.name, e))?;
+    json_response(200, &json!({ "results": results }))
 }
 
 async fn control_instance(workflow: &str, id: &str, action: ControlAction, req: &mut Request, env: &Env) -> Result<Response, ApiError> {

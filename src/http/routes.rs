@@ -17,7 +17,15 @@ pub enum Route {
     CreateBatch {
         workflow: String,
     },
+    /// `POST …/instances/delete` with `{ids}`.
+    DeleteBatch {
+        workflow: String,
+    },
     GetInstance {
+        workflow: String,
+        id: String,
+    },
+    DeleteInstance {
         workflow: String,
         id: String,
     },
@@ -90,7 +98,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/workflows/{name}/instances"),
     ("POST", "/workflows/{name}/instances"),
     ("POST", "/workflows/{name}/instances/batch"),
+    ("POST", "/workflows/{name}/instances/delete"),
     ("GET", "/workflows/{name}/instances/{id}"),
+    ("DELETE", "/workflows/{name}/instances/{id}"),
     ("POST", "/workflows/{name}/instances/{id}/pause"),
     ("POST", "/workflows/{name}/instances/{id}/resume"),
     ("POST", "/workflows/{name}/instances/{id}/terminate"),
@@ -110,6 +120,7 @@ enum PathKind {
     Workflows,
     Instances,
     Batch,
+    DeleteBatch,
     Instance,
     InstanceControl,
     InstanceEvent,
@@ -129,6 +140,7 @@ fn router() -> matchit::Router<PathKind> {
         ("/workflows", PathKind::Workflows),
         ("/workflows/:name/instances", PathKind::Instances),
         ("/workflows/:name/instances/batch", PathKind::Batch),
+        ("/workflows/:name/instances/delete", PathKind::DeleteBatch),
         ("/workflows/:name/instances/:id", PathKind::Instance),
         ("/workflows/:name/instances/:id/:action", PathKind::InstanceControl),
         ("/workflows/:name/instances/:id/events/:type", PathKind::InstanceEvent),
@@ -165,7 +177,12 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
             _ => Err(RouteError::MethodNotAllowed { allow: "GET, POST" }),
         },
         PathKind::Batch => only("POST", Route::CreateBatch { workflow: param("name") }),
-        PathKind::Instance => only("GET", Route::GetInstance { workflow: param("name"), id: param("id") }),
+        PathKind::DeleteBatch => only("POST", Route::DeleteBatch { workflow: param("name") }),
+        PathKind::Instance => match method {
+            "GET" => Ok(Route::GetInstance { workflow: param("name"), id: param("id") }),
+            "DELETE" => Ok(Route::DeleteInstance { workflow: param("name"), id: param("id") }),
+            _ => Err(RouteError::MethodNotAllowed { allow: "GET, DELETE" }),
+        },
         PathKind::InstanceControl => {
             let action = param("action");
             let action = ControlAction::ALL.into_iter().find(|a| a.as_str() == action).ok_or(RouteError::NotFound)?;
@@ -225,6 +242,8 @@ mod tests {
             Ok(Route::GetInstance { workflow: "order-processing".into(), id: "abc-1".into() })
         );
         assert_eq!(route("POST", "/workflows/w/instances/batch"), Ok(Route::CreateBatch { workflow: "w".into() }));
+        assert_eq!(route("POST", "/workflows/w/instances/delete"), Ok(Route::DeleteBatch { workflow: "w".into() }));
+        assert_eq!(route("DELETE", "/workflows/w/instances/i"), Ok(Route::DeleteInstance { workflow: "w".into(), id: "i".into() }));
         assert_eq!(
             route("POST", "/workflows/w/instances/i/terminate"),
             Ok(Route::Control { workflow: "w".into(), id: "i".into(), action: ControlAction::Terminate })
@@ -239,8 +258,23 @@ mod tests {
     #[test]
     fn wrong_method_names_the_allowed_ones() {
         assert_eq!(route("DELETE", "/workflows/w/instances"), Err(RouteError::MethodNotAllowed { allow: "GET, POST" }));
-        assert_eq!(route("DELETE", "/workflows/x/instances/y"), Err(RouteError::MethodNotAllowed { allow: "GET" }));
+        assert_eq!(route("PUT", "/workflows/x/instances/y"), Err(RouteError::MethodNotAllowed { allow: "GET, DELETE" }));
         assert_eq!(route("GET", "/workflows/w/instances/i/pause"), Err(RouteError::MethodNotAllowed { allow: "POST" }));
+    }
+
+    /// A route beside `…/instances/{id}` shadows the instance of that id: no instance may have it.
+    #[test]
+    fn no_instance_id_is_shadowed_by_a_route() {
+        for (_, template) in ROUTES {
+            let Some(rest) = template.strip_prefix("/workflows/{name}/instances/") else { continue };
+            let segment = rest.split('/').next().unwrap_or_default();
+            if !segment.starts_with('{') {
+                assert!(
+                    crate::core::validate::instance_id(segment).is_err(),
+                    "{template} shadows instance id {segment:?}: add it to validate::RESERVED_INSTANCE_IDS"
+                );
+            }
+        }
     }
 
     #[test]

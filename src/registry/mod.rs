@@ -35,6 +35,29 @@ pub const WORKFLOWS: &[WorkflowSpec] = &[
     WorkflowSpec { name: "user-lifecycle", class_name: "UserLifecycleWorkflow", binding: "USER_LIFECYCLE_WORKFLOW" },
 ];
 
+/// How long the engine keeps a workflow's finished instances when a create does not say
+/// (each part a duration as the HTTP API takes it; a create's own `retention` overrides
+/// it part by part; unset parts, and workflows not listed, keep the account's default).
+/// A host test checks every entry names a registered workflow and parses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionDefault {
+    pub workflow: &'static str,
+    /// For instances that completed.
+    pub success: Option<&'static str>,
+    /// For instances that errored or were terminated: kept longer, to find out why.
+    pub error: Option<&'static str>,
+}
+
+pub const RETENTION: &[RetentionDefault] = &[
+    RetentionDefault { workflow: "order-processing", success: Some("7 days"), error: Some("30 days") },
+    RetentionDefault { workflow: "daily-cleanup", success: Some("3 days"), error: Some("30 days") },
+];
+
+/// The registry's retention default for a workflow, if it has one.
+pub fn retention_default(workflow: &str) -> Option<&'static RetentionDefault> {
+    RETENTION.iter().find(|r| r.workflow == workflow)
+}
+
 /// One cron trigger: the expression as in wrangler.jsonc `triggers.crons`, and the
 /// workflow each tick starts (instance `cron-{workflow}-{scheduledTime}`, params
 /// `{scheduledTime, cron}`).
@@ -85,6 +108,16 @@ mod tests {
         }
         assert_eq!(cron("0 3 * * *").map(|c| c.workflow), Some("daily-cleanup"));
         assert!(cron("* * * * *").is_none());
+    }
+
+    #[test]
+    fn retention_defaults_name_registered_workflows_once() {
+        for (i, r) in RETENTION.iter().enumerate() {
+            assert!(workflow_by_name(r.workflow).is_some(), "{}", r.workflow);
+            assert!(RETENTION[i + 1..].iter().all(|o| o.workflow != r.workflow), "{} twice", r.workflow);
+        }
+        assert_eq!(retention_default("order-processing").and_then(|r| r.error), Some("30 days"));
+        assert!(retention_default("step-tour").is_none());
     }
 
     #[test]

@@ -5,16 +5,17 @@
 //! `attempts` and structured-clone bodies are what this needs.
 
 use crate::bridge::instances;
-use crate::bridge::{NewInstance, WorkflowBinding};
+use crate::bridge::NewInstance;
+use crate::core::instance_batch::{codes, CreateOutcome, EntryError};
 use crate::registry::WorkflowSpec;
 use crate::triggers::jobs::{self, DeadLetter, Job, Poison};
 use crate::workflows;
 use js_sys::{Array, Promise, JSON};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use worker::{console_log, Env};
+use worker::{console_log, console_warn, Env};
 
 #[wasm_bindgen]
 extern "C" {
@@ -150,11 +151,6 @@ pub async fn consume(batch: JsMessageBatch, env: Env) {
         });
         match checked {
             Ok((spec, id, params)) => {
-                if simulated_transient_failure(&env, &id, message.attempts() as u32) {
-                    log_error("creating an instance", format!("simulated transient failure for {id}"));
-                    retry_later(&message);
-                    continue;
-                }
                 by_workflow.entry(spec.name).or_insert_with(|| (spec, Vec::new())).1.push((message, id, params));
             }
             Err(poison) => {
@@ -168,21 +164,59 @@ pub async fn consume(batch: JsMessageBatch, env: Env) {
     }
 
     for (spec, items) in by_workflow.into_values() {
-        let batch: Vec<NewInstance<&Value>> = items.iter().map(|(_, id, params)| NewInstance { id: Some(id.clone()), params }).collect();
-        let created = match WorkflowBinding::from_env(&env, spec.binding) {
-            Ok(binding) => binding.create_batch(&batch).await,
-            Err(e) => Err(e),
-        };
-        match created {
-            Ok(_) => {
-                for (message, id, _) in &items {
-                    instances::record(&env, spec.name, id).await;
-                    message.ack();
+        create_jobs(&env, spec, items).await;
+    }
+}
+
+/// Creates one workflow's jobs with one `create_batch` and settles each message by its
+/// own entry: created or already existing → ack; failed → that message alone is retried
+/// later, its siblings are not. A job id twice in the batch (a redelivered job beside
+/// its original) is sent once and both messages share its outcome.
+async fn create_jobs(env: &Env, spec: &'static WorkflowSpec, items: Vec<PendingJob>) {
+    let mut outcome: HashMap<String, Option<EntryError>> = HashMap::new();
+    let mut sending: Vec<NewInstance<Value>> = Vec::new();
+    for (message, id, params) in &items {
+        if outcome.contains_key(id) {
+            continue;
+        }
+        if simulated_transient_failure(env, id, message.attempts() as u32) {
+            // The test hook fails a job as an entry of the engine's answer would, unsent.
+            outcome.insert(id.clone(), Some(EntryError::new(codes::ENGINE_ERROR, "simulated transient failure")));
+        } else {
+            outcome.insert(id.clone(), None);
+            sending.push(NewInstance::new(params.clone()).with_id(id.clone()));
+        }
+    }
+    if !sending.is_empty() {
+        let ids: Vec<String> = sending.iter().filter_map(|n| n.id.clone()).collect();
+        match instances::create_batch(env, spec, sending).await {
+            Ok(entries) => {
+                for entry in entries {
+                    if let (Some(id), CreateOutcome::Failed(error)) = (entry.id.or_else(|| ids.get(entry.index).cloned()), entry.outcome) {
+                        outcome.insert(id, Some(error));
+                    }
                 }
             }
             Err(e) => {
-                log_error("creating a batch of instances", e);
-                items.iter().for_each(|(message, _, _)| retry_later(message));
+                log_error("creating a batch of instances", &e);
+                for id in ids {
+                    outcome.insert(id, Some(EntryError::new(codes::ENGINE_ERROR, e.to_string())));
+                }
+            }
+        }
+    }
+    let acked: Vec<&str> = items.iter().map(|(_, id, _)| id.as_str()).filter(|id| matches!(outcome.get(*id), Some(None))).collect();
+    for (message, id, _) in &items {
+        match outcome.get(id) {
+            Some(None) => message.ack(),
+            failed => {
+                // One line per retried job, naming the jobs of its batch that were acked.
+                console_warn!(
+                    "{}",
+                    json!({"level": "warn", "type": "queue", "what": "job retried", "workflow": spec.name, "instance": id,
+                           "attempts": message.attempts() as u32, "error": failed.cloned().flatten(), "ackedInSameBatch": acked})
+                );
+                retry_later(message);
             }
         }
     }

@@ -80,6 +80,7 @@ function requestFor(method, template) {
   let body = {};
   if (template === "/workflows/{name}/instances") body = { params: { actions: [] } };
   else if (template === "/workflows/{name}/instances/batch") body = [{ params: { actions: [] } }];
+  else if (template === "/workflows/{name}/instances/delete") body = { ids: [uniqueId("oa-gone")] };
   else if (template === "/api/workflow/start") body = { email: "a@example.com", name: "A" };
   return { urlPath, body };
 }
