@@ -15,6 +15,10 @@ pub mod event;
 pub mod outbound;
 pub mod step;
 
+/// The test engine and in-memory fakes: workflows run under `cargo test` (host only).
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
+
 #[cfg(target_arch = "wasm32")]
 pub mod binding;
 #[cfg(target_arch = "wasm32")]

@@ -1,0 +1,148 @@
+//! D1 on the test engine: an in-memory SQLite database (D1 is SQLite) with the
+//! project's `migrations/*.sql` applied in order, answering as the Worker's D1 backend
+//! does: changed-row counts, rows as column-name maps, batches in one transaction, and
+//! failures as retryable `D1: …` errors.
+
+use crate::bridge::engine::{SqlRow, SqlStatement, SqlValue};
+use crate::core::step_error::StepError;
+use rusqlite::types::{Value as Sql, ValueRef};
+use rusqlite::{params_from_iter, Connection};
+use serde_json::{Number, Value};
+use std::cell::RefCell;
+use std::path::Path;
+
+pub(crate) struct SqliteD1 {
+    connection: RefCell<Connection>,
+}
+
+fn failed(e: rusqlite::Error) -> StepError {
+    StepError::failed(format!("D1: {e}"))
+}
+
+fn bound(statement: &SqlStatement<'_>) -> Vec<Sql> {
+    statement
+        .params
+        .iter()
+        .map(|value| match value {
+            SqlValue::Null => Sql::Null,
+            SqlValue::Integer(n) => Sql::Integer(*n),
+            SqlValue::Real(n) => Sql::Real(*n),
+            SqlValue::Text(s) => Sql::Text(s.to_string()),
+        })
+        .collect()
+}
+
+fn json(value: ValueRef<'_>) -> Value {
+    match value {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(n) => Value::from(n),
+        ValueRef::Real(n) => Number::from_f64(n).map_or(Value::Null, Value::Number),
+        ValueRef::Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::Array(b.iter().map(|&byte| Value::from(byte)).collect()),
+    }
+}
+
+impl SqliteD1 {
+    /// A fresh database with every migration of `migrations/` applied, by file name order.
+    pub fn with_migrations() -> Self {
+        let db = Self::empty();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("test engine: cannot read {}: {e}", dir.display()))
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+            .collect();
+        files.sort();
+        for file in files {
+            let sql = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("test engine: cannot read {}: {e}", file.display()));
+            db.execute_script(&sql).unwrap_or_else(|e| panic!("test engine: migration {} failed: {e}", file.display()));
+        }
+        db
+    }
+
+    pub fn empty() -> Self {
+        SqliteD1 { connection: RefCell::new(Connection::open_in_memory().expect("an in-memory SQLite database opens")) }
+    }
+
+    /// Runs SQL text (several statements) as the test's own setup or check.
+    pub fn execute_script(&self, sql: &str) -> Result<(), StepError> {
+        self.connection.borrow().execute_batch(sql).map_err(failed)
+    }
+
+    /// Runs one statement; the rows it changed (none for a query).
+    pub fn run(&self, statement: &SqlStatement<'_>) -> Result<u64, StepError> {
+        let connection = self.connection.borrow();
+        let mut prepared = connection.prepare(&statement.sql).map_err(failed)?;
+        let read_only = prepared.readonly();
+        let mut rows = prepared.query(params_from_iter(bound(statement))).map_err(failed)?;
+        while rows.next().map_err(failed)?.is_some() {}
+        drop(rows);
+        Ok(if read_only { 0 } else { connection.changes() })
+    }
+
+    /// Runs a query; every row as a map of column name to value.
+    pub fn rows(&self, statement: &SqlStatement<'_>) -> Result<Vec<SqlRow>, StepError> {
+        let connection = self.connection.borrow();
+        let mut prepared = connection.prepare(&statement.sql).map_err(failed)?;
+        let names: Vec<String> = prepared.column_names().map(str::to_string).collect();
+        let mut rows = prepared.query(params_from_iter(bound(statement))).map_err(failed)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(failed)? {
+            let mut map = SqlRow::new();
+            for (i, name) in names.iter().enumerate() {
+                map.insert(name.clone(), json(row.get_ref(i).map_err(failed)?));
+            }
+            out.push(map);
+        }
+        Ok(out)
+    }
+
+    /// Runs the statements in one transaction: all or nothing.
+    pub fn batch(&self, statements: &[SqlStatement<'_>]) -> Result<(), StepError> {
+        let mut connection = self.connection.borrow_mut();
+        let transaction = connection.transaction().map_err(failed)?;
+        for statement in statements {
+            let mut prepared = transaction.prepare(&statement.sql).map_err(failed)?;
+            let mut rows = prepared.query(params_from_iter(bound(statement))).map_err(failed)?;
+            while rows.next().map_err(failed)?.is_some() {}
+        }
+        transaction.commit().map_err(failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    fn statement<'a>(sql: &'a str, params: Vec<SqlValue<'a>>) -> SqlStatement<'a> {
+        SqlStatement { sql: Cow::Borrowed(sql), params }
+    }
+
+    #[test]
+    fn migrations_are_applied_and_statements_answer_like_d1() {
+        let db = SqliteD1::with_migrations();
+        let insert = "INSERT INTO users (id, email, name, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(email) DO NOTHING";
+        let row = |id: &'static str| statement(insert, vec![id.into(), "a@example.com".into(), "Ada".into(), SqlValue::Integer(5)]);
+        assert_eq!(db.run(&row("u1")).unwrap(), 1);
+        assert_eq!(db.run(&row("u2")).unwrap(), 0, "the conflict changes nothing");
+        let rows = db.rows(&statement("SELECT id, subscription_status, avatar_url, created_at FROM users", vec![])).unwrap();
+        assert_eq!(
+            Value::Object(rows[0].clone()),
+            serde_json::json!({"id": "u1", "subscription_status": "trial", "avatar_url": null, "created_at": 5})
+        );
+        assert_eq!(db.run(&statement("SELECT * FROM users", vec![])).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_batch_is_all_or_nothing_and_errors_are_retryable() {
+        let db = SqliteD1::with_migrations();
+        let ok = statement("INSERT INTO approvals (id, user_id, status, created_at) VALUES ('a', 'u', 'pending', 1)", vec![]);
+        let bad = statement("INSERT INTO nowhere VALUES (1)", vec![]);
+        let err = db.batch(&[ok.clone(), bad]).unwrap_err();
+        assert!(matches!(&err, StepError::Failed(m) if m.starts_with("D1: ") && m.contains("nowhere")), "{err:?}");
+        assert!(db.rows(&statement("SELECT * FROM approvals", vec![])).unwrap().is_empty());
+        db.batch(&[ok]).unwrap();
+        assert_eq!(db.rows(&statement("SELECT * FROM approvals", vec![])).unwrap().len(), 1);
+    }
+}

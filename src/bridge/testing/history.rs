@@ -1,0 +1,250 @@
+//! What a test reads back: each step's record (name, count, attempts, the delays that
+//! would have passed, its outcome) and the instance as a whole ([`TestRun`]).
+
+use crate::core::step_config::Backoff;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+/// The kind of a step call, each counted on its own as the engine counts them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StepKind {
+    /// `step.run` / `step.run_with` (`step.do`).
+    Do,
+    Sleep,
+    SleepUntil,
+    WaitForEvent,
+}
+
+impl StepKind {
+    fn label(self) -> &'static str {
+        match self {
+            StepKind::Do => "step",
+            StepKind::Sleep => "sleep",
+            StepKind::SleepUntil => "sleep_until",
+            StepKind::WaitForEvent => "wait_for_event",
+        }
+    }
+}
+
+/// An error as the engine saw it: its JS `name` and `message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorInfo {
+    pub name: String,
+    pub message: String,
+}
+
+impl fmt::Display for ErrorInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.name, self.message)
+    }
+}
+
+/// The config a step ran with, resolved against the engine's defaults (retries: limit 5,
+/// delay 1 s, exponential; timeout 10 minutes) and frozen at the step's first call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResolvedConfig {
+    pub limit: u32,
+    pub delay: Duration,
+    pub backoff: Backoff,
+    pub timeout: Duration,
+}
+
+/// How one attempt of a step ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Succeeded,
+    Failed(ErrorInfo),
+    /// Still running (or hanging: it times out when its timeout has passed).
+    Running,
+}
+
+/// One attempt of a `step.run`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// 1 for the first attempt.
+    pub number: u32,
+    pub started_at: SystemTime,
+    pub outcome: AttemptOutcome,
+    /// The wait before the next attempt, when this one failed and a retry followed.
+    pub retry_delay: Option<Duration>,
+}
+
+/// Where a step stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepOutcome {
+    /// Not settled yet: retrying, running, sleeping or waiting.
+    Pending,
+    /// The step's value, as the engine stored it.
+    Value(Value),
+    /// Failed for good (retries exhausted); the engine stored the error and throws it again on replay.
+    Failed(ErrorInfo),
+    /// Failed with a non-retryable error. The engine does not store these: a replay runs the step again.
+    NonRetryable(ErrorInfo),
+    /// A sleep that has ended.
+    Slept,
+    /// The event a `wait_for_event` received.
+    Event { event_type: String, payload: Value, sent_at: SystemTime },
+    /// A `wait_for_event` that ran out of time, with the engine's message.
+    TimedOut(String),
+}
+
+/// One step of an instance, as the engine keys it: kind, name and count (the n-th call
+/// of that name in one run).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRecord {
+    pub kind: StepKind,
+    pub name: String,
+    pub count: u32,
+    /// When the step was first called.
+    pub started_at: SystemTime,
+    /// `step.run` only: the config it runs with.
+    pub config: Option<ResolvedConfig>,
+    pub attempts: Vec<Attempt>,
+    pub outcome: StepOutcome,
+}
+
+impl StepRecord {
+    /// The step's value read as `T`; panics, saying where the step stands, when it has none.
+    pub fn value<T: DeserializeOwned>(&self) -> T {
+        match &self.outcome {
+            StepOutcome::Value(v) => {
+                serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{self}: value {v} does not read as the type asked for: {e}"))
+            }
+            other => panic!("{self} has no value: {other:?}"),
+        }
+    }
+
+    /// The error the step failed with (stored, or non-retryable); panics when it did not fail.
+    pub fn error(&self) -> &ErrorInfo {
+        match &self.outcome {
+            StepOutcome::Failed(e) | StepOutcome::NonRetryable(e) => e,
+            other => panic!("{self} did not fail: {other:?}"),
+        }
+    }
+
+    /// The delays between attempts that would have passed on the engine, in order.
+    pub fn retry_delays(&self) -> Vec<Duration> {
+        self.attempts.iter().filter_map(|a| a.retry_delay).collect()
+    }
+
+    /// The errors of the failed attempts, in order.
+    pub fn attempt_errors(&self) -> Vec<&ErrorInfo> {
+        self.attempts
+            .iter()
+            .filter_map(|a| match &a.outcome {
+                AttemptOutcome::Failed(e) => Some(e),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl fmt::Display for StepRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {:?}", self.kind.label(), self.name)?;
+        if self.count > 1 {
+            write!(f, " (call {} of that name)", self.count)?;
+        }
+        Ok(())
+    }
+}
+
+/// The status of an instance on the test engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// Created, not run yet.
+    Queued,
+    /// Suspended until its next wake (a sleep, a retry, an attempt's timeout).
+    Running,
+    /// Waiting for an event (or its timeout).
+    Waiting,
+    Complete,
+    Errored,
+    /// The test engine stopped the instance: it broke a replay rule (see `TestRun::violation`).
+    NonDeterministic,
+}
+
+impl Status {
+    pub fn is_finished(&self) -> bool {
+        matches!(self, Status::Complete | Status::Errored | Status::NonDeterministic)
+    }
+}
+
+/// An instance as the test sees it: status, output or error, and its step history.
+#[derive(Debug, Clone)]
+pub struct TestRun {
+    pub workflow: String,
+    pub id: String,
+    pub status: Status,
+    /// The workflow's output as the engine stored it (JSON), when complete.
+    pub output: Option<Value>,
+    /// The instance's error (`{name, message}` as `status()` reports it), when errored.
+    pub error: Option<ErrorInfo>,
+    /// Why the test engine stopped the instance, when it broke a replay rule.
+    pub violation: Option<String>,
+    /// Every step, in the order of its first call.
+    pub steps: Vec<StepRecord>,
+    /// How many times `run` was executed from the top: the first run plus every replay.
+    pub runs: u32,
+    pub created_at: SystemTime,
+    /// When it completed or errored (virtual time).
+    pub finished_at: Option<SystemTime>,
+}
+
+impl TestRun {
+    /// The output read as `T`; panics with the status and error when the instance did not complete.
+    pub fn output<T: DeserializeOwned>(&self) -> T {
+        match (&self.status, &self.output) {
+            (Status::Complete, Some(v)) => serde_json::from_value(v.clone())
+                .unwrap_or_else(|e| panic!("instance {}: output {v} does not read as the type asked for: {e}", self.id)),
+            _ => panic!("instance {} did not complete: {}", self.id, self.summary()),
+        }
+    }
+
+    /// The instance's error; panics when it did not error.
+    pub fn error(&self) -> &ErrorInfo {
+        match (&self.status, &self.error) {
+            (Status::Errored, Some(e)) => e,
+            _ => panic!("instance {} did not error: {}", self.id, self.summary()),
+        }
+    }
+
+    /// The first step named `name` (count 1) of any kind; panics listing the steps when there is none.
+    pub fn step(&self, name: &str) -> &StepRecord {
+        self.step_n(name, 1)
+    }
+
+    /// The `count`-th step named `name`.
+    pub fn step_n(&self, name: &str, count: u32) -> &StepRecord {
+        self.steps
+            .iter()
+            .find(|s| s.name == name && s.count == count)
+            .unwrap_or_else(|| panic!("instance {} has no step {name:?} (call {count}); its steps: {:?}", self.id, self.step_names()))
+    }
+
+    /// Whether a step of that name was called.
+    pub fn has_step(&self, name: &str) -> bool {
+        self.steps.iter().any(|s| s.name == name)
+    }
+
+    /// The names of the steps, in the order of their first call.
+    pub fn step_names(&self) -> Vec<&str> {
+        self.steps.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    /// Virtual time from creation to the end (or to now, while it runs).
+    pub fn elapsed(&self) -> Option<Duration> {
+        self.finished_at.and_then(|f| f.duration_since(self.created_at).ok())
+    }
+
+    /// One line: status, then the error or the violation.
+    pub fn summary(&self) -> String {
+        match (&self.error, &self.violation) {
+            (_, Some(v)) => format!("{:?}: {v}", self.status),
+            (Some(e), _) => format!("{:?}: {e}", self.status),
+            _ => format!("{:?}", self.status),
+        }
+    }
+}
