@@ -3,7 +3,9 @@
 //! files in src/workflows/:
 //! - `$OUT_DIR/workflows.rs`: the workflow modules and their dispatch (src/workflows/mod.rs);
 //! - `build/workflows.mjs` (wasm builds): the shim's WorkflowEntrypoint classes;
-//! - `$OUT_DIR/readme_example.rs`: README's "Writing a workflow" example, compiled with the crate.
+//! - `$OUT_DIR/readme_example.rs`: README's "Writing a workflow" example, compiled with the crate;
+//! - `$OUT_DIR/readme_testing_example.rs`: README's "Testing a workflow" example, run by `cargo test`
+//!   (`tests/workflows.rs`).
 
 #[path = "src/registry/mod.rs"]
 #[allow(dead_code)]
@@ -65,6 +67,10 @@ fn main() {
     let example = codegen::markdown_rust_block(&readme, "## Writing a workflow")
         .unwrap_or_else(|| panic!("README.md has no ```rust block under \"## Writing a workflow\""));
     write_if_changed(&Path::new(&out_dir).join("readme_example.rs"), &example);
+    // The "Testing a workflow" example is a test file of its own (tests/workflows.rs includes it).
+    let testing_example = codegen::markdown_rust_block(&readme, "## Testing a workflow")
+        .unwrap_or_else(|| panic!("README.md has no ```rust block under \"## Testing a workflow\""));
+    write_if_changed(&Path::new(&out_dir).join("readme_testing_example.rs"), &testing_example);
 
     // Only the Worker build needs the shim's classes; host builds leave build/ alone.
     if env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("wasm32") {

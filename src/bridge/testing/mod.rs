@@ -227,6 +227,12 @@ impl TestEngine {
         self.add_override(step.into(), OverrideKind::Fail { times, error })
     }
 
+    /// The first `times` attempts of the step run its closure, then fail with `error`
+    /// anyway: the work happened but the answer was lost. What a retry must be safe against.
+    pub fn fail_step_after_running(self, step: impl Into<StepRef>, times: u32, error: StepError) -> Self {
+        self.add_override(step.into(), OverrideKind::FailAfterRunning { times, error })
+    }
+
     /// Every attempt of the step fails with `error`: it fails for good once its retries run out.
     pub fn fail_step_always(self, step: impl Into<StepRef>, error: StepError) -> Self {
         self.add_override(step.into(), OverrideKind::FailAlways(error))
@@ -273,7 +279,8 @@ impl TestEngine {
         self.instance(id)
     }
 
-    fn create<W: Workflow>(&self, id: &str, params: W::Params)
+    /// Creates an instance of `W`, queued: it runs on the next `send_event`, `advance` or `finish`.
+    pub fn create<W: Workflow>(&self, id: &str, params: W::Params)
     where
         W::Params: 'static,
     {

@@ -527,6 +527,9 @@ impl Invocation {
             Some(Injected::Fail(error)) => Err(error_info(&error)),
             Some(Injected::Result(text)) => Ok(text),
             Some(Injected::TimeOut) => return self.suspend(index, Wake::AttemptDeadline(deadline)).await,
+            Some(Injected::FailAfterRunning(error)) => {
+                self.attempt(index, call.name, count, number, deadline, call.attempt).await.and(Err(error_info(&error)))
+            }
             None => self.attempt(index, call.name, count, number, deadline, call.attempt).await,
         };
         match outcome {

@@ -118,6 +118,8 @@ pub struct CreatedInstance {
 #[derive(Debug, Clone)]
 pub(crate) enum Injected {
     Fail(StepError),
+    /// Run the closure, then fail with this error anyway (its answer was lost).
+    FailAfterRunning(StepError),
     Result(String),
     TimeOut,
 }
@@ -128,6 +130,9 @@ pub(crate) enum OverrideKind {
     Fail { times: u32, error: StepError },
     /// Every attempt fails with the error: the step retries per its config, then fails.
     FailAlways(StepError),
+    /// The first `times` attempts run the closure, then fail with the error: the work
+    /// happened but its answer was lost (a timeout after the side effect).
+    FailAfterRunning { times: u32, error: StepError },
     /// Every attempt returns this JSON (the closure is not called).
     Result(String),
     /// The first `times` attempts hang until their timeout.
@@ -252,6 +257,7 @@ impl World {
         self.overrides.borrow().iter().filter(|o| o.name == name && o.count == count).find_map(|o| match &o.kind {
             OverrideKind::Fail { times, error } if attempt <= *times => Some(Injected::Fail(error.clone())),
             OverrideKind::FailAlways(error) => Some(Injected::Fail(error.clone())),
+            OverrideKind::FailAfterRunning { times, error } if attempt <= *times => Some(Injected::FailAfterRunning(error.clone())),
             OverrideKind::Result(json) => Some(Injected::Result(json.clone())),
             OverrideKind::TimeOut { times } if attempt <= *times => Some(Injected::TimeOut),
             _ => None,

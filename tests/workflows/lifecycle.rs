@@ -1,0 +1,68 @@
+//! user-lifecycle: welcome, the trial, then an expiration email to those who did not convert.
+
+use crate::services::{engine, from_json};
+use rust_workflows::bridge::testing::TestEngine;
+use rust_workflows::workflows::user_lifecycle::{LifecycleOutput, LifecycleParams};
+use rust_workflows::workflows::UserLifecycleWorkflow;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+fn params(user: &str) -> LifecycleParams {
+    from_json(json!({"userId": user, "email": format!("{user}@example.com")}))
+}
+
+fn with_user(status: Option<&str>) -> (TestEngine, crate::services::Knobs) {
+    let (engine, knobs) = engine();
+    let engine = engine.d1("DB");
+    if let Some(status) = status {
+        engine.d1_execute("DB", &format!("INSERT INTO users (id, email, name, subscription_status, created_at) VALUES ('u-1', 'u-1@example.com', 'U', '{status}', 0)"));
+    }
+    (engine, knobs)
+}
+
+fn messages(knobs: &crate::services::Knobs) -> Vec<Value> {
+    knobs.notifications.borrow().iter().map(|n| n["message"].clone()).collect()
+}
+
+#[test]
+fn converted_users_get_only_the_welcome_email() {
+    let (engine, knobs) = with_user(Some("active"));
+    let run = engine.run::<UserLifecycleWorkflow>("life-1", params("u-1"));
+    assert_eq!(run.output::<LifecycleOutput>(), LifecycleOutput { converted: true });
+    assert_eq!(messages(&knobs), [json!("Welcome! Your free trial has started.")]);
+    assert_eq!(run.elapsed(), Some(Duration::from_secs(7 * 24 * 3600)), "the default trial, on the virtual clock");
+    assert!(!run.has_step("send-trial-expiration-email"));
+}
+
+#[test]
+fn users_still_on_trial_get_the_expiration_email_after_the_trial() {
+    let (engine, knobs) = with_user(Some("trial"));
+    let run = engine
+        .run::<UserLifecycleWorkflow>("life-2", from_json(json!({"userId": "u-1", "email": "u-1@example.com", "trialPeriod": "14 days"})));
+    assert_eq!(run.output::<LifecycleOutput>(), LifecycleOutput { converted: false });
+    assert_eq!(
+        messages(&knobs),
+        [json!("Welcome! Your free trial has started."), json!("Your free trial has ended. Subscribe to keep your account.")]
+    );
+    let sent: Vec<_> = engine.requests().iter().map(|r| r.at).collect();
+    assert_eq!(sent[1].duration_since(sent[0]).unwrap(), Duration::from_secs(14 * 24 * 3600));
+}
+
+#[test]
+fn a_user_with_no_row_has_not_converted() {
+    let (engine, knobs) = with_user(None);
+    let run = engine.run::<UserLifecycleWorkflow>("life-3", params("nobody"));
+    assert_eq!(run.output::<LifecycleOutput>(), LifecycleOutput { converted: false });
+    assert_eq!(messages(&knobs).len(), 2);
+}
+
+#[test]
+fn converting_during_the_trial_is_seen_by_the_check() {
+    let (engine, knobs) = with_user(Some("trial"));
+    engine.start::<UserLifecycleWorkflow>("life-4", params("u-1"));
+    engine.advance("3 days");
+    engine.d1_execute("DB", "UPDATE users SET subscription_status = 'active' WHERE id = 'u-1'");
+    let run = engine.finish("life-4");
+    assert_eq!(run.output::<LifecycleOutput>(), LifecycleOutput { converted: true });
+    assert_eq!(messages(&knobs).len(), 1);
+}

@@ -1,0 +1,81 @@
+//! user-onboarding: validate, create the profile (idempotent on email), welcome email,
+//! default settings, and the user's lifecycle started as a child.
+
+use crate::services::{engine, from_json, NOTIFY};
+use rust_workflows::bridge::testing::{Status, TestEngine};
+use rust_workflows::core::step_error::StepError;
+use rust_workflows::workflows::user_onboarding::{OnboardingParams, UserId};
+use rust_workflows::workflows::{OnboardingWorkflow, UserLifecycleWorkflow};
+use serde_json::{json, Value};
+
+fn user(email: &str) -> OnboardingParams {
+    from_json(json!({"email": email, "name": " Ada Lovelace "}))
+}
+
+fn onboarding_engine() -> TestEngine {
+    engine().0.d1("DB").kv("SETTINGS")
+}
+
+#[test]
+fn it_creates_the_profile_welcomes_sets_defaults_and_starts_the_lifecycle() {
+    let engine = onboarding_engine().workflow::<UserLifecycleWorkflow>();
+    let run = engine.run::<OnboardingWorkflow>("on-1", user(" Ada@Example.COM "));
+    let user_id = run.output::<UserId>().user_id;
+    let rows = engine.d1_rows("DB", "SELECT id, email, name, subscription_status FROM users");
+    assert_eq!(rows, [json!({"id": user_id, "email": "ada@example.com", "name": "Ada Lovelace", "subscription_status": "trial"})]);
+    let settings: Value = serde_json::from_str(&engine.kv_get("SETTINGS", &format!("settings:{user_id}")).unwrap()).unwrap();
+    assert_eq!(settings["theme"], "system");
+    let welcome = &engine.requests_to(NOTIFY)[0];
+    assert_eq!(welcome.json::<Value>(), json!({"userId": user_id, "email": "ada@example.com", "message": "Welcome, Ada Lovelace!"}));
+    let child = format!("lifecycle-{user_id}");
+    let created = engine.created_instances();
+    assert_eq!((created.len(), created[0].workflow.as_str(), created[0].id.as_str()), (1, "user-lifecycle", child.as_str()));
+    assert_eq!(created[0].params, json!({"userId": user_id, "email": "ada@example.com"}));
+    // The child runs on the same engine: it is in its 7-day trial now.
+    assert_eq!(engine.instance(&child).status, Status::Running);
+    assert!(engine.finish(&child).output::<Value>()["converted"] == json!(false));
+}
+
+#[test]
+fn an_invalid_email_fails_at_once_without_retries_or_side_effects() {
+    let engine = onboarding_engine();
+    let run = engine.run::<OnboardingWorkflow>("on-bad", user("x@"));
+    assert_eq!(run.status, Status::Errored);
+    assert_eq!(run.error().name, "NonRetryableError");
+    assert_eq!(run.error().message, "invalid email \"x@\"");
+    assert_eq!(run.step("validate-user").attempts.len(), 1);
+    assert_eq!(run.step_names(), ["validate-user"]);
+    assert!(engine.d1_rows("DB", "SELECT * FROM users").is_empty());
+    assert!(engine.requests().is_empty());
+}
+
+#[test]
+fn the_profile_is_idempotent_on_email_and_the_child_starts_once() {
+    let engine = onboarding_engine();
+    let first = engine.run::<OnboardingWorkflow>("on-a", user("ada@example.com")).output::<UserId>();
+    let second = engine.run::<OnboardingWorkflow>("on-b", user("ADA@example.com")).output::<UserId>();
+    assert_eq!(first.user_id, second.user_id, "the second onboarding finds the existing profile");
+    assert_eq!(engine.d1_rows("DB", "SELECT count(*) AS n FROM users"), [json!({"n": 1})]);
+    let created: Vec<bool> = engine.created_instances().iter().map(|c| c.created).collect();
+    assert_eq!(created, [true, false], "the child's id comes from the user: never a second one");
+}
+
+#[test]
+fn a_create_profile_attempt_whose_answer_is_lost_is_retried_without_a_second_user() {
+    let engine = onboarding_engine().fail_step_after_running("create-profile", 1, StepError::failed("D1 answer lost"));
+    let run = engine.run::<OnboardingWorkflow>("on-retry", user("ada@example.com"));
+    assert_eq!(run.step("create-profile").attempts.len(), 2, "the first attempt inserted, then failed");
+    let rows = engine.d1_rows("DB", "SELECT id FROM users");
+    assert_eq!(rows, [json!({"id": run.output::<UserId>().user_id})]);
+}
+
+#[test]
+fn onboarding_again_from_the_start_keeps_one_user_and_one_child() {
+    let engine = onboarding_engine();
+    let first = engine.run::<OnboardingWorkflow>("on-again", user("ada@example.com")).output::<UserId>();
+    let again = engine.restart("on-again").output::<UserId>();
+    assert_eq!(first.user_id, again.user_id);
+    assert_eq!(engine.d1_rows("DB", "SELECT count(*) AS n FROM users"), [json!({"n": 1})]);
+    let created: Vec<bool> = engine.created_instances().iter().map(|c| c.created).collect();
+    assert_eq!(created, [true, false]);
+}

@@ -1,0 +1,98 @@
+//! order-processing: check stock, charge, wait, ship, confirm.
+
+use crate::services::{engine, from_json, NOTIFY, PAYMENTS, SHIPPING};
+use rust_workflows::bridge::testing::{Status, StepOutcome};
+use rust_workflows::core::step_error::StepError;
+use rust_workflows::workflows::order_processing::{OrderOutput, OrderParams};
+use rust_workflows::workflows::OrderWorkflow;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+fn order(id: &str, products: &[&str]) -> OrderParams {
+    let items: Vec<Value> = products.iter().map(|p| json!({"productId": p, "quantity": 1})).collect();
+    from_json(json!({"orderId": id, "userId": format!("user-{id}"), "items": items}))
+}
+
+#[test]
+fn in_stock_it_charges_waits_ships_and_confirms() {
+    let (engine, knobs) = engine();
+    let run = engine.run::<OrderWorkflow>("o1", order("o1", &["p-1", "p-2"]));
+    assert_eq!(run.output::<OrderOutput>(), OrderOutput::Completed { transaction_id: "tx-o1".into(), tracking_number: "trk-o1".into() });
+    assert_eq!(
+        run.step_names(),
+        ["validate-inventory", "process-payment", "wait-before-fulfillment", "create-shipment", "send-confirmation"]
+    );
+    assert!(run.steps.iter().all(|s| s.attempts.len() <= 1), "nothing retried");
+    let charge = &engine.requests_to(&format!("{PAYMENTS}/charge"))[0];
+    let ship = &engine.requests_to(&format!("{SHIPPING}/create"))[0];
+    assert_eq!(ship.at.duration_since(charge.at).unwrap(), Duration::from_secs(5), "the default fulfillment delay, on the virtual clock");
+    assert_eq!(ship.json::<Value>()["items"], json!([{"productId": "p-1", "quantity": 1}, {"productId": "p-2", "quantity": 1}]));
+    assert_eq!(*knobs.notifications.borrow(), [json!({"userId": "user-o1", "message": "Order o1 shipped! Tracking: trk-o1"})]);
+    assert_eq!(engine.requests_to(crate::services::INVENTORY).len(), 2, "both items checked, in the one step");
+}
+
+#[test]
+fn out_of_stock_it_cancels_and_notifies_without_charging() {
+    let (engine, knobs) = engine();
+    let run = engine.run::<OrderWorkflow>("o2", order("o2", &["p-1", "oos-9"]));
+    assert_eq!(run.output::<OrderOutput>(), OrderOutput::Cancelled { reason: "out_of_stock".into() });
+    assert_eq!(run.step_names(), ["validate-inventory", "notify-out-of-stock"]);
+    assert!(engine.requests_to(PAYMENTS).is_empty());
+    assert_eq!(*knobs.notifications.borrow(), [json!({"userId": "user-o2", "message": "Items out of stock"})]);
+}
+
+#[test]
+fn a_payment_failing_twice_is_retried_with_one_idempotency_key_then_paid() {
+    let (engine, knobs) = engine();
+    knobs.payment_failures.set(2);
+    let run = engine.run::<OrderWorkflow>("o3", order("o3", &["p-1"]));
+    assert_eq!(run.status, Status::Complete, "{}", run.summary());
+    let payment = run.step("process-payment");
+    assert_eq!(payment.attempts.len(), 3);
+    // The step's own config: 2 s, exponential.
+    assert_eq!(payment.retry_delays(), [Duration::from_secs(2), Duration::from_secs(4)]);
+    assert_eq!(payment.attempt_errors()[0].message, "payments answered 503: {\"error\":\"payments briefly unavailable\"}");
+    let charges = engine.requests_to(&format!("{PAYMENTS}/charge"));
+    let attempts: Vec<u32> = charges.iter().map(|c| c.step.as_ref().unwrap().attempt).collect();
+    assert_eq!(attempts, [1, 2, 3]);
+    assert!(charges.iter().all(|c| c.header("idempotency-key") == Some("order-payment-o3")));
+    // Replays after the sleep took the payment from the history: still three charges.
+    assert!(run.runs >= 4, "{} runs", run.runs);
+    assert_eq!(run.step("wait-before-fulfillment").outcome, StepOutcome::Slept);
+}
+
+#[test]
+fn the_idempotency_key_is_the_same_when_the_instance_runs_again_from_the_start() {
+    let (engine, _) = engine();
+    engine.run::<OrderWorkflow>("o4", order("o4", &["p-1"]));
+    let again = engine.restart("o4");
+    assert_eq!(again.status, Status::Complete);
+    let keys: Vec<String> =
+        engine.requests_to(&format!("{PAYMENTS}/charge")).iter().map(|c| c.header("idempotency-key").unwrap().to_string()).collect();
+    assert_eq!(keys, ["order-payment-o4", "order-payment-o4"], "a re-run charge is one the service can de-duplicate");
+}
+
+#[test]
+fn a_4xx_from_payments_is_final_after_one_attempt() {
+    let (engine, knobs) = engine();
+    knobs.payment_status.set(Some(402));
+    let run = engine.run::<OrderWorkflow>("o5", order("o5", &["p-1"]));
+    assert_eq!(run.status, Status::Errored, "{}", run.summary());
+    assert_eq!(run.error().name, "NonRetryableError");
+    assert_eq!(run.error().message, "payments answered 402: {\"error\":\"card declined\"}");
+    assert_eq!(run.step("process-payment").attempts.len(), 1);
+    assert!(engine.requests_to(SHIPPING).is_empty());
+    assert!(engine.requests_to(NOTIFY).is_empty());
+}
+
+#[test]
+fn a_charge_whose_answer_is_lost_is_sent_again_with_the_same_key() {
+    let (engine, _) = engine();
+    let engine = engine.fail_step_after_running("process-payment", 1, StepError::Timeout("Execution timed out after 30000ms".into()));
+    let run = engine.run::<OrderWorkflow>("o6", order("o6", &["p-1"]));
+    assert_eq!(run.status, Status::Complete, "{}", run.summary());
+    let charges = engine.requests_to(&format!("{PAYMENTS}/charge"));
+    assert_eq!(charges.len(), 2, "charged, answer lost, charged again");
+    assert!(charges.iter().all(|c| c.header("idempotency-key") == Some("order-payment-o6")));
+    assert_eq!(run.step("process-payment").attempt_errors()[0].name, "WorkflowTimeoutError");
+}

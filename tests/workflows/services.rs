@@ -1,0 +1,73 @@
+//! Stand-ins for the services the catalogue calls, as routes on the test engine (the
+//! same behaviour as `tests/e2e/standin.mjs`), with knobs a test turns.
+
+use rust_workflows::bridge::testing::{Request, Response, TestEngine};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+pub const INVENTORY: &str = "https://inventory.test";
+pub const PAYMENTS: &str = "https://payments.test";
+pub const SHIPPING: &str = "https://shipping.test";
+pub const NOTIFY: &str = "https://notify.test";
+
+/// Params (or anything) from JSON, as the API would read them.
+pub fn from_json<T: DeserializeOwned>(value: Value) -> T {
+    serde_json::from_value(value).expect("the test's params match the workflow's")
+}
+
+/// Knobs of the stand-ins.
+#[derive(Clone, Default)]
+pub struct Knobs {
+    /// Charges still to answer 503.
+    pub payment_failures: Rc<Cell<u32>>,
+    /// A status every charge answers with (a decline), instead of a transaction.
+    pub payment_status: Rc<Cell<Option<u16>>>,
+    /// Shipments still to answer 503.
+    pub shipping_failures: Rc<Cell<u32>>,
+    /// The messages sent through the notifications service, in order.
+    pub notifications: Rc<RefCell<Vec<Value>>>,
+}
+
+fn take_one(left: &Cell<u32>) -> bool {
+    let n = left.get();
+    left.set(n.saturating_sub(1));
+    n > 0
+}
+
+/// An engine with the four service vars pointed at the stand-ins.
+pub fn engine() -> (TestEngine, Knobs) {
+    let knobs = Knobs::default();
+    let (payments, shipping, notify) = (knobs.clone(), knobs.clone(), knobs.clone());
+    let engine = TestEngine::new()
+        .var("INVENTORY_URL", INVENTORY)
+        .var("PAYMENTS_URL", PAYMENTS)
+        .var("SHIPPING_URL", SHIPPING)
+        .var("NOTIFY_URL", NOTIFY)
+        .route(&format!("{INVENTORY}/check/"), |request: &Request| {
+            let product = request.path().rsplit('/').next().unwrap_or_default().to_string();
+            Response::ok(&json!({"available": !product.starts_with("oos-")}))
+        })
+        .route(&format!("{PAYMENTS}/charge"), move |request: &Request| {
+            let order = request.json::<Value>()["orderId"].as_str().unwrap_or_default().to_string();
+            if let Some(status) = payments.payment_status.get() {
+                return Response::json(status, &json!({"error": "card declined"}));
+            }
+            if take_one(&payments.payment_failures) {
+                return Response::json(503, &json!({"error": "payments briefly unavailable"}));
+            }
+            Response::ok(&json!({"transactionId": format!("tx-{order}")}))
+        })
+        .route(&format!("{SHIPPING}/create"), move |request: &Request| {
+            if take_one(&shipping.shipping_failures) {
+                return Response::json(503, &json!({"error": "shipping busy"}));
+            }
+            Response::ok(&json!({"trackingNumber": format!("trk-{}", request.json::<Value>()["orderId"].as_str().unwrap_or_default())}))
+        })
+        .route(&format!("{NOTIFY}/send"), move |request: &Request| {
+            notify.notifications.borrow_mut().push(request.json());
+            Response::ok(&json!({"sent": true}))
+        });
+    (engine, knobs)
+}
