@@ -1,7 +1,7 @@
 // Starts a Worker under `wrangler dev` on free loopback ports with fresh local state,
 // and waits until it answers. Used by the integration tests and the benchmarks.
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, createWriteStream } from "node:fs";
+import { mkdtempSync, mkdirSync, createWriteStream, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -29,13 +29,18 @@ export async function startDevServer({ cwd = root, vars = {}, migrate = false, r
   const inspectorPort = await freePort();
   const persist = mkdtempSync(path.join(os.tmpdir(), "rust-workflows-dev-"));
   const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" };
-  const run = (args) => execFileSync(wrangler, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+  // A time limit, so a wrangler command that never returns fails its test instead of
+  // blocking every test in this process.
+  const run = (args) => execFileSync(wrangler, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"], timeout: 120_000 });
   if (migrate) run(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist]);
   mkdirSync(path.dirname(log), { recursive: true });
   const logStream = createWriteStream(log);
+  // An empty env file instead of the developer's .dev.vars: the Worker gets exactly `vars`.
+  const envFile = path.join(persist, "empty.env");
+  writeFileSync(envFile, "");
   const args = [
     "dev", "--port", String(port), "--ip", "127.0.0.1", "--inspector-port", String(inspectorPort),
-    "--persist-to", persist, "--log-level", "info",
+    "--persist-to", persist, "--log-level", "info", "--env-file", envFile,
     ...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
   ];
   const child = spawn(wrangler, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
