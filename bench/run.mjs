@@ -213,6 +213,9 @@ async function main() {
       SHIPPING_URL: `${standin.url}/shipping`,
       NOTIFY_URL: `${standin.url}/notify`,
       API_TOKEN: TOKEN,
+      // The Rust Worker's step-tour and loopback stand-ins need these (never set in production).
+      ENABLE_STEP_TOUR: "true",
+      ALLOW_PRIVATE_HOSTS: "127.0.0.1",
     };
     // Both Workers run side by side for the whole measurement, so samples can alternate.
     const servers = {};

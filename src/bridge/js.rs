@@ -17,10 +17,10 @@ extern "C" {
 }
 
 /// Parses a URL with the runtime's WHATWG `URL`, the parser `fetch` itself uses.
-pub fn parse_url(url: &str) -> Result<crate::core::callback_url::UrlParts, String> {
+pub fn parse_url(url: &str) -> Result<crate::core::url_policy::UrlParts, String> {
     let parsed = web_sys::Url::new(url).map_err(|e| error_message(&e))?;
     let protocol = parsed.protocol();
-    Ok(crate::core::callback_url::UrlParts {
+    Ok(crate::core::url_policy::UrlParts {
         href: parsed.href(),
         scheme: protocol.strip_suffix(':').unwrap_or(&protocol).to_string(),
         username: parsed.username(),

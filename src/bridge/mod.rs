@@ -73,13 +73,13 @@ pub trait Workflow: Sized + 'static {
 
 /// Parses a URL as WHATWG `URL` does (the parser `fetch` uses): the runtime's own in the
 /// Worker, the `url` crate (the same standard) on the host.
-pub fn parse_url(url: &str) -> Result<crate::core::callback_url::UrlParts, String> {
+pub fn parse_url(url: &str) -> Result<crate::core::url_policy::UrlParts, String> {
     #[cfg(target_arch = "wasm32")]
     return js::parse_url(url);
     #[cfg(not(target_arch = "wasm32"))]
     {
         let parsed = url::Url::parse(url).map_err(|e| e.to_string())?;
-        Ok(crate::core::callback_url::UrlParts {
+        Ok(crate::core::url_policy::UrlParts {
             href: parsed.as_str().to_string(),
             scheme: parsed.scheme().to_string(),
             username: parsed.username().to_string(),

@@ -6,7 +6,7 @@ use super::{Env, Step};
 use crate::core::step_config::{Backoff, Retries, StepConfig};
 use crate::core::step_error::StepError;
 use crate::core::webhook::WebhookKey;
-use crate::core::{callback, callback_url};
+use crate::core::{callback, url_policy};
 
 /// Receivers get 10 tries over about 1.5 hours (10 s doubling, engine-capped).
 fn delivery_config() -> StepConfig {
@@ -17,8 +17,12 @@ pub(super) async fn send(step: &Step<'_>, env: &Env, workflow: &str, instance_id
     let secret = env.var("WEBHOOK_SECRET").ok_or_else(|| StepError::NonRetryable("callbacks need the secret WEBHOOK_SECRET".into()))?;
     let key = WebhookKey::from_secret(&secret).map_err(|e| StepError::NonRetryable(format!("WEBHOOK_SECRET: {e}")))?;
     // Checked again here: the URL may have been given to the binding directly.
-    let url = callback_url::check(url, super::js::parse_url, env.flag("ALLOW_INSECURE_CALLBACKS"))
-        .map_err(|e| StepError::NonRetryable(e.to_string()))?;
+    let url = url_policy::check(
+        url,
+        super::parse_url,
+        &url_policy::PrivateHosts::parse(&env.var(url_policy::ALLOW_PRIVATE_HOSTS_VAR).unwrap_or_default()),
+    )
+    .map_err(|e| StepError::NonRetryable(e.to_string()))?;
     let message_id = callback::message_id(workflow, instance_id);
     step.run_with("send-callback", delivery_config(), |_| async {
         // Signed per attempt, so the timestamp is fresh for the receiver's tolerance window.

@@ -229,3 +229,36 @@ mod tests {
         assert_eq!(serde_json::to_string(&DurationParam(Duration::from_secs(1))).unwrap(), "1000");
     }
 }
+
+/// Property tests (host only: proptest's randomness does not build for wasm32).
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any text is a duration or a clear error, never a panic; an accepted one is what
+        /// its whole-millisecond form says.
+        #[test]
+        fn any_text_is_a_duration_or_an_error(text in ".{0,40}") {
+            if let Ok(d) = parse(&text) {
+                prop_assert_eq!(Duration::from_millis(as_millis(d)), Duration::from_millis(d.as_millis() as u64));
+            }
+        }
+
+        #[test]
+        fn numbers_with_units_parse_to_their_value(n in 0u64..100_000, unit in prop::sample::select(vec![
+            ("second", 1_000u64), ("seconds", 1_000), ("minute", 60_000), ("minutes", 60_000), ("hour", 3_600_000),
+            ("hours", 3_600_000), ("day", 86_400_000), ("days", 86_400_000), ("s", 1_000), ("ms", 1),
+        ])) {
+            prop_assert_eq!(parse(&format!("{n} {}", unit.0)), Ok(Duration::from_millis(n * unit.1)));
+            prop_assert_eq!(parse(&n.to_string()), Ok(Duration::from_millis(n)));
+        }
+
+        #[test]
+        fn the_sleep_limit_holds_for_any_length(ms in any::<u64>()) {
+            let d = Duration::from_millis(ms);
+            prop_assert_eq!(within_sleep_limit(d).is_ok(), d <= MAX_SLEEP);
+        }
+    }
+}

@@ -13,6 +13,8 @@ pub const PAGE: &str = "SELECT id, created_at FROM instances WHERE workflow = ?1
      ORDER BY created_at DESC, id DESC LIMIT ?4";
 
 pub const DEFAULT_LIMIT: u32 = 25;
+/// Longest cursor text read (an encoded cursor is at most about 200 characters).
+pub const MAX_CURSOR_LEN: usize = 512;
 pub const MAX_LIMIT: u32 = 100;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +44,10 @@ impl Cursor {
     }
 
     pub fn decode(text: &str) -> Option<Cursor> {
+        // A cursor this API gives out is a few hundred characters; anything longer is not one.
+        if text.len() > MAX_CURSOR_LEN {
+            return None;
+        }
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
@@ -96,5 +102,33 @@ mod tests {
         assert_eq!(Cursor::decode(&next.unwrap()), Some(Cursor { created_at: 99, id: "i1".into() }));
         let (page, next) = paginate(rows(2), 2);
         assert_eq!((page.len(), next), (2, None));
+    }
+}
+
+/// Property tests (host only: proptest's randomness does not build for wasm32).
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A cursor this API gave out reads back as itself; any other text is refused or
+        /// read, never a panic.
+        #[test]
+        fn cursors_round_trip(created_at in any::<i64>(), id in "[a-zA-Z0-9_-]{1,100}") {
+            let cursor = Cursor { created_at, id };
+            prop_assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
+        }
+
+        #[test]
+        fn any_text_is_a_cursor_or_refused(text in ".{0,600}") {
+            let _ = Cursor::decode(&text);
+        }
+
+        #[test]
+        fn limits_are_1_to_100(text in ".{0,12}", n in any::<u32>()) {
+            let _ = parse_limit(Some(&text));
+            prop_assert_eq!(parse_limit(Some(&n.to_string())).is_some(), (1..=MAX_LIMIT).contains(&n));
+        }
     }
 }

@@ -676,3 +676,47 @@ mod tests {
         assert!(out.records.iter().all(|r| r.created_at.len() == 24 && r.created_at.ends_with('Z')));
     }
 }
+
+/// Property tests (host only: proptest's randomness does not build for wasm32).
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    use serde_json::json;
+
+    proptest! {
+        /// Any bytes are records or an error, never a panic.
+        #[test]
+        fn any_bytes_are_answered(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = transform(&bytes);
+        }
+
+        /// Every element of an array is either kept or counted as dropped, and what is kept
+        /// is normalised.
+        #[test]
+        fn every_record_is_kept_or_dropped(records in proptest::collection::vec(
+            (any::<Option<u32>>(), ".{0,12}", "[a-zA-Z0-9. @]{0,20}", prop_oneof![
+                any::<i64>().prop_map(|n| json!(n)),
+                ".{0,30}".prop_map(|s| json!(s)),
+                Just(json!("2024-03-01T10:00:00Z")),
+                Just(json!("Fri, 01 Mar 2024 10:00:00 +0000")),
+            ]), 0..20)) {
+            let input: Vec<serde_json::Value> = records.iter().map(|(id, name, email, at)| json!({"id": id, "name": name, "email": email, "createdAt": at})).collect();
+            let out = transform(serde_json::to_string(&input).unwrap().as_bytes()).expect("an array is read");
+            prop_assert_eq!(out.records.len() + out.dropped, input.len());
+            for record in &out.records {
+                prop_assert!(is_valid_email(&record.email));
+                prop_assert_eq!(record.email.clone(), record.email.to_lowercase());
+                prop_assert!(record.created_at.ends_with('Z'));
+            }
+        }
+
+        #[test]
+        fn emails_are_answered(email in ".{0,300}") {
+            if is_valid_email(&email) {
+                prop_assert!(email.len() <= MAX_EMAIL_LEN && email.contains('@'));
+            }
+        }
+    }
+}

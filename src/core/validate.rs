@@ -134,3 +134,33 @@ mod tests {
         assert!(step_name("").is_err());
     }
 }
+
+/// Property tests (host only: proptest's randomness does not build for wasm32).
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn engine_rule(s: &str, max: usize) -> bool {
+        let mut chars = s.chars();
+        matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric() || c == '_')
+            && s.chars().count() <= max
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    }
+
+    proptest! {
+        /// Ids and event types are accepted exactly when the engine's rule holds.
+        #[test]
+        fn ids_follow_the_engine_rule(id in "[a-zA-Z0-9_ .é/-]{0,110}") {
+            prop_assert_eq!(instance_id(&id).is_ok(), engine_rule(&id, MAX_INSTANCE_ID_LEN));
+            prop_assert_eq!(event_type(&id).is_ok(), engine_rule(&id, MAX_EVENT_TYPE_LEN));
+        }
+
+        #[test]
+        fn any_text_is_answered(text in ".{0,300}") {
+            let _ = instance_id(&text);
+            let _ = event_type(&text);
+            prop_assert_eq!(step_name(&text).is_ok(), !text.is_empty() && text.chars().count() <= MAX_STEP_NAME_LEN && !text.chars().any(char::is_control));
+        }
+    }
+}

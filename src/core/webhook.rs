@@ -34,6 +34,21 @@ pub enum WebhookSecretError {
     InvalidBase64,
     #[error("webhook secret has an empty key after the \"whsec_\" prefix")]
     EmptyKey,
+    #[error("webhook secret's key is {len} bytes; Standard Webhooks keys are {MIN_KEY_BYTES} to {MAX_KEY_BYTES} bytes")]
+    KeyLength { len: usize },
+    #[error("the secret WEBHOOK_SECRET is not configured (`wrangler secret put WEBHOOK_SECRET`)")]
+    Missing,
+}
+
+/// Key sizes Standard Webhooks allows: at least 24 bytes (192 bits), at most 64.
+pub const MIN_KEY_BYTES: usize = 24;
+pub const MAX_KEY_BYTES: usize = 64;
+
+/// The configured secret (`WEBHOOK_SECRET`, absent when `None`) as a key, or why it cannot
+/// sign: checked when a callback is requested, so a bad secret is refused at create time
+/// rather than failing the delivery when the instance ends.
+pub fn configured_key(secret: Option<&str>) -> Result<WebhookKey, WebhookSecretError> {
+    WebhookKey::from_secret(secret.ok_or(WebhookSecretError::Missing)?)
 }
 
 /// The HMAC key of a webhook endpoint.
@@ -55,6 +70,9 @@ impl WebhookKey {
         let key = STANDARD.decode(encoded).map_err(|_| WebhookSecretError::InvalidBase64)?;
         if key.is_empty() {
             return Err(WebhookSecretError::EmptyKey);
+        }
+        if !(MIN_KEY_BYTES..=MAX_KEY_BYTES).contains(&key.len()) {
+            return Err(WebhookSecretError::KeyLength { len: key.len() });
         }
         Ok(Self(key))
     }
@@ -159,7 +177,9 @@ mod tests {
 
     #[test]
     fn verify_accepts_it_among_several() {
-        let other = WebhookKey::from_secret("whsec_c2VjcmV0LWtleS0y").expect("valid").signature(MSG_ID, TIMESTAMP, BODY);
+        let other = WebhookKey::from_secret("whsec_c2VjcmV0LWtleS0yLW9mLWF0LWxlYXN0LTI0LWJ5dGVz")
+            .expect("valid")
+            .signature(MSG_ID, TIMESTAMP, BODY);
         for header in [
             format!("{other} {SIGNATURE}"),
             format!("{SIGNATURE} {other}"),
@@ -198,6 +218,21 @@ mod tests {
         assert_eq!(WebhookKey::from_secret("whsec_abc"), Err(WebhookSecretError::InvalidBase64));
         assert_eq!(WebhookKey::from_secret("whsec_"), Err(WebhookSecretError::EmptyKey));
         assert_eq!(WebhookKey::from_secret("  whsec_ \n"), Err(WebhookSecretError::EmptyKey));
+        // "short": 5 bytes; 23 and 65 bytes are just outside what Standard Webhooks allows.
+        assert_eq!(WebhookKey::from_secret("whsec_c2hvcnQ="), Err(WebhookSecretError::KeyLength { len: 5 }));
+        assert_eq!(
+            WebhookKey::from_secret(&format!("whsec_{}", STANDARD.encode([7u8; 23]))),
+            Err(WebhookSecretError::KeyLength { len: 23 })
+        );
+        assert_eq!(
+            WebhookKey::from_secret(&format!("whsec_{}", STANDARD.encode([7u8; 65]))),
+            Err(WebhookSecretError::KeyLength { len: 65 })
+        );
+        assert!(WebhookKey::from_secret(&format!("whsec_{}", STANDARD.encode([7u8; 64]))).is_ok());
+        assert_eq!(configured_key(None), Err(WebhookSecretError::Missing));
+        assert!(configured_key(Some(SECRET)).is_ok());
+        let shown = configured_key(Some("whsec_c2hvcnQ=")).unwrap_err().to_string();
+        assert!(shown.contains("5 bytes") && !shown.contains("c2hvcnQ"), "{shown}");
     }
 
     #[test]
@@ -207,5 +242,23 @@ mod tests {
         let shown = format!("{err} {err:?}");
         assert!(!shown.contains("MfKQ9r8G"), "{shown}");
         assert!(!format!("{:?}", key()).contains("MfKQ"));
+    }
+}
+
+/// Property tests (host only: proptest's randomness does not build for wasm32).
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod properties {
+    use super::*;
+
+    proptest::proptest! {
+        /// Any secret text is a key or a reason, never a panic, and the reason never quotes it.
+        #[test]
+        fn any_secret_is_a_key_or_a_reason(secret in ".{0,120}") {
+            if let Err(e) = WebhookKey::from_secret(&secret) {
+                let shown = e.to_string();
+                let encoded = secret.trim().trim_start_matches("whsec_");
+                proptest::prop_assert!(encoded.len() < 12 || !shown.contains(encoded), "{}", shown);
+            }
+        }
     }
 }

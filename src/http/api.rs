@@ -4,6 +4,7 @@
 use crate::core::engine_error::BindingError;
 use crate::core::instance_batch::{codes, EntryError};
 use crate::core::instance_options::{RestartFrom, Retention};
+use crate::core::platform_limits::PlatformLimit;
 use crate::core::status::{InstanceError, InstanceState};
 use crate::core::validate::NameError;
 use crate::triggers::jobs::{Job, Poison};
@@ -208,6 +209,18 @@ pub enum ApiError {
     MethodNotAllowed { allow: &'static str },
     #[error("request body is larger than {MAX_BODY_BYTES} bytes")]
     PayloadTooLarge,
+    #[error("{0}")]
+    JobTooLarge(String),
+    /// Too many requests: from this client (the demo routes' limiter) or to the engine or
+    /// queue. `retry_after` is in seconds.
+    #[error("{message}")]
+    RateLimited { message: String, retry_after: u32 },
+    /// The engine or queue is briefly unavailable; the request may be retried.
+    #[error("{message}")]
+    Unavailable { message: String, retry_after: u32 },
+    /// Callbacks cannot be signed on this deployment (WEBHOOK_SECRET missing or unusable).
+    #[error("callbacks are not available: {0}")]
+    CallbacksUnavailable(String),
     /// The detail is logged, never sent.
     #[error("internal error")]
     Internal(String),
@@ -229,8 +242,10 @@ impl ApiError {
             ApiError::NotFound | ApiError::WorkflowNotFound(_) | ApiError::InstanceNotFound { .. } => 404,
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::InvalidState(_) | ApiError::StepNotFound(_) => 409,
-            ApiError::PayloadTooLarge => 413,
+            ApiError::PayloadTooLarge | ApiError::JobTooLarge(_) => 413,
+            ApiError::RateLimited { .. } => 429,
             ApiError::Internal(_) => 500,
+            ApiError::Unavailable { .. } | ApiError::CallbacksUnavailable(_) => 503,
         }
     }
 
@@ -253,7 +268,46 @@ impl ApiError {
             ApiError::InvalidState(_) => "invalid_state",
             ApiError::StepNotFound(_) => "step_not_found",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::JobTooLarge(_) => "job_too_large",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Unavailable { .. } => "temporarily_unavailable",
+            ApiError::CallbacksUnavailable(_) => "callbacks_unavailable",
             ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// Headers the answer carries besides its body: `Allow` on a 405, `WWW-Authenticate`
+    /// on a 401, `Retry-After` (seconds) on a 429 or a 503 that may pass.
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        match self {
+            ApiError::MethodNotAllowed { allow } => vec![("allow", allow.to_string())],
+            ApiError::Unauthorized(_) => vec![("www-authenticate", crate::http::auth::CHALLENGE.to_string())],
+            ApiError::RateLimited { retry_after, .. } | ApiError::Unavailable { retry_after, .. } => {
+                vec![("retry-after", retry_after.to_string())]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// A platform error (the engine's or the queue's, by its message) as the answer it
+    /// deserves: a rate limit is a 429, an overload a 503 and an oversized message a 413,
+    /// each with its own code; anything else is an internal error (logged, not shown).
+    pub fn from_platform(what: &str, message: &str) -> Self {
+        match crate::core::platform_limits::classify(message) {
+            Some(PlatformLimit::RateLimited) => ApiError::RateLimited {
+                message: format!("{what} is rate limited; retry shortly"),
+                retry_after: crate::core::platform_limits::RATE_LIMIT_RETRY_AFTER_SECONDS,
+            },
+            Some(PlatformLimit::Unavailable) => ApiError::Unavailable {
+                message: format!("{what} is briefly unavailable; retry shortly"),
+                retry_after: crate::core::platform_limits::UNAVAILABLE_RETRY_AFTER_SECONDS,
+            },
+            Some(PlatformLimit::TooLarge) => ApiError::JobTooLarge(format!(
+                "a job is larger than the queue accepts ({} bytes per message, {} per request); keep large data in R2 and pass its key",
+                crate::triggers::jobs::MAX_MESSAGE_BYTES,
+                crate::triggers::jobs::MAX_BATCH_BYTES
+            )),
+            None => ApiError::Internal(format!("{what}: {message}")),
         }
     }
 
@@ -285,6 +339,10 @@ impl ApiError {
             ApiError::StepNotFound(String::new()),
             ApiError::MethodNotAllowed { allow: "GET" },
             ApiError::PayloadTooLarge,
+            ApiError::JobTooLarge(String::new()),
+            ApiError::RateLimited { message: String::new(), retry_after: 1 },
+            ApiError::Unavailable { message: String::new(), retry_after: 1 },
+            ApiError::CallbacksUnavailable(String::new()),
             ApiError::Internal(String::new()),
         ];
         // A new variant stops this from compiling until it is matched here (and listed above).
@@ -307,6 +365,10 @@ impl ApiError {
                 | ApiError::StepNotFound(_)
                 | ApiError::MethodNotAllowed { .. }
                 | ApiError::PayloadTooLarge
+                | ApiError::JobTooLarge(_)
+                | ApiError::RateLimited { .. }
+                | ApiError::Unavailable { .. }
+                | ApiError::CallbacksUnavailable(_)
                 | ApiError::Internal(_) => {}
             }
         }
@@ -327,11 +389,41 @@ impl ApiError {
             BindingError::InvalidRestartFrom(e) => ApiError::InvalidJson(format!("from: {e}")),
             BindingError::BatchSize(_) => ApiError::InvalidBatch(error.to_string()),
             BindingError::InvalidRetention(e) => ApiError::InvalidRetention(e.to_string()),
+            BindingError::Engine { ref message, .. } if crate::core::platform_limits::classify(message).is_some() => {
+                ApiError::from_platform("the workflow engine", message)
+            }
             BindingError::AlreadyExists(_)
             | BindingError::MissingBinding(_)
             | BindingError::Serialization(_)
             | BindingError::Engine { .. } => ApiError::Internal(error.to_string()),
         }
+    }
+}
+
+/// Adds a chunk of a request body being streamed in, refusing it as soon as the body
+/// would pass [`MAX_BODY_BYTES`], so an endless chunked upload is never read whole.
+pub fn append_chunk(body: &mut Vec<u8>, chunk: &[u8]) -> Result<(), ApiError> {
+    if body.len().saturating_add(chunk.len()) > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    body.extend_from_slice(chunk);
+    Ok(())
+}
+
+/// Whether a declared `Content-Length` already says the body is too large.
+pub fn declared_too_large(content_length: Option<&str>) -> bool {
+    content_length.and_then(|v| v.trim().parse::<u64>().ok()).is_some_and(|n| n > MAX_BODY_BYTES as u64)
+}
+
+/// The seed demo's routes are public, so each is limited per client (the Workers Rate
+/// Limiting bindings `DEMO_START_LIMITER` and `DEMO_STATUS_LIMITER`, whose period is 60 s).
+pub const DEMO_RETRY_AFTER_SECONDS: u32 = 60;
+
+/// The rate-limit key of a client: its address as Cloudflare saw it (`CF-Connecting-IP`).
+pub fn client_key(connecting_ip: Option<&str>) -> String {
+    match connecting_ip.map(str::trim).filter(|ip| !ip.is_empty()) {
+        Some(ip) => format!("ip:{}", &ip[..ip.len().min(64)]),
+        None => "ip:unknown".to_string(),
     }
 }
 
@@ -604,5 +696,59 @@ mod tests {
     #[test]
     fn poison_jobs_map_to_api_errors() {
         assert_eq!(ApiError::from(Poison::UnknownWorkflow("x".into())).code(), "workflow_not_found");
+    }
+
+    #[test]
+    fn answers_carry_their_headers() {
+        assert_eq!(ApiError::Unauthorized("x".into()).headers(), [("www-authenticate", "Bearer".to_string())]);
+        assert_eq!(ApiError::MethodNotAllowed { allow: "GET" }.headers(), [("allow", "GET".to_string())]);
+        let limited = ApiError::RateLimited { message: "slow down".into(), retry_after: 60 };
+        assert_eq!((limited.status(), limited.code()), (429, "rate_limited"));
+        assert_eq!(limited.headers(), [("retry-after", "60".to_string())]);
+        assert!(ApiError::NotFound.headers().is_empty());
+    }
+
+    #[test]
+    fn platform_limits_are_not_internal_errors() {
+        let e = ApiError::from_platform("the job queue", "Queue sendBatch failed: Payload Too Large");
+        assert_eq!((e.status(), e.code()), (413, "job_too_large"));
+        let e = ApiError::from_platform("the job queue", "Queue send failed: Too Many Requests");
+        assert_eq!((e.status(), e.code()), (429, "rate_limited"));
+        assert_eq!(e.headers(), [("retry-after", "1".to_string())]);
+        let e = ApiError::from_binding("w", BindingError::Engine { name: "Error".into(), message: "Network connection lost.".into() });
+        assert_eq!((e.status(), e.code()), (503, "temporarily_unavailable"));
+        assert!(!e.headers().is_empty());
+        let e = ApiError::from_binding(
+            "w",
+            BindingError::Engine { name: "Error".into(), message: "(rate_limited) too many instance creations".into() },
+        );
+        assert_eq!(e.status(), 429);
+        let e = ApiError::from_platform("the job queue", "TypeError: something else");
+        assert_eq!((e.status(), e.code()), (500, "internal"));
+        assert_eq!(ApiError::CallbacksUnavailable("no".into()).status(), 503);
+    }
+
+    #[test]
+    fn bodies_are_capped_while_streaming() {
+        let mut body = Vec::new();
+        assert!(append_chunk(&mut body, &vec![b'x'; MAX_BODY_BYTES - 1]).is_ok());
+        assert!(append_chunk(&mut body, b"y").is_ok());
+        assert_eq!(body.len(), MAX_BODY_BYTES);
+        assert_eq!(append_chunk(&mut body, b"z"), Err(ApiError::PayloadTooLarge));
+        assert_eq!(body.len(), MAX_BODY_BYTES, "the refused chunk is not kept");
+        assert!(declared_too_large(Some("1048577")));
+        assert!(!declared_too_large(Some("1048576")));
+        assert!(!declared_too_large(Some("nonsense")));
+        assert!(!declared_too_large(None));
+        // A length that does not even fit a u64 is left to the streaming cap.
+        assert!(!declared_too_large(Some("99999999999999999999999")));
+    }
+
+    #[test]
+    fn clients_are_keyed_by_address() {
+        assert_eq!(client_key(Some("203.0.113.7")), "ip:203.0.113.7");
+        assert_eq!(client_key(Some(" ")), "ip:unknown");
+        assert_eq!(client_key(None), "ip:unknown");
+        assert_eq!(client_key(Some(&"a".repeat(500))).len(), 3 + 64);
     }
 }

@@ -4,22 +4,23 @@
 
 use crate::bridge::instances;
 use crate::bridge::NewInstance;
-use crate::bridge::{js, Instance, WorkflowBinding, WorkflowEnv};
+use crate::bridge::{Instance, WorkflowBinding, WorkflowEnv};
 use crate::core::instance_batch::{CreateEntry, CreateOutcome};
 use crate::core::instance_index;
 use crate::core::status::{InstanceState, InstanceStatus};
-use crate::core::{callback, callback_url, validate};
+use crate::core::url_policy;
+use crate::core::{callback, validate, webhook};
 use crate::http::api::JobsRequest;
-use crate::http::api::{self, ApiError, CreateRequest, CreatedResponse, InstanceResponse, MAX_BODY_BYTES};
+use crate::http::api::{self, ApiError, CreateRequest, CreatedResponse, InstanceResponse};
 use crate::http::api::{DeleteBatchRequest, RestartRequest, TerminateRequest};
 use crate::http::auth;
 use crate::http::poll;
 use crate::http::routes::{self, ControlAction, Route, RouteError};
-use crate::registry::{self, WorkflowSpec, WORKFLOWS};
+use crate::registry::{WorkflowSpec, WORKFLOWS};
 use crate::triggers::jobs;
-use crate::triggers::queue;
-use crate::workflows;
+use crate::triggers::queue::{self, params_problem, private_hosts};
 use futures_util::future::join_all;
+use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -71,10 +72,16 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 
 fn error_response(error: &ApiError) -> worker::Result<Response> {
     let mut response = Response::from_json(&error.body())?.with_status(error.status());
-    if let ApiError::MethodNotAllowed { allow } = error {
-        response.headers_mut().set("allow", allow)?;
+    for (name, value) in error.headers() {
+        response.headers_mut().set(name, &value)?;
     }
     Ok(response)
+}
+
+/// Checks params against the workflow's typed params, then every URL field in them
+/// (`registry::URL_PARAMS`) against the URL policy.
+fn check_params(spec: &WorkflowSpec, params: &Value, env: &Env) -> Result<(), ApiError> {
+    params_problem(spec, params, env).map_err(ApiError::InvalidParams)
 }
 
 async fn serve(route: Route, req: &mut Request, env: &Env) -> Result<Response, ApiError> {
@@ -87,26 +94,56 @@ async fn serve(route: Route, req: &mut Request, env: &Env) -> Result<Response, A
         }
         Route::ListWorkflows => json_response(
             200,
-            &json!({"workflows": WORKFLOWS.iter().map(|w| json!({"name": w.name, "className": w.class_name, "binding": w.binding})).collect::<Vec<_>>()}),
+            &json!({"workflows": WORKFLOWS
+                .iter()
+                .filter(|w| queue::available_workflow(env, w.name).is_some())
+                .map(|w| json!({"name": w.name, "className": w.class_name, "binding": w.binding}))
+                .collect::<Vec<_>>()}),
         ),
-        Route::ListInstances { workflow } => list_instances(&workflow, req, env).await,
-        Route::CreateInstance { workflow } => create_instance(&workflow, req, env).await,
-        Route::CreateBatch { workflow } => create_batch(&workflow, req, env).await,
-        Route::DeleteBatch { workflow } => delete_batch(&workflow, req, env).await,
-        Route::GetInstance { workflow, id } => get_instance(&workflow, &id, env).await,
-        Route::DeleteInstance { workflow, id } => delete_instance(&workflow, &id, env).await,
-        Route::Control { workflow, id, action } => control_instance(&workflow, &id, action, req, env).await,
-        Route::SendEvent { workflow, id, event_type } => send_event(&workflow, &id, &event_type, req, env).await,
+        Route::ListInstances { workflow } => list_instances(workflow_spec(&workflow, env)?, req, env).await,
+        Route::CreateInstance { workflow } => create_instance(workflow_spec(&workflow, env)?, req, env).await,
+        Route::CreateBatch { workflow } => create_batch(workflow_spec(&workflow, env)?, req, env).await,
+        Route::DeleteBatch { workflow } => delete_batch(workflow_spec(&workflow, env)?, req, env).await,
+        Route::GetInstance { workflow, id } => get_instance(workflow_spec(&workflow, env)?, &id, env).await,
+        Route::DeleteInstance { workflow, id } => delete_instance(workflow_spec(&workflow, env)?, &id, env).await,
+        Route::Control { workflow, id, action } => control_instance(workflow_spec(&workflow, env)?, &id, action, req, env).await,
+        Route::SendEvent { workflow, id, event_type } => send_event(workflow_spec(&workflow, env)?, &id, &event_type, req, env).await,
         Route::SubmitJobs => submit_jobs(req, env).await,
         Route::SubmitRawJob => submit_raw_job(req, env).await,
         Route::ListDeadLetters => list_dead_letters(req, env).await,
-        Route::DemoStart => demo_start(req, env).await,
-        Route::DemoStatus { id } => get_instance(DEMO_WORKFLOW, &id, env).await,
+        Route::ListRetrying => list_retrying(req, env).await,
+        Route::DemoStart => {
+            demo_gate(req, env, "DEMO_START_LIMITER").await?;
+            demo_start(req, env).await
+        }
+        Route::DemoStatus { id } => {
+            demo_gate(req, env, "DEMO_STATUS_LIMITER").await?;
+            demo_status(&id, env).await
+        }
     }
 }
 
-fn workflow_spec(name: &str) -> Result<&'static WorkflowSpec, ApiError> {
-    registry::workflow_by_name(name).ok_or_else(|| ApiError::WorkflowNotFound(name.to_string()))
+/// A workflow this deployment serves (a development probe only where its var says so).
+fn workflow_spec(name: &str, env: &Env) -> Result<&'static WorkflowSpec, ApiError> {
+    queue::available_workflow(env, name).ok_or_else(|| ApiError::WorkflowNotFound(name.to_string()))
+}
+
+/// The seed demo's routes are public: they exist only with `ENABLE_DEMO_ROUTES` = "true",
+/// and each client (by `CF-Connecting-IP`) gets the requests its limiter allows.
+async fn demo_gate(req: &Request, env: &Env, limiter: &str) -> Result<(), ApiError> {
+    if !env.flag("ENABLE_DEMO_ROUTES") {
+        return Err(ApiError::NotFound);
+    }
+    let client = api::client_key(req.headers().get("cf-connecting-ip").ok().flatten().as_deref());
+    let outcome = env.rate_limiter(limiter).map_err(internal)?.limit(client).await.map_err(internal)?;
+    if outcome.success {
+        Ok(())
+    } else {
+        Err(ApiError::RateLimited {
+            message: "too many requests to the demo routes from this client; retry later".into(),
+            retry_after: api::DEMO_RETRY_AFTER_SECONDS,
+        })
+    }
 }
 
 fn query(req: &Request) -> Result<HashMap<String, String>, ApiError> {
@@ -117,15 +154,21 @@ fn check_id(id: &str) -> Result<(), ApiError> {
     validate::instance_id(id).map_err(|e| ApiError::InvalidId(e.to_string()))
 }
 
-/// The body, refused over 1 MiB (by Content-Length before reading when it is given).
+/// The body, refused over 1 MiB: by Content-Length before reading when it is given, and
+/// while streaming otherwise (a chunked upload is read chunk by chunk and refused as soon
+/// as it passes the cap, never read whole).
 async fn read_body(req: &mut Request) -> Result<Vec<u8>, ApiError> {
-    let declared = req.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+    if api::declared_too_large(req.headers().get("content-length").ok().flatten().as_deref()) {
         return Err(ApiError::PayloadTooLarge);
     }
-    let body = req.bytes().await.map_err(|e| ApiError::InvalidJson(e.to_string()))?;
-    if body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::PayloadTooLarge);
+    if req.inner().body().is_none() {
+        return Ok(Vec::new());
+    }
+    let mut stream = req.stream().map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::InvalidJson(format!("reading the request body: {e}")))?;
+        api::append_chunk(&mut body, &chunk)?;
     }
     Ok(body)
 }
@@ -151,8 +194,7 @@ fn instance_body(spec: &WorkflowSpec, id: &str, status: InstanceStatus) -> Insta
     }
 }
 
-async fn create_instance(workflow: &str, req: &mut Request, env: &Env) -> Result<Response, ApiError> {
-    let spec = workflow_spec(workflow)?;
+async fn create_instance(spec: &'static WorkflowSpec, req: &mut Request, env: &Env) -> Result<Response, ApiError> {
     let request: CreateRequest = read_json(req, b"{}").await?;
     if let Some(id) = &request.id {
         check_id(id)?;
@@ -162,17 +204,16 @@ async fn create_instance(workflow: &str, req: &mut Request, env: &Env) -> Result
     let respond_async = req.headers().get("prefer").ok().flatten().is_some_and(|p| p.to_ascii_lowercase().contains("respond-async"));
     let retention = api::parse_retention(request.retention.as_ref())?;
     let params = request.params.unwrap_or(Value::Null);
-    workflows::check_workflow_params(spec.class_name, &params)?;
+    check_params(spec, &params, env)?;
     let payload = match &request.callback_url {
         None => params,
         Some(url) => {
-            callback_url::check(url, js::parse_url, env.flag("ALLOW_INSECURE_CALLBACKS"))
-                .map_err(|e| ApiError::InvalidCallbackUrl(e.to_string()))?;
-            if env.secret("WEBHOOK_SECRET").is_err() {
-                return Err(ApiError::InvalidCallbackUrl(
-                    "callbacks are not available: the secret WEBHOOK_SECRET is not configured".into(),
-                ));
-            }
+            url_policy::check(url, crate::bridge::parse_url, &private_hosts(env))
+                .map_err(|e| ApiError::InvalidCallbackUrl(format!("callbackUrl: {e}")))?;
+            // The key is checked now, so a bad secret is refused here rather than failing
+            // the delivery when the instance ends.
+            webhook::configured_key(env.secret("WEBHOOK_SECRET").ok().map(|s| s.to_string()).as_deref())
+                .map_err(|e| ApiError::CallbacksUnavailable(e.to_string()))?;
             callback::wrap(params, url)
         }
     };
@@ -218,10 +259,9 @@ async fn wait_for_instance(spec: &WorkflowSpec, instance: &Instance, wait: std::
 
 /// Every entry is checked on its own; the valid ones go to the engine in one call. The
 /// answer holds one result per entry, in order: created, existed, or failed with a code.
-async fn create_batch(workflow: &str, req: &mut Request, env: &Env) -> Result<Response, ApiError> {
-    let spec = workflow_spec(workflow)?;
+async fn create_batch(spec: &'static WorkflowSpec, req: &mut Request, env: &Env) -> Result<Response, ApiError> {
     let items = api::parse_batch(&read_body(req).await?)?;
-    let check_params = |params: &Value| workflows::check_workflow_params(spec.class_name, params).map_err(|e| e.to_string());
+    let check_params = |params: &Value| params_problem(spec, params, env);
     let mut results: Vec<CreateEntry> = Vec::with_capacity(items.len());
     let mut valid: Vec<(usize, NewInstance<Value>)> = Vec::with_capacity(items.len());
     let mut seen = std::collections::HashSet::new();
@@ -241,8 +281,7 @@ async fn create_batch(workflow: &str, req: &mut Request, env: &Env) -> Result<Re
     json_response(200, &json!({ "instances": results }))
 }
 
-async fn list_instances(workflow: &str, req: &Request, env: &Env) -> Result<Response, ApiError> {
-    let spec = workflow_spec(workflow)?;
+async fn list_instances(spec: &'static WorkflowSpec, req: &Request, env: &Env) -> Result<Response, ApiError> {
     let query = query(req)?;
     let limit = instance_index::parse_limit(query.get("limit").map(String::as_str))
         .ok_or_else(|| ApiError::InvalidQuery("limit must be a whole number from 1 to 100".into()))?;
@@ -267,8 +306,7 @@ async fn list_instances(workflow: &str, req: &Request, env: &Env) -> Result<Resp
     json_response(200, &json!({"instances": instances, "cursor": next}))
 }
 
-async fn get_instance(workflow: &str, id: &str, env: &Env) -> Result<Response, ApiError> {
-    let spec = workflow_spec(workflow)?;
+async fn get_instance(spec: &'static WorkflowSpec, id: &str, env: &Env) -> Result<Response, ApiError> {
     check_id(id)?;
     let fail = |e| ApiError::from_binding(spec.name, e);
     let instance = WorkflowBinding::from_env(env, spec.binding).map_err(fail)?.get(id).await.map_err(fail)?;
@@ -277,23 +315,26 @@ async fn get_instance(workflow: &str, id: &str, env: &Env) -> Result<Response, A
 }
 
 /// `DELETE …/instances/{id}`: 204, or 404 when there is no such instance (its index row goes either way).
-async fn delete_instance(workflow: &str, id: &str, env: &Env) -> Result<Response, ApiError> {
-    let spec = workflow_spec(workflow)?;
+async fn delete_instance(spec: &'static WorkflowSpec, id: &str, env: &Env) -> Result<Response, ApiError> {
     check_id(id)?;
     instances::delete(env, spec, id).await.map_err(|e| ApiError::from_binding(spec.name, e))?;
     Response::empty().map(|r| r.with_status(204)).map_err(internal)
 }
 
 /// `POST …/instances/delete` `{ids}`: one result per id, in order.
-async fn delete_batch(workflow: &str, req: &mut Request, env: &Env) -> Result<Response, ApiError> {
-    let spec = workflow_spec(workflow)?;
+async fn delete_batch(spec: &'static WorkflowSpec, req: &mut Request, env: &Env) -> Result<Response, ApiError> {
     let request = DeleteBatchRequest::parse(&read_body(req).await?)?;
     let results = instances::delete_batch(env, spec, &request.ids).await.map_err(|e| ApiError::from_binding(spec.name, e))?;
     json_response(200, &json!({ "results": results }))
 }
 
-async fn control_instance(workflow: &str, id: &str, action: ControlAction, req: &mut Request, env: &Env) -> Result<Response, ApiError> {
-    let spec = workflow_spec(workflow)?;
+async fn control_instance(
+    spec: &'static WorkflowSpec,
+    id: &str,
+    action: ControlAction,
+    req: &mut Request,
+    env: &Env,
+) -> Result<Response, ApiError> {
     check_id(id)?;
     // Restart and terminate take options; their body is checked before the instance is touched.
     let restart = match action {
@@ -321,8 +362,7 @@ async fn control_instance(workflow: &str, id: &str, action: ControlAction, req: 
     json_response(200, &json!({"id": id, "status": status.status}))
 }
 
-async fn send_event(workflow: &str, id: &str, event_type: &str, req: &mut Request, env: &Env) -> Result<Response, ApiError> {
-    let spec = workflow_spec(workflow)?;
+async fn send_event(spec: &'static WorkflowSpec, id: &str, event_type: &str, req: &mut Request, env: &Env) -> Result<Response, ApiError> {
     check_id(id)?;
     validate::event_type(event_type).map_err(|e| ApiError::InvalidEventType(e.to_string()))?;
     let payload: Value = read_json(req, b"null").await?;
@@ -334,11 +374,22 @@ async fn send_event(workflow: &str, id: &str, event_type: &str, req: &mut Reques
 
 /// The seed demo's `POST /api/workflow/start {email, name, avatarUrl?}` → `{workflowId}`.
 async fn demo_start(req: &mut Request, env: &Env) -> Result<Response, ApiError> {
-    let spec = workflow_spec(DEMO_WORKFLOW)?;
+    let spec = workflow_spec(DEMO_WORKFLOW, env)?;
     let params: Value = read_json(req, b"{}").await?;
-    workflows::check_workflow_params(spec.class_name, &params)?;
+    check_params(spec, &params, env)?;
     let created = instances::create(env, spec, None, &params).await.map_err(|e| ApiError::from_binding(spec.name, e))?;
     json_response(200, &json!({"workflowId": created.instance.id()}))
+}
+
+/// The seed demo's `GET /api/workflow/status/{id}`: public, so it shows the status only,
+/// never the output or an error's text.
+async fn demo_status(id: &str, env: &Env) -> Result<Response, ApiError> {
+    let spec = workflow_spec(DEMO_WORKFLOW, env)?;
+    check_id(id)?;
+    let fail = |e| ApiError::from_binding(spec.name, e);
+    let instance = WorkflowBinding::from_env(env, spec.binding).map_err(fail)?.get(id).await.map_err(fail)?;
+    let status = instance.status().await.map_err(fail)?;
+    json_response(200, &json!({"id": id, "status": status.status}))
 }
 
 /// `POST /jobs`: every job is checked like a create request; one bad job queues nothing.
@@ -346,16 +397,20 @@ async fn submit_jobs(req: &mut Request, env: &Env) -> Result<Response, ApiError>
     let request: JobsRequest = read_json(req, b"[]").await?;
     let jobs = request.into_jobs()?;
     for (i, job) in jobs.iter().enumerate() {
-        jobs::check(job, |spec, params| workflows::check_workflow_params(spec.class_name, params).map_err(|e| e.to_string())).map_err(
+        jobs::check(job, |name| queue::available_workflow(env, name), |spec, params| params_problem(spec, params, env)).map_err(
             |poison| match poison {
-                // The workflow is a field of the body here, so an unknown one is a 400.
-                jobs::Poison::UnknownWorkflow(_) => ApiError::InvalidJson(format!("job {i}: {poison}")),
+                // Like every route that names a workflow: 404, also for a development probe
+                // this deployment does not serve.
+                jobs::Poison::UnknownWorkflow(name) => ApiError::WorkflowNotFound(name),
                 jobs::Poison::InvalidParams(m) => ApiError::InvalidParams(format!("job {i}: {m}")),
                 other => ApiError::from(other),
             },
         )?;
     }
-    queue::send(env, &jobs).await.map_err(internal)?;
+    queue::send(env, &jobs).await.map_err(|e| match e {
+        queue::SendError::TooLarge(too_large) => ApiError::JobTooLarge(too_large.to_string()),
+        queue::SendError::Queue(message) => ApiError::from_platform("the job queue", &message),
+    })?;
     json_response(202, &json!({"queued": jobs.len()}))
 }
 
@@ -367,7 +422,7 @@ async fn submit_raw_job(req: &mut Request, env: &Env) -> Result<Response, ApiErr
         return Err(ApiError::NotFound);
     }
     let body = read_body(req).await?;
-    queue::send_raw(env, &String::from_utf8_lossy(&body)).await.map_err(internal)?;
+    queue::send_raw(env, &String::from_utf8_lossy(&body)).await.map_err(|e| ApiError::from_platform("the job queue", &e))?;
     json_response(202, &json!({"queued": 1}))
 }
 
@@ -376,4 +431,13 @@ async fn list_dead_letters(req: &Request, env: &Env) -> Result<Response, ApiErro
         .ok_or_else(|| ApiError::InvalidQuery("limit must be a whole number from 1 to 100".into()))?;
     let letters = queue::dead_letters(env, limit).await.map_err(internal)?;
     json_response(200, &json!({"deadLetters": letters}))
+}
+
+/// `GET /jobs/retrying`: the jobs whose last delivery failed and that the queue will deliver
+/// again, newest failure first, with the reason and the attempts so far.
+async fn list_retrying(req: &Request, env: &Env) -> Result<Response, ApiError> {
+    let limit = instance_index::parse_limit(query(req)?.get("limit").map(String::as_str))
+        .ok_or_else(|| ApiError::InvalidQuery("limit must be a whole number from 1 to 100".into()))?;
+    let failures = queue::retrying(env, limit).await.map_err(internal)?;
+    json_response(200, &json!({"retrying": failures}))
 }

@@ -47,6 +47,8 @@ pub enum Route {
     SubmitRawJob,
     /// `GET /jobs/dead-letters`
     ListDeadLetters,
+    /// `GET /jobs/retrying`: jobs whose delivery failed and that the queue is retrying.
+    ListRetrying,
     /// The seed demo's `POST /api/workflow/start`.
     DemoStart,
     /// The seed demo's `GET /api/workflow/status/{id}`.
@@ -109,6 +111,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/jobs"),
     ("POST", "/jobs/raw"),
     ("GET", "/jobs/dead-letters"),
+    ("GET", "/jobs/retrying"),
     ("POST", "/api/workflow/start"),
     ("GET", "/api/workflow/status/{id}"),
 ];
@@ -127,6 +130,7 @@ enum PathKind {
     Jobs,
     RawJob,
     DeadLetters,
+    Retrying,
     DemoStart,
     DemoStatus,
 }
@@ -147,6 +151,7 @@ fn router() -> matchit::Router<PathKind> {
         ("/jobs", PathKind::Jobs),
         ("/jobs/raw", PathKind::RawJob),
         ("/jobs/dead-letters", PathKind::DeadLetters),
+        ("/jobs/retrying", PathKind::Retrying),
         ("/api/workflow/start", PathKind::DemoStart),
         ("/api/workflow/status/:id", PathKind::DemoStatus),
     ] {
@@ -192,6 +197,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
         PathKind::Jobs => only("POST", Route::SubmitJobs),
         PathKind::RawJob => only("POST", Route::SubmitRawJob),
         PathKind::DeadLetters => only("GET", Route::ListDeadLetters),
+        PathKind::Retrying => only("GET", Route::ListRetrying),
         PathKind::DemoStart => only("POST", Route::DemoStart),
         PathKind::DemoStatus => only("GET", Route::DemoStatus { id: param("id") }),
     }
@@ -293,6 +299,7 @@ mod tests {
         assert!(!route("POST", "/api/workflow/start").unwrap().requires_auth());
         assert!(route("POST", "/jobs").unwrap().requires_auth());
         assert!(route("GET", "/jobs/dead-letters").unwrap().requires_auth());
+        assert!(route("GET", "/jobs/retrying").unwrap().requires_auth());
     }
 
     #[test]

@@ -58,6 +58,42 @@ pub fn retention_default(workflow: &str) -> Option<&'static RetentionDefault> {
     RETENTION.iter().find(|r| r.workflow == workflow)
 }
 
+/// A development probe: a workflow that only exists where its var is `"true"` (set for
+/// local development and tests, never in wrangler.jsonc). Elsewhere every route that names
+/// it (HTTP, batch, jobs, the queue consumer) answers as if it were not registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DevProbe {
+    pub workflow: &'static str,
+    pub enabled_by: &'static str,
+}
+
+/// `step-tour` fetches caller-given URLs, allocates caller-sized strings and burns
+/// caller-sized CPU: a probe for tests and a tour of the API, not a production workflow.
+pub const DEV_PROBES: &[DevProbe] = &[DevProbe { workflow: "step-tour", enabled_by: "ENABLE_STEP_TOUR" }];
+
+/// Params fields holding URLs a workflow will fetch, checked against the URL policy
+/// (`core::url_policy`) when an instance is requested: dot-separated field names, `*`
+/// for every element of a list.
+pub const URL_PARAMS: &[(&str, &[&str])] = &[
+    ("data-pipeline", &["sourceUrl"]),
+    ("step-tour", &["actions.*.call.url", "actions.*.download.url", "actions.*.transform.url", "actions.*.parallel.url"]),
+];
+
+/// The URL fields of a workflow's params.
+pub fn url_params(workflow: &str) -> &'static [&'static str] {
+    URL_PARAMS.iter().find(|(w, _)| *w == workflow).map_or(&[], |(_, paths)| paths)
+}
+
+/// The registry entry of a workflow this deployment serves: every registered workflow,
+/// except a development probe whose var (read with `var`) is not `"true"`.
+pub fn available_workflow(name: &str, var: impl Fn(&str) -> Option<String>) -> Option<&'static WorkflowSpec> {
+    let spec = workflow_by_name(name)?;
+    match DEV_PROBES.iter().find(|p| p.workflow == spec.name) {
+        Some(probe) if var(probe.enabled_by).as_deref() != Some("true") => None,
+        _ => Some(spec),
+    }
+}
+
 /// One cron trigger: the expression as in wrangler.jsonc `triggers.crons`, and the
 /// workflow each tick starts (instance `cron-{workflow}-{scheduledTime}`, params
 /// `{scheduledTime, cron}`).
@@ -118,6 +154,32 @@ mod tests {
         }
         assert_eq!(retention_default("order-processing").and_then(|r| r.error), Some("30 days"));
         assert!(retention_default("step-tour").is_none());
+    }
+
+    #[test]
+    fn a_dev_probe_exists_only_where_its_var_is_true() {
+        let vars =
+            |value: Option<&'static str>| move |name: &str| (name == "ENABLE_STEP_TOUR").then_some(value).flatten().map(str::to_string);
+        assert_eq!(available_workflow("step-tour", vars(Some("true"))).map(|w| w.name), Some("step-tour"));
+        for off in [None, Some("false"), Some("TRUE"), Some("1"), Some("")] {
+            assert!(available_workflow("step-tour", vars(off)).is_none(), "{off:?}");
+        }
+        // Production workflows do not depend on any var.
+        assert_eq!(available_workflow("order-processing", vars(None)).map(|w| w.name), Some("order-processing"));
+        assert!(available_workflow("nope", vars(Some("true"))).is_none());
+        for probe in DEV_PROBES {
+            assert!(workflow_by_name(probe.workflow).is_some(), "{}", probe.workflow);
+        }
+    }
+
+    #[test]
+    fn url_params_name_registered_workflows() {
+        for (workflow, paths) in URL_PARAMS {
+            assert!(workflow_by_name(workflow).is_some(), "{workflow}");
+            assert!(!paths.is_empty() && paths.iter().all(|p| !p.is_empty() && !p.starts_with('.')), "{workflow}");
+        }
+        assert_eq!(url_params("data-pipeline"), ["sourceUrl"]);
+        assert!(url_params("order-processing").is_empty());
     }
 
     #[test]

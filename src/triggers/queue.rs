@@ -7,7 +7,8 @@
 use crate::bridge::instances;
 use crate::bridge::NewInstance;
 use crate::core::instance_batch::{codes, CreateOutcome, EntryError};
-use crate::registry::WorkflowSpec;
+use crate::core::url_policy::{self, PrivateHosts};
+use crate::registry::{self, WorkflowSpec};
 use crate::triggers::jobs::{self, DeadLetter, Job, Poison};
 use crate::workflows;
 use js_sys::{Array, Promise, JSON};
@@ -16,6 +17,10 @@ use std::collections::{BTreeMap, HashMap};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use worker::{console_log, console_warn, Env};
+
+/// Deliveries of a dead letter before the dead-letter queue gives up (`max_retries` + 1
+/// of its consumer in wrangler.jsonc).
+const DEAD_LETTER_QUEUE_ATTEMPTS: u32 = 101;
 
 #[wasm_bindgen]
 extern "C" {
@@ -42,6 +47,25 @@ extern "C" {
     fn send_batch(this: &JsQueue, messages: &JsValue) -> Result<Promise, JsValue>;
 }
 
+/// A workflow this deployment serves (`registry::available_workflow` with the env's vars).
+pub(crate) fn available_workflow(env: &Env, name: &str) -> Option<&'static WorkflowSpec> {
+    registry::available_workflow(name, |var| env.var(var).ok().map(|v| v.to_string()))
+}
+
+/// The private hosts this deployment may call anyway (`ALLOW_PRIVATE_HOSTS`; none in production).
+pub(crate) fn private_hosts(env: &Env) -> PrivateHosts {
+    PrivateHosts::parse(&env.var(url_policy::ALLOW_PRIVATE_HOSTS_VAR).map(|v| v.to_string()).unwrap_or_default())
+}
+
+/// What is wrong with a job's or a request's params, naming the field: the workflow's typed
+/// params, then every URL field (`registry::URL_PARAMS`) against the URL policy. The HTTP
+/// API and the consumer check through this one function.
+pub(crate) fn params_problem(spec: &WorkflowSpec, params: &Value, env: &Env) -> Result<(), String> {
+    workflows::check_workflow_params(spec.class_name, params).map_err(|e| e.0)?;
+    url_policy::check_params_urls(params, registry::url_params(spec.name), crate::bridge::parse_url, &private_hosts(env))
+        .map_err(|e| e.to_string())
+}
+
 /// The JSON text of a message body: a string body is taken as the text it is.
 fn body_text(message: &JsMessage) -> String {
     let body = message.body();
@@ -64,9 +88,24 @@ async fn send_bodies(env: &Env, bodies: Vec<Value>) -> Result<(), String> {
     JsFuture::from(promise).await.map(drop).map_err(|e| crate::bridge::js_error_text(&e))
 }
 
-/// Sends jobs to `JOBS`.
-pub async fn send(env: &Env, jobs: &[Job]) -> Result<(), String> {
-    send_bodies(env, jobs.iter().map(|job| json!(job)).collect()).await
+/// Why jobs were not queued.
+pub enum SendError {
+    /// One job is over the queue's message size: nothing was sent.
+    TooLarge(jobs::JobTooLarge),
+    /// The queue refused (its message, for `ApiError::from_platform`).
+    Queue(String),
+}
+
+/// Sends jobs to `JOBS`, in as many `sendBatch` calls as the queue's limits need. Every
+/// job is measured before the first is sent, so an oversized one queues none.
+pub async fn send(env: &Env, jobs: &[Job]) -> Result<(), SendError> {
+    let bodies: Vec<Value> = jobs.iter().map(|job| json!(job)).collect();
+    let texts: Vec<String> = bodies.iter().map(Value::to_string).collect();
+    let groups = jobs::send_groups(&texts).map_err(SendError::TooLarge)?;
+    for group in groups {
+        send_bodies(env, bodies[group].to_vec()).await.map_err(SendError::Queue)?;
+    }
+    Ok(())
 }
 
 /// Sends one message body exactly as given (a string), as another producer could.
@@ -76,15 +115,19 @@ pub async fn send_raw(env: &Env, body: &str) -> Result<(), String> {
 
 /// Records a dead letter; false when it could not be recorded (then the message is
 /// retried rather than lost).
-async fn record_dead_letter(env: &Env, queue: &str, message: &JsMessage, reason: &str) -> bool {
+async fn record_dead_letter(env: &Env, queue: &str, message: &JsMessage, reason: &str, attempts: u32) -> bool {
     let letter = DeadLetter {
         message_id: message.id(),
         queue: queue.to_string(),
         body: body_text(message),
         reason: reason.to_string(),
-        attempts: message.attempts() as u32,
+        attempts,
         recorded_at: js_sys::Date::now() as i64,
     };
+    if jobs::dead_letter_write_fault(test_fault_limit(env), &letter.body, message.attempts() as u32) {
+        log_test_fault("dead-letter write failed", &letter.message_id, message.attempts());
+        return false;
+    }
     let result = async {
         env.d1("DB")?
             .prepare(jobs::INSERT_DEAD_LETTER)
@@ -117,11 +160,56 @@ fn retry_later(message: &JsMessage) {
     message.retry(&JSON::parse(&json!({ "delaySeconds": delay }).to_string()).unwrap_or(JsValue::UNDEFINED));
 }
 
-/// Test hook, off unless the var is set: jobs whose id starts with `flaky-` fail their
-/// first N delivery attempts as a transient create failure would.
-fn simulated_transient_failure(env: &Env, id: &str, attempts: u32) -> bool {
-    let limit = env.var("TEST_FLAKY_JOB_ATTEMPTS").ok().and_then(|v| v.to_string().parse::<u32>().ok()).unwrap_or(0);
-    limit > 0 && id.starts_with("flaky-") && attempts <= limit
+/// Retries a message after a transient failure, first remembering why (`job_failures`),
+/// so that if the queue gives up, its dead letter keeps this reason and attempt count.
+async fn retry_after_failure(env: &Env, message: &JsMessage, reason: &str) {
+    let result = async {
+        env.d1("DB")?
+            .prepare(jobs::REMEMBER_FAILURE)
+            .bind(&[message.id().into(), reason.into(), JsValue::from_f64(message.attempts()), JsValue::from_f64(js_sys::Date::now())])?
+            .run()
+            .await
+    }
+    .await;
+    if let Err(e) = result {
+        log_error("remembering a transient failure", e);
+    }
+    retry_later(message);
+}
+
+/// The failure remembered for a message, if any: its reason and attempt count.
+async fn remembered_failure(env: &Env, message_id: &str) -> worker::Result<Option<(String, u32)>> {
+    #[derive(serde::Deserialize)]
+    struct Row {
+        reason: String,
+        attempts: f64,
+    }
+    let row: Option<Row> = env.d1("DB")?.prepare(jobs::RECALL_FAILURE).bind(&[message_id.into()])?.first(None).await?;
+    Ok(row.map(|r| (r.reason, r.attempts as u32)))
+}
+
+/// Forgets a message's remembered failure once it no longer matters (best effort: a
+/// leftover row only costs space).
+async fn forget_failure(env: &Env, message: &JsMessage) {
+    if message.attempts() <= 1.0 {
+        return; // nothing was remembered for a first delivery
+    }
+    let result = async { env.d1("DB")?.prepare(jobs::FORGET_FAILURE).bind(&[message.id().into()])?.run().await }.await;
+    if let Err(e) = result {
+        log_error("forgetting a transient failure", e);
+    }
+}
+
+/// The test-fault switch (`jobs::TestFault`): the var `TEST_FLAKY_JOB_ATTEMPTS`, 0 when unset.
+fn test_fault_limit(env: &Env) -> u32 {
+    env.var("TEST_FLAKY_JOB_ATTEMPTS").ok().and_then(|v| v.to_string().parse::<u32>().ok()).unwrap_or(0)
+}
+
+fn log_test_fault(what: &str, id: &str, attempts: f64) {
+    console_log!(
+        "{}",
+        json!({"level": "warn", "type": "queue", "testFault": what, "id": id, "attempts": attempts, "at": js_sys::Date::now()})
+    );
 }
 
 /// A checked job waiting for its workflow's `create_batch`: message, instance id, params.
@@ -132,11 +220,29 @@ pub async fn consume(batch: JsMessageBatch, env: Env) {
     let messages: Vec<JsMessage> = batch.messages().iter().map(JsCast::unchecked_into).collect();
     if queue == jobs::DEAD_LETTER_QUEUE {
         for message in &messages {
-            let reason = format!("retries exhausted after {} attempts", message.attempts());
-            if record_dead_letter(&env, &queue, message, &reason).await {
+            let recorded = match remembered_failure(&env, &message.id()).await {
+                Ok(remembered) => {
+                    let (reason, attempts) = jobs::exhausted(remembered, message.attempts() as u32);
+                    record_dead_letter(&env, &queue, message, &reason, attempts).await
+                }
+                Err(e) => {
+                    log_error("reading a remembered failure", e);
+                    false
+                }
+            };
+            if recorded {
+                forget_failure(&env, message).await;
                 message.ack();
             } else {
-                message.retry(&JsValue::UNDEFINED);
+                // Retried with a growing delay, like any transient failure; the last
+                // attempt logs the whole message, so even then nothing is lost unseen.
+                if message.attempts() >= f64::from(DEAD_LETTER_QUEUE_ATTEMPTS) {
+                    log_error(
+                        "a dead letter could not be recorded on its last attempt",
+                        format!("message {}: {}", message.id(), body_text(message)),
+                    );
+                }
+                retry_later(message);
             }
         }
         return;
@@ -145,8 +251,7 @@ pub async fn consume(batch: JsMessageBatch, env: Env) {
     let mut by_workflow: BTreeMap<&'static str, (&'static WorkflowSpec, Vec<PendingJob>)> = BTreeMap::new();
     for message in messages {
         let checked = jobs::parse(&body_text(&message)).and_then(|job| {
-            let spec =
-                jobs::check(&job, |spec, params| workflows::check_workflow_params(spec.class_name, params).map_err(|e| e.to_string()))?;
+            let spec = jobs::check(&job, |name| available_workflow(&env, name), |spec, params| params_problem(spec, params, &env))?;
             Ok::<_, Poison>((spec, jobs::instance_id(&job, &message.id()), job.params))
         });
         match checked {
@@ -154,7 +259,7 @@ pub async fn consume(batch: JsMessageBatch, env: Env) {
                 by_workflow.entry(spec.name).or_insert_with(|| (spec, Vec::new())).1.push((message, id, params));
             }
             Err(poison) => {
-                if record_dead_letter(&env, &queue, &message, &poison.to_string()).await {
+                if record_dead_letter(&env, &queue, &message, &poison.to_string(), message.attempts() as u32).await {
                     message.ack();
                 } else {
                     retry_later(&message);
@@ -173,15 +278,19 @@ pub async fn consume(batch: JsMessageBatch, env: Env) {
 /// later, its siblings are not. A job id twice in the batch (a redelivered job beside
 /// its original) is sent once and both messages share its outcome.
 async fn create_jobs(env: &Env, spec: &'static WorkflowSpec, items: Vec<PendingJob>) {
+    let fault_limit = test_fault_limit(env);
     let mut outcome: HashMap<String, Option<EntryError>> = HashMap::new();
     let mut sending: Vec<NewInstance<Value>> = Vec::new();
     for (message, id, params) in &items {
         if outcome.contains_key(id) {
             continue;
         }
-        if simulated_transient_failure(env, id, message.attempts() as u32) {
-            // The test hook fails a job as an entry of the engine's answer would, unsent.
-            outcome.insert(id.clone(), Some(EntryError::new(codes::ENGINE_ERROR, "simulated transient failure")));
+        if fault_limit > 0
+            && jobs::test_fault(fault_limit, id, &body_text(message), message.attempts() as u32) == jobs::TestFault::BeforeCreate
+        {
+            // The test fault fails a job as an entry of the engine's answer would, unsent.
+            log_test_fault("transient failure before create", id, message.attempts());
+            outcome.insert(id.clone(), Some(EntryError::new(codes::ENGINE_ERROR, format!("simulated transient failure creating {id}"))));
         } else {
             outcome.insert(id.clone(), None);
             sending.push(NewInstance::new(params.clone()).with_id(id.clone()));
@@ -208,7 +317,17 @@ async fn create_jobs(env: &Env, spec: &'static WorkflowSpec, items: Vec<PendingJ
     let acked: Vec<&str> = items.iter().map(|(_, id, _)| id.as_str()).filter(|id| matches!(outcome.get(*id), Some(None))).collect();
     for (message, id, _) in &items {
         match outcome.get(id) {
-            Some(None) => message.ack(),
+            Some(None) => {
+                if fault_limit > 0
+                    && jobs::test_fault(fault_limit, id, &body_text(message), message.attempts() as u32) == jobs::TestFault::AfterCreate
+                {
+                    log_test_fault("redelivery after create", id, message.attempts());
+                    retry_after_failure(env, message, &format!("simulated redelivery after creating {id}")).await;
+                    continue;
+                }
+                forget_failure(env, message).await;
+                message.ack();
+            }
             failed => {
                 // One line per retried job, naming the jobs of its batch that were acked.
                 console_warn!(
@@ -216,7 +335,11 @@ async fn create_jobs(env: &Env, spec: &'static WorkflowSpec, items: Vec<PendingJ
                     json!({"level": "warn", "type": "queue", "what": "job retried", "workflow": spec.name, "instance": id,
                            "attempts": message.attempts() as u32, "error": failed.cloned().flatten(), "ackedInSameBatch": acked})
                 );
-                retry_later(message);
+                let reason = match failed.cloned().flatten() {
+                    Some(error) => error.message,
+                    None => "no outcome for this job".to_string(),
+                };
+                retry_after_failure(env, message, &reason).await;
             }
         }
     }
@@ -244,6 +367,27 @@ pub async fn dead_letters(env: &Env, limit: u32) -> worker::Result<Vec<DeadLette
             reason: r.reason,
             attempts: r.attempts as u32,
             recorded_at: r.recorded_at as i64,
+        })
+        .collect())
+}
+
+/// The jobs being retried after a failed delivery, newest failure first.
+pub async fn retrying(env: &Env, limit: u32) -> worker::Result<Vec<jobs::RetryingJob>> {
+    #[derive(serde::Deserialize)]
+    struct Row {
+        message_id: String,
+        reason: String,
+        attempts: f64,
+        failed_at: f64,
+    }
+    let rows: Vec<Row> = env.d1("DB")?.prepare(jobs::LIST_FAILURES).bind(&[JsValue::from_f64(f64::from(limit))])?.all().await?.results()?;
+    Ok(rows
+        .into_iter()
+        .map(|r| jobs::RetryingJob {
+            message_id: r.message_id,
+            reason: r.reason,
+            attempts: r.attempts as u32,
+            failed_at: r.failed_at as i64,
         })
         .collect())
 }

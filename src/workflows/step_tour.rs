@@ -3,6 +3,7 @@
 //! on the real engine (retries, panics, sleeps, events, fan-out, limits).
 
 use crate::bridge::{Env, Step, Workflow, WorkflowEvent};
+use crate::core::bounded;
 use crate::core::duration::DurationParam;
 use crate::bridge::outbound::ServiceCall;
 use crate::core::records;
@@ -15,8 +16,17 @@ use serde_json::{json, Value};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TourParams {
+    #[serde(deserialize_with = "bounded::list_of_at_most::<_, _, MAX_ACTIONS>")]
     pub actions: Vec<Action>,
 }
+
+// Ceilings on what params can ask for, so no request sizes an allocation or a loop without
+// bound (the benchmarks use noop 200 and transform repeat 11).
+const MAX_ACTIONS: usize = 100;
+const MAX_PARALLEL: u64 = 100;
+const MAX_NOOP: u64 = 1000;
+const MAX_OVERSIZED_BYTES: u64 = 2 * 1024 * 1024;
+const MAX_REPEAT: u64 = 20;
 
 /// Retries of one step as params give them.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -42,12 +52,27 @@ pub enum Action {
     SleepUntil { name: String, at: u64 },
     /// Waits for an event; a timeout is caught and reported, and the tour goes on.
     WaitForEvent { name: String, event_type: String, timeout: DurationParam },
-    /// `count` steps named `"{name} {i}"`, in flight at once, joined.
-    Parallel { name: String, count: u32 },
+    /// `count` steps named `"{name} {i}"`, in flight at once, joined; each GETs `{url}/{i}`
+    /// first when `url` is given (so a stand-in can see them overlap).
+    Parallel {
+        name: String,
+        #[serde(deserialize_with = "bounded::at_most::<_, _, MAX_PARALLEL>")]
+        count: u32,
+        #[serde(default)]
+        url: Option<String>,
+    },
     /// A step whose result is `bytes` long: over 1 MiB it is refused.
-    Oversized { name: String, bytes: usize },
+    Oversized {
+        name: String,
+        #[serde(deserialize_with = "bounded::at_most::<_, _, MAX_OVERSIZED_BYTES>")]
+        bytes: usize,
+    },
     /// `count` steps named `"{name} {i}"`, one after another, doing nothing: step overhead.
-    Noop { name: String, count: u32 },
+    Noop {
+        name: String,
+        #[serde(deserialize_with = "bounded::at_most::<_, _, MAX_NOOP>")]
+        count: u32,
+    },
     /// One step that downloads `url` and returns its size: the baseline of `transform`.
     Download { name: String, url: String },
     /// One step that downloads `url` (a JSON array of records) and normalises it with
@@ -57,7 +82,7 @@ pub enum Action {
     Transform {
         name: String,
         url: String,
-        #[serde(default = "once")]
+        #[serde(default = "once", deserialize_with = "bounded::at_most::<_, _, MAX_REPEAT>")]
         repeat: u32,
     },
 }
@@ -133,9 +158,16 @@ async fn perform(env: &Env, step: &Step<'_>, action: &Action) -> Result<Value, S
             Err(StepError::Timeout(message)) => json!({"name": name, "timedOut": true, "message": message}),
             Err(other) => return Err(other),
         },
-        Action::Parallel { name, count } => {
+        Action::Parallel { name, count, url } => {
             let names: Vec<String> = (0..*count).map(|i| format!("{name} {i}")).collect();
-            let steps = names.iter().enumerate().map(|(i, step_name)| step.run(step_name, move |_| async move { Ok(i) }));
+            let steps = names.iter().enumerate().map(|(i, step_name)| {
+                step.run(step_name, move |_| async move {
+                    if let Some(url) = url {
+                        ServiceCall::new(env, "service", format!("{url}/{i}")).get::<Value>().await?;
+                    }
+                    Ok(i)
+                })
+            });
             let results: Vec<usize> = try_join_all(steps).await?;
             json!({"name": name, "results": results})
         }

@@ -3,7 +3,8 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
-import { worker, api, createInstance, getInstance, waitFor, finished, uniqueId, WEBHOOK_SECRET } from "./harness.mjs";
+import http from "node:http";
+import { worker, api, createInstance, getInstance, waitFor, finished, uniqueId, WEBHOOK_SECRET, TOKEN } from "./harness.mjs";
 
 const tourParams = (actions) => ({ actions });
 const quick = tourParams([{ parallel: { name: "work", count: 2 } }]);
@@ -133,6 +134,124 @@ describe("HTTP API", { concurrency: true }, () => {
     const res = await api("POST", "/workflows/step-tour/instances", { params: quick, callbackUrl: "https://user:s3cret@hooks.example.com/x" });
     assert.match(res.body.error.message, /"https:\/\/hooks\.example\.com\/x" must not contain a user name or password/);
     assert.doesNotMatch(res.body.error.message, /s3cret|user:/);
+  });
+
+  it("refuses private and special addresses for callbacks before any instance exists", async () => {
+    // Each refusal is checked at create time: with no instance, nothing is ever sent there,
+    // even if the refusal were broken (then the test fails on the 201 and terminates it).
+    const { standin } = await worker();
+    const port = new URL(standin.url).port;
+    for (const callbackUrl of [
+      "https://10.0.0.1/hook",
+      "http://10.0.0.1/hook",
+      "https://169.254.169.254/latest/meta-data",
+      "https://localhost/hook",
+      "https://[::1]/hook",
+      "https://[::ffff:127.0.0.1]/hook",
+      "https://[::ffff:10.0.0.1]/hook",
+      "https://[2002:7f00:1::]/hook",
+      "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/hook",
+      "https://[64:ff9b::a00:1]/hook",
+      "https://[fd00::1]/hook",
+      `http://127.0.0.2:${port}/hooks/x`,
+      `http://[::1]:${port}/hooks/x`,
+    ]) {
+      const id = uniqueId("ssrf");
+      const res = await api("POST", "/workflows/step-tour/instances", { id, params: tourParams([{ sleep: { name: "hold", duration: "1 hour" } }]), callbackUrl });
+      if (res.status < 300) await api("POST", `/workflows/step-tour/instances/${id}/terminate`);
+      assert.equal(res.status, 400, `${callbackUrl}: ${JSON.stringify(res.body)}`);
+      assert.equal(res.body.error.code, "invalid_callback_url");
+      assert.match(res.body.error.message, /^callbackUrl: URL /);
+      assert.equal((await getInstance("step-tour", id)).status, 404, `${callbackUrl}: no instance`);
+    }
+    assert.equal(standin.calls.filter((c) => c.path === "/hooks/x").length, 0);
+  });
+
+  it("checks the URLs in params with the same policy: data-pipeline's sourceUrl, step-tour's URLs", async () => {
+    const hold = { sleep: { name: "hold", duration: "1 hour" } };
+    const cases = [
+      ["data-pipeline", { sourceUrl: "http://10.0.0.1/users.json" }, /^params do not match the workflow's params: sourceUrl: URL "http:\/\/10\.0\.0\.1\/users\.json"/],
+      ["data-pipeline", { sourceUrl: "https://169.254.169.254/latest" }, /sourceUrl: URL .* not a public host \(a link-local address\)/],
+      ["step-tour", { actions: [hold, { call: { name: "c", url: "https://[fd00::1]/x" } }] }, /actions\[1\]\.call\.url: URL/],
+      ["step-tour", { actions: [hold, { download: { name: "d", url: "https://localhost/x" } }] }, /actions\[1\]\.download\.url: URL/],
+      ["step-tour", { actions: [hold, { transform: { name: "t", url: "http://example.com/x" } }] }, /actions\[1\]\.transform\.url: URL .* only https/],
+      ["step-tour", { actions: [hold, { parallel: { name: "p", count: 2, url: "https://[::ffff:192.168.0.1]/x" } }] }, /actions\[1\]\.parallel\.url: URL/],
+    ];
+    for (const [workflow, params, message] of cases) {
+      const id = uniqueId("urlparam");
+      const res = await api("POST", `/workflows/${workflow}/instances`, { id, params });
+      if (res.status < 300) await api("POST", `/workflows/${workflow}/instances/${id}/terminate`);
+      assert.equal(res.status, 400, `${JSON.stringify(params)}: ${JSON.stringify(res.body)}`);
+      assert.equal(res.body.error.code, "invalid_params");
+      assert.match(res.body.error.message, message);
+      assert.equal((await getInstance(workflow, id)).status, 404);
+    }
+    const batch = await api("POST", "/workflows/data-pipeline/instances/batch", [{ params: { sourceUrl: "https://10.1.1.1/x" } }]);
+    assert.equal(batch.status, 200, JSON.stringify(batch.body));
+    assert.equal(batch.body.instances[0].error.code, "invalid_params");
+    assert.match(batch.body.instances[0].error.message, /sourceUrl: URL "https:\/\/10\.1\.1\.1\/x"/);
+    assert.equal(batch.body.instances[0].outcome, "failed", JSON.stringify(batch.body));
+    const job = await api("POST", "/jobs", { workflow: "data-pipeline", params: { sourceUrl: "https://10.1.1.1/x" } });
+    assert.equal(job.status, 400, JSON.stringify(job.body));
+    assert.match(job.body.error.message, /job 0: sourceUrl: URL/);
+  });
+
+  it("a 401 names the scheme it wants: WWW-Authenticate: Bearer", async () => {
+    for (const headers of [{ authorization: "" }, { authorization: "Bearer wrong" }, { authorization: "Bearer test-token-but-longer" }]) {
+      const res = await api("GET", "/workflows", undefined, headers);
+      assert.equal(res.status, 401);
+      assert.equal(res.headers.get("www-authenticate"), "Bearer");
+    }
+  });
+
+  it("a chunked body over 1 MiB is refused with 413 while it is still being sent", async () => {
+    const { base } = await worker();
+    const { hostname, port } = new URL(base);
+    const answer = await new Promise((resolve, reject) => {
+      const req = http.request({ hostname, port, method: "POST", path: "/workflows/step-tour/instances", headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" } });
+      req.on("error", (e) => (e.code === "ECONNRESET" || e.code === "EPIPE" ? null : reject(e)));
+      req.on("response", (res) => {
+        const chunks = [];
+        res.on("data", (c) => chunks.push(c));
+        res.on("end", () => {
+          resolve({ status: res.status ?? res.statusCode, body: JSON.parse(Buffer.concat(chunks).toString()), sent });
+          req.destroy();
+        });
+      });
+      // No Content-Length: node sends Transfer-Encoding: chunked. 1.25 MiB, then the
+      // upload stays open: a Worker that read the body whole would never answer.
+      let sent = 0;
+      req.write('{"params": {"pad": "');
+      const chunk = "x".repeat(64 * 1024);
+      for (let i = 0; i < 20; i++) {
+        req.write(chunk);
+        sent += chunk.length;
+      }
+      setTimeout(() => reject(new Error("no answer while the upload was open")), 30_000).unref();
+    });
+    assert.equal(answer.status, 413, JSON.stringify(answer.body));
+    assert.equal(answer.body.error.code, "payload_too_large");
+  });
+
+  it("rate-limits the public demo routes per client: 429 rate_limited with Retry-After", async () => {
+    // Requests from one client address (as Cloudflare reports it in CF-Connecting-IP);
+    // bodies that fail validation still count, so no instance is created here.
+    const client = { authorization: "", "cf-connecting-ip": `198.51.100.${Math.floor(Math.random() * 250) + 1}` };
+    const answers = [];
+    for (let i = 0; i < 21; i++) answers.push(await api("POST", "/api/workflow/start", { email: "not-valid" }, client));
+    assert.ok(answers.slice(0, 20).every((a) => a.status === 400), JSON.stringify(answers.map((a) => a.status)));
+    const limited = answers[20];
+    assert.equal(limited.status, 429, JSON.stringify(limited.body));
+    assert.equal(limited.body.error.code, "rate_limited");
+    assert.equal(limited.headers.get("retry-after"), "60");
+    // Another client is not affected.
+    const other = await api("POST", "/api/workflow/start", { email: "not-valid" }, { ...client, "cf-connecting-ip": "192.0.2.77" });
+    assert.equal(other.status, 400);
+
+    const statuses = [];
+    for (let i = 0; i < 121; i++) statuses.push((await api("GET", `/api/workflow/status/${uniqueId("none")}`, undefined, client)).status);
+    assert.ok(statuses.slice(0, 120).every((s) => s === 404), JSON.stringify(statuses));
+    assert.equal(statuses[120], 429);
   });
 
   it("many concurrent creates with one id: one instance, one run", async () => {

@@ -4,15 +4,16 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { worker, api, getInstance, waitFor, finished, uniqueId, sleep } from "./harness.mjs";
 
-const until = async (what, check, timeoutMs = 60_000) => {
+const until = async (what, check, timeoutMs = 60_000, intervalMs = 250) => {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
     if (value) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(250);
+    await sleep(intervalMs);
   }
 };
+const retrying = async () => (await api("GET", "/jobs/retrying?limit=100")).body.retrying;
 const deadLetter = (pred) => async () => (await api("GET", "/jobs/dead-letters?limit=100")).body.deadLetters.find(pred);
 
 describe("queue and cron", { concurrency: true }, () => {
@@ -31,13 +32,39 @@ describe("queue and cron", { concurrency: true }, () => {
     const { standin } = await worker();
     const good = uniqueId("good");
     const params = { actions: [{ call: { name: "c", url: `${standin.url}/call/${good}` } }] };
-    for (const bad of [{ workflow: "nope", params: {} }, { workflow: "step-tour", id: "-x", params }, { workflow: "step-tour", params: { actions: 1 } }]) {
+    for (const [bad, status] of [[{ workflow: "nope", params: {} }, 404], [{ workflow: "step-tour", id: "-x", params }, 400], [{ workflow: "step-tour", params: { actions: 1 } }, 400]]) {
       const res = await api("POST", "/jobs", [{ workflow: "step-tour", id: good, params }, bad]);
-      assert.equal(res.status, 400, JSON.stringify(res.body));
+      assert.equal(res.status, status, JSON.stringify(res.body));
     }
+    // A job over the queue's 128 KB message limit: 413 with its own code, and none of its siblings queued.
+    const big = await api("POST", "/jobs", [{ workflow: "step-tour", id: good, params }, { workflow: "approval", params: { userId: "x".repeat(200_000) } }]);
+    assert.equal(big.status, 413, JSON.stringify(big.body));
+    assert.equal(big.body.error.code, "job_too_large");
+    assert.match(big.body.error.message, /job 1 is \d+ bytes/);
     await sleep(4000);
     assert.equal((await getInstance("step-tour", good)).status, 404, "the good job of a refused request was not queued");
     assert.equal(standin.callsTo(`/call/${good}`).length, 0);
+  });
+
+  it("a job without an id keeps its instance id across a real redelivery: one instance, one run", async () => {
+    const { standin } = await worker();
+    // The consumer creates this job's instance, then asks for a redelivery anyway (a test
+    // fault, as a lost ack would), listing it under GET /jobs/retrying with the instance's
+    // id; TEST_FLAKY_JOB_ATTEMPTS=2: deliveries 1 and 2 do so, the third is acked.
+    const key = uniqueId("redeliver-after-create");
+    const params = { actions: [{ call: { name: "c", url: `${standin.url}/call/${key}` } }] };
+    assert.equal((await api("POST", "/jobs", { workflow: "step-tour", params })).status, 202);
+    const seen = new Map();
+    await until("the third delivery", async () => {
+      const rows = (await retrying()).filter((r) => r.reason.startsWith("simulated redelivery after creating job-"));
+      for (const r of rows) seen.set(r.attempts, r.reason);
+      return seen.has(2) && rows.length === 0;
+    }, 90_000);
+    assert.equal(seen.get(1), seen.get(2), `every delivery named one instance: ${JSON.stringify([...seen])}`);
+    const id = seen.get(1).split(" ").pop();
+    assert.equal((await waitFor("step-tour", id, finished)).status, "complete");
+    await sleep(3000);
+    assert.equal(standin.callsTo(`/call/${key}`).length, 1, "one run");
   });
 
   it("the same job delivered twice runs once; a job without an id gets a stable one", async () => {
@@ -58,12 +85,48 @@ describe("queue and cron", { concurrency: true }, () => {
   });
 
   it("a job whose create fails transiently is retried and then succeeds", async () => {
+    const { standin } = await worker();
     const id = uniqueId("flaky");
-    const res = await api("POST", "/jobs", { workflow: "step-tour", id, params: { actions: [] } });
+    const t0 = Date.now();
+    const res = await api("POST", "/jobs", { workflow: "step-tour", id, params: { actions: [{ call: { name: "c", url: `${standin.url}/call/${id}` } }] } });
     assert.equal(res.status, 202);
     const done = await waitFor("step-tour", id, finished, { timeoutMs: 90_000 });
     assert.equal(done.status, "complete");
+    // Two failed deliveries (TEST_FLAKY_JOB_ATTEMPTS=2), retried after 5 s and 10 s.
+    const [call] = standin.callsTo(`/call/${id}`);
+    assert.ok(call.at - t0 >= 15_000, `the instance ran ${call.at - t0} ms after the job was queued`);
     assert.equal(await deadLetter((d) => d.body.includes(id))(), undefined);
+  });
+
+  it("a dead letter whose recording fails is retried with a delay, then recorded", async () => {
+    const marker = uniqueId("unrecordable");
+    const t0 = Date.now();
+    assert.equal((await api("POST", "/jobs/raw", `not json ${marker}`, { "content-type": "text/plain" })).status, 202);
+    const letter = await until("the dead letter", deadLetter((d) => d.body === `not json ${marker}`));
+    assert.equal(letter.attempts, 2, "recorded on the redelivery after the failed write");
+    assert.ok(letter.recordedAt - t0 >= 5000, `recorded ${letter.recordedAt - t0} ms after it was queued: the retry waited 5 s`);
+  });
+
+  it("a job that exhausts its retries is a dead letter with its original reason and real attempt count", { timeout: 400_000 }, async () => {
+    // Fails every delivery (a test fault): 6 deliveries over 5+10+20+40+80 s, then the
+    // dead-letter queue, whose first recording also fails (an "unrecordable" body).
+    const id = uniqueId("doomed-unrecordable");
+    assert.equal((await api("POST", "/jobs", { workflow: "step-tour", id, params: { actions: [] } })).status, 202);
+    // Six deliveries, 5+10+20+40+80 s apart; the last failure stays listed as retrying
+    // until the dead letter is recorded.
+    let lastFailure;
+    const letter = await until("the dead letter", async () => {
+      const row = (await retrying()).find((r) => r.reason.includes(id));
+      if (row) lastFailure = row;
+      return deadLetter((d) => d.queue === "workflow-jobs-dlq" && d.body.includes(id))();
+    }, 360_000, 500);
+    assert.equal(letter.attempts, 6, JSON.stringify(letter));
+    assert.equal(letter.reason, `retries exhausted after 6 attempts; last error: simulated transient failure creating ${id}`);
+    // Its first write on the dead-letter queue failed and was retried 5 s later.
+    assert.equal(lastFailure?.attempts, 6, JSON.stringify(lastFailure));
+    assert.ok(letter.recordedAt - lastFailure.failedAt >= 5000, `recorded ${letter.recordedAt - lastFailure.failedAt} ms after the last failure`);
+    assert.equal((await retrying()).find((r) => r.reason.includes(id)), undefined, "no longer listed as retrying once recorded");
+    assert.equal((await getInstance("step-tour", id)).status, 404);
   });
 
   it("poison messages become dead letters with their reason, not endless retries", async () => {

@@ -30,7 +30,7 @@ describe("user-onboarding", { concurrency: true }, () => {
     assert.equal(child.id, `lifecycle-${userId}`);
     const status = await api("GET", `/api/workflow/status/${id}`, undefined, { authorization: "" });
     assert.equal(status.status, 200);
-    assert.equal(status.body.status, "complete");
+    assert.deepEqual(status.body, { id, status: "complete" }, "the public status route shows no output");
     await api("POST", `/workflows/user-lifecycle/instances/lifecycle-${userId}/terminate`);
   });
 
@@ -59,6 +59,9 @@ describe("user-onboarding", { concurrency: true }, () => {
     assert.equal(done.status, "errored", JSON.stringify(done));
     assert.match(done.error.message, /invalid email/);
     assert.equal(d1(`SELECT COUNT(*) AS n FROM users WHERE email = '${bad}'`)[0].n, 0);
+    // The public status route shows the status only, never the error's text.
+    const pub = await api("GET", `/api/workflow/status/${res.body.workflowId}`, undefined, { authorization: "" });
+    assert.deepEqual(pub.body, { id: res.body.workflowId, status: "errored" });
     const empty = await start({ email: `${uniqueId("e")}@example.com`, name: "   " });
     const failed = await waitFor("user-onboarding", empty.body.workflowId, finished);
     assert.equal(failed.status, "errored");

@@ -2,7 +2,7 @@
 // local R2 bucket, and its local D1 (read back with wrangler d1 execute).
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { worker, api, createInstance, waitFor, finished, uniqueId, sleep } from "./harness.mjs";
+import { worker, api, createInstance, getInstance, waitFor, finished, uniqueId, sleep } from "./harness.mjs";
 import { validSourceRecords } from "./standin.mjs";
 
 const WORKFLOW = "data-pipeline";
@@ -108,7 +108,7 @@ describe("data-pipeline", { concurrency: true }, () => {
     assert.equal(await rowsFrom(id), 0);
   });
 
-  it("refuses params that do not match PipelineParams, and errors on a source URL that is not http(s)", async () => {
+  it("refuses params that do not match PipelineParams, and a source URL that is not https to a public host, before anything is created", async () => {
     const missing = await createInstance(WORKFLOW, { params: {} });
     assert.equal(missing.status, 400, JSON.stringify(missing.body));
     assert.equal(missing.body.error.code, "invalid_params");
@@ -118,9 +118,10 @@ describe("data-pipeline", { concurrency: true }, () => {
     assert.equal(extra.body.error.code, "invalid_params");
 
     const id = uniqueId("ftp-src");
-    await startPipeline(id, "ftp://example.com/records.json");
-    const done = await waitFor(WORKFLOW, id, finished);
-    assert.equal(done.status, "errored", JSON.stringify(done));
-    assert.match(done.error.message, /sourceUrl must be http or https/);
+    const ftp = await createInstance(WORKFLOW, { id, params: { sourceUrl: "ftp://example.com/records.json" } });
+    assert.equal(ftp.status, 400, JSON.stringify(ftp.body));
+    assert.equal(ftp.body.error.code, "invalid_params");
+    assert.match(ftp.body.error.message, /sourceUrl: URL "ftp:\/\/example\.com\/records\.json" uses scheme "ftp"/);
+    assert.equal((await getInstance(WORKFLOW, id)).status, 404);
   });
 });

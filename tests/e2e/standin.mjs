@@ -80,6 +80,13 @@ export function startStandin() {
       if (failOnce(`hooks:${parts[1]}`)) return send(503, { error: "receiver busy" });
       return send(200, { received: true });
     }
+    if (parts[0] === "slow") {
+      // Answers after `ms` (default 1000): calls that overlap are seen in flight together.
+      const ms = Math.min(Number(url.searchParams.get("ms") ?? 1000), 10_000);
+      await new Promise((r) => setTimeout(r, ms));
+      call.answeredAt = Date.now();
+      return send(200, { key: parts[1], i: parts[2] });
+    }
     if (parts[0] === "call") {
       const key = parts[1];
       if (failOnce(`call:${key}`)) return send(503, { error: "try again" });

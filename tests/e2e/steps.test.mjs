@@ -57,11 +57,45 @@ describe("step API", { concurrency: true }, () => {
   });
 
   it("several steps in flight at once, joined", async () => {
+    const { standin } = await worker();
     const id = uniqueId("fanout");
-    assert.equal((await tour(id, [{ parallel: { name: "item", count: 8 } }])).status, 201);
+    // Each step calls a stand-in that answers after a second: steps run one after
+    // another would never be in flight at the stand-in together.
+    assert.equal((await tour(id, [{ parallel: { name: "item", count: 8, url: `${standin.url}/slow/${id}` } }])).status, 201);
     const done = await waitFor("step-tour", id, finished);
     assert.equal(done.status, "complete", JSON.stringify(done));
     assert.deepEqual(done.output[0].results, [0, 1, 2, 3, 4, 5, 6, 7]);
+    const calls = standin.calls.filter((c) => c.path.startsWith(`/slow/${id}/`));
+    assert.deepEqual(calls.map((c) => Number(c.path.split("/").pop())).sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7]);
+    const firstAnswer = Math.min(...calls.map((c) => c.answeredAt));
+    const inFlightTogether = calls.filter((c) => c.at < firstAnswer).length;
+    assert.equal(inFlightTogether, 8, `only ${inFlightTogether} of 8 steps had started before the first one's call was answered`);
+  });
+
+  it("step-tour's numbers are capped: a value over its bound is refused naming the field", async () => {
+    const cases = [
+      [{ noop: { name: "n", count: 1001 } }, /actions\[0\]\.noop\.count: 1001 is more than the 1000 allowed/],
+      [{ parallel: { name: "p", count: 101 } }, /actions\[0\]\.parallel\.count: 101 is more than the 100 allowed/],
+      [{ oversized: { name: "o", bytes: 4_000_000_000 } }, /actions\[0\]\.oversized\.bytes: 4000000000 is more than the 2097152 allowed/],
+      [{ transform: { name: "t", url: "https://example.com/x", repeat: 1_000_000 } }, /actions\[0\]\.transform\.repeat: 1000000 is more than the 20 allowed/],
+    ];
+    for (const [action, message] of cases) {
+      const id = uniqueId("cap");
+      const res = await tour(id, [action]);
+      assert.equal(res.status, 400, JSON.stringify(res.body));
+      assert.equal(res.body.error.code, "invalid_params");
+      assert.match(res.body.error.message, message);
+      assert.equal((await getInstance("step-tour", id)).status, 404);
+    }
+    const many = await tour(uniqueId("cap"), Array.from({ length: 101 }, (_, i) => ({ sleep: { name: `s${i}`, duration: "1 second" } })));
+    assert.equal(many.status, 400);
+    assert.match(many.body.error.message, /actions: 101 items are more than the 100 allowed/);
+    // The benchmarks' sizes pass: noop 200, transform repeat 11.
+    const { standin } = await worker();
+    const benchId = uniqueId("bench");
+    const bench = await tour(benchId, [{ noop: { name: "n", count: 200 } }, { transform: { name: "t", url: `${standin.url}/source/${benchId}?n=5`, repeat: 11 } }]);
+    assert.equal(bench.status, 201, JSON.stringify(bench.body));
+    assert.equal((await waitFor("step-tour", benchId, finished, { timeoutMs: 120_000 })).status, "complete");
   });
 
   it("the benchmark's transform step normalises downloaded records, repeated, with the same counts", async () => {

@@ -1,0 +1,106 @@
+// A Worker started with wrangler.jsonc's own vars, as a deployment runs it: none of the
+// development vars (no ENABLE_STEP_TOUR, no ALLOW_PRIVATE_HOSTS), the demo routes turned
+// off, and an unusable WEBHOOK_SECRET. Nothing here is ever sent anywhere but loopback:
+// the refused callbacks are refused before an instance exists, and an instance that slipped
+// through would wait an hour for an event before calling back, and is terminated at once.
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import path from "node:path";
+import { startDevServer, root, sleep } from "./devserver.mjs";
+import { TOKEN, uniqueId } from "./harness.mjs";
+
+let server;
+
+async function call(method, urlPath, body, headers = {}) {
+  const res = await fetch(`${server.base}${urlPath}`, {
+    method,
+    headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}`, ...headers },
+    body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch { json = text; }
+  return { status: res.status, headers: res.headers, body: json };
+}
+
+const tour = { actions: [{ parallel: { name: "w", count: 1 } }] };
+const waitingApproval = (userId) => ({ userId, timeout: "1 hour" });
+
+describe("deployed defaults", { concurrency: true }, () => {
+  // Started for this suite only, and stopped when it ends.
+  before(async () => {
+    server = await startDevServer({
+      migrate: true,
+      readyPath: "/health",
+      log: path.join(root, "tests/.tmp/wrangler-deployed.log"),
+      // "short", 5 bytes: a key Standard Webhooks does not allow.
+      vars: { API_TOKEN: TOKEN, WEBHOOK_SECRET: "whsec_c2hvcnQ=", ENABLE_RAW_JOBS: "true", ENABLE_DEMO_ROUTES: "false" },
+    });
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  it("step-tour, the probe, does not exist by any route without ENABLE_STEP_TOUR", async () => {
+    const listed = await call("GET", "/workflows");
+    assert.equal(listed.status, 200);
+    assert.ok(listed.body.workflows.some((w) => w.name === "order-processing"));
+    assert.ok(!listed.body.workflows.some((w) => w.name === "step-tour"), JSON.stringify(listed.body));
+
+    const id = uniqueId("probe");
+    const attempts = [
+      await call("POST", "/workflows/step-tour/instances", { id, params: tour }),
+      await call("POST", "/workflows/step-tour/instances/batch", [{ id, params: tour }]),
+      await call("POST", "/jobs", { workflow: "step-tour", id, params: tour }),
+      await call("GET", `/workflows/step-tour/instances/${id}`),
+    ];
+    for (const res of attempts) {
+      assert.equal(res.status, 404, JSON.stringify(res.body));
+      assert.equal(res.body.error.code, "workflow_not_found");
+    }
+
+    // Another producer on the queue: the consumer refuses it too, as a dead letter.
+    const queued = await call("POST", "/jobs/raw", JSON.stringify({ workflow: "step-tour", id, params: tour }));
+    assert.equal(queued.status, 202);
+    const deadline = Date.now() + 60_000;
+    let letter;
+    while (!letter && Date.now() < deadline) {
+      letter = (await call("GET", "/jobs/dead-letters?limit=100")).body.deadLetters.find((d) => d.body.includes(id));
+      if (!letter) await sleep(250);
+    }
+    assert.ok(letter, "the step-tour job became a dead letter");
+    assert.equal(letter.reason, 'no workflow named "step-tour"');
+    assert.equal((await call("GET", `/workflows/step-tour/instances/${id}`)).status, 404);
+  });
+
+  it("the demo routes are off when ENABLE_DEMO_ROUTES is not \"true\"", async () => {
+    const start = await call("POST", "/api/workflow/start", { email: `${uniqueId("d")}@example.com`, name: "A" }, { authorization: "" });
+    assert.equal(start.status, 404, JSON.stringify(start.body));
+    assert.equal(start.body.error.code, "not_found");
+    const status = await call("GET", `/api/workflow/status/${uniqueId("d")}`, undefined, { authorization: "" });
+    assert.equal(status.status, 404);
+    assert.equal(status.body.error.code, "not_found");
+  });
+
+  it("an unusable WEBHOOK_SECRET refuses a callback at create time, not when the instance ends", async () => {
+    const id = uniqueId("badsecret");
+    const res = await call("POST", "/workflows/approval/instances", { id, params: waitingApproval(id), callbackUrl: "https://hooks.example.com/x" });
+    if (res.status < 300) await call("POST", `/workflows/approval/instances/${id}/terminate`);
+    assert.equal(res.status, 503, JSON.stringify(res.body));
+    assert.equal(res.body.error.code, "callbacks_unavailable");
+    assert.match(res.body.error.message, /WEBHOOK_SECRET|key is 5 bytes/);
+    assert.doesNotMatch(res.body.error.message, /c2hvcnQ/);
+    assert.equal((await call("GET", `/workflows/approval/instances/${id}`)).status, 404, "no instance was created");
+  });
+
+  it("without ALLOW_PRIVATE_HOSTS even loopback callbacks are refused", async () => {
+    for (const callbackUrl of ["http://127.0.0.1:9/x", "https://127.0.0.1:9/x", "https://localhost/x"]) {
+      const id = uniqueId("loop");
+      const res = await call("POST", "/workflows/approval/instances", { id, params: waitingApproval(id), callbackUrl });
+      if (res.status < 300) await call("POST", `/workflows/approval/instances/${id}/terminate`);
+      assert.equal(res.status, 400, `${callbackUrl}: ${JSON.stringify(res.body)}`);
+      assert.equal(res.body.error.code, "invalid_callback_url");
+      assert.equal((await call("GET", `/workflows/approval/instances/${id}`)).status, 404);
+    }
+  });
+});
