@@ -3,6 +3,7 @@
 // One Worker and one stand-in serve every test file (node --test runs them in one
 // process with --experimental-test-isolation=none).
 import { after } from "node:test";
+import http from "node:http";
 import path from "node:path";
 import { startStandin } from "./standin.mjs";
 import { startDevServer, root, sleep } from "./devserver.mjs";
@@ -66,17 +67,27 @@ after(async () => {
 });
 
 /// One request to the Worker, with the API token unless `headers` sets authorization.
+/// Sent with node:http rather than fetch: fetch gives up on a connection it could not
+/// complete within 10 s, and the harness's d1() blocks this process while wrangler runs,
+/// so a request of a concurrent test would fail for no fault of the Worker's.
 export async function api(method, urlPath, body, headers = {}) {
   const { base } = await worker();
-  const res = await fetch(`${base}${urlPath}`, {
-    method,
-    headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}`, ...headers },
-    body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+  const payload = body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body);
+  const sent = { "content-type": "application/json", authorization: `Bearer ${TOKEN}`, ...headers };
+  const res = await new Promise((resolve, reject) => {
+    const req = http.request(`${base}${urlPath}`, { method, headers: Object.fromEntries(Object.entries(sent).filter(([, v]) => v !== "")) }, (res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, text: Buffer.concat(chunks).toString() }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(payload);
   });
-  const text = await res.text();
   let json = null;
-  try { json = text ? JSON.parse(text) : null; } catch { json = text; }
-  return { status: res.status, headers: res.headers, body: json };
+  try { json = res.text ? JSON.parse(res.text) : null; } catch { json = res.text; }
+  const responseHeaders = new Headers(Object.entries(res.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(", ") : String(v)]));
+  return { status: res.status, headers: responseHeaders, body: json };
 }
 
 export const createInstance = (workflow, body) => api("POST", `/workflows/${workflow}/instances`, body);

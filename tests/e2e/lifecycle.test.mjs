@@ -1,6 +1,6 @@
 // user-lifecycle end to end on the local runtime: the welcome email, a real trial
 // period, the conversion check against local D1, and the trial-expiration email.
-import { describe, it } from "node:test";
+import { describe, it, before } from "node:test";
 import assert from "node:assert/strict";
 import { worker, createInstance, waitFor, finished, uniqueId } from "./harness.mjs";
 
@@ -42,9 +42,18 @@ async function expectNotConverted(userId) {
 }
 
 describe("user-lifecycle", { concurrency: true }, () => {
+  // The users rows are written before the tests start: the harness's d1 blocks this
+  // process while wrangler runs, and requests of concurrent tests in flight meanwhile
+  // would time out.
+  const active = uniqueId("lc-active");
+  const trial = uniqueId("lc-trial");
+  before(async () => {
+    await insertUser(active, "active");
+    await insertUser(trial, "trial");
+  });
+
   it("converted: an active subscription gets the welcome email only", async () => {
-    const userId = uniqueId("lc-active");
-    await insertUser(userId, "active");
+    const userId = active;
     const created = await lifecycle(userId);
     assert.equal(created.status, 201, JSON.stringify(created.body));
     const done = await waitFor("user-lifecycle", userId, finished);
@@ -56,9 +65,7 @@ describe("user-lifecycle", { concurrency: true }, () => {
   });
 
   it("not converted: a user still on trial gets the trial-expiration email after the trial", async () => {
-    const userId = uniqueId("lc-trial");
-    await insertUser(userId, "trial");
-    await expectNotConverted(userId);
+    await expectNotConverted(trial);
   });
 
   it("not converted: a user with no row is not converted", async () => {
