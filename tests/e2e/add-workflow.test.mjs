@@ -68,7 +68,9 @@ function build(dir) {
   });
 }
 
-describe("adding a workflow the documented way", () => {
+// The suite's own limit, like its test's: the copy's first release build alone can take
+// more than the runner's default 5 minutes on a loaded machine.
+describe("adding a workflow the documented way", { timeout: 1_200_000 }, () => {
   const dir = copyRepo();
   let server;
   after(async () => {

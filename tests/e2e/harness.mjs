@@ -75,7 +75,10 @@ export async function api(method, urlPath, body, headers = {}) {
   const payload = body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body);
   const sent = { "content-type": "application/json", authorization: `Bearer ${TOKEN}`, ...headers };
   const res = await new Promise((resolve, reject) => {
-    const req = http.request(`${base}${urlPath}`, { method, headers: Object.fromEntries(Object.entries(sent).filter(([, v]) => v !== "")) }, (res) => {
+    // A fresh connection per request (agent: false): a kept-alive one the Worker closed
+    // while this process was blocked would hang up on reuse.
+    const options = { method, agent: false, headers: Object.fromEntries(Object.entries(sent).filter(([, v]) => v !== "")) };
+    const req = http.request(`${base}${urlPath}`, options, (res) => {
       const chunks = [];
       res.on("data", (c) => chunks.push(c));
       res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, text: Buffer.concat(chunks).toString() }));
