@@ -17,6 +17,8 @@ mod nondeterministic;
 mod onboarding;
 #[path = "workflows/order.rs"]
 mod order;
+#[path = "workflows/parity.rs"]
+mod parity;
 #[path = "workflows/pipeline.rs"]
 mod pipeline;
 #[path = "workflows/services.rs"]

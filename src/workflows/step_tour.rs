@@ -42,7 +42,8 @@ pub struct RetryParams {
 #[serde(rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields)]
 pub enum Action {
     /// A step that GETs `url` on every attempt; a non-2xx answer fails the attempt.
-    Call { name: String, url: String, retries: Option<RetryParams> },
+    /// `timeout` bounds each attempt.
+    Call { name: String, url: String, retries: Option<RetryParams>, timeout: Option<DurationParam> },
     /// A step that panics on its first `times` attempts, then returns its attempt number.
     Panic { name: String, times: u32, retries: Option<RetryParams> },
     /// A step that fails with a non-retryable error.
@@ -121,9 +122,13 @@ impl Workflow for StepTourWorkflow {
 
 async fn perform(env: &Env, step: &Step<'_>, action: &Action) -> Result<Value, StepError> {
     Ok(match action {
-        Action::Call { name, url, retries } => {
+        Action::Call { name, url, retries, timeout } => {
+            let config = match timeout {
+                Some(timeout) => config(*retries).timeout(*timeout),
+                None => config(*retries),
+            };
             let body: Value = step
-                .run_with(name, config(*retries), |ctx| async move {
+                .run_with(name, config, |ctx| async move {
                     let url = format!("{url}{}attempt={}", if url.contains('?') { '&' } else { '?' }, ctx.attempt);
                     ServiceCall::new(env, "service", url).get::<Value>().await
                 })

@@ -104,8 +104,9 @@ struct ScheduledEvent {
     event: EventRecord,
 }
 
-/// Runs before concluding an instance never finishes (a loop of sleeps, say).
-const MAX_RUNS_PER_DRIVE: u32 = 100_000;
+/// Runs before concluding an instance never finishes (a loop of sleeps, say; each run
+/// replays the whole history, so an endless loop would otherwise take ever longer).
+const MAX_RUNS_PER_DRIVE: u32 = 10_000;
 
 /// A simulated Workflows engine with in-memory bindings. Set it up with the builder
 /// methods, run instances with [`run`](Self::run) (or [`start`](Self::start),

@@ -67,12 +67,14 @@ pub struct Response {
     pub body: Vec<u8>,
     /// The request failed before any answer (the runtime's `fetch` rejected).
     pub network_error: Option<String>,
+    /// No answer ever comes: the attempt hangs until its step's timeout.
+    pub hangs: bool,
 }
 
 impl Response {
     /// `status` with `value` as the JSON body.
     pub fn json(status: u16, value: &impl Serialize) -> Self {
-        Response { status, body: serde_json::to_vec(value).expect("a JSON body serialises"), network_error: None }
+        Response { status, body: serde_json::to_vec(value).expect("a JSON body serialises"), network_error: None, hangs: false }
     }
 
     /// 200 with `value` as the JSON body.
@@ -82,17 +84,22 @@ impl Response {
 
     /// `status` with a text body.
     pub fn text(status: u16, body: impl Into<String>) -> Self {
-        Response { status, body: body.into().into_bytes(), network_error: None }
+        Response { status, body: body.into().into_bytes(), network_error: None, hangs: false }
     }
 
     /// `status` with no body.
     pub fn status(status: u16) -> Self {
-        Response { status, body: Vec::new(), network_error: None }
+        Response { status, body: Vec::new(), network_error: None, hangs: false }
+    }
+
+    /// No answer, ever: the attempt waits until its step's timeout fails it.
+    pub fn hang() -> Self {
+        Response { status: 0, body: Vec::new(), network_error: None, hangs: true }
     }
 
     /// No answer at all: `fetch` fails with `message` (a refused connection, a DNS failure).
     pub fn unreachable(message: impl Into<String>) -> Self {
-        Response { status: 0, body: Vec::new(), network_error: Some(message.into()) }
+        Response { status: 0, body: Vec::new(), network_error: Some(message.into()), hangs: false }
     }
 }
 
@@ -274,7 +281,8 @@ impl World {
             .map(|r| Rc::clone(&r.handler))
     }
 
-    fn fetch(&self, outbound: OutboundRequest) -> Result<OutboundResponse, StepError> {
+    /// The answer to a request; `None` when it never comes.
+    fn fetch(&self, outbound: OutboundRequest) -> Option<Result<OutboundResponse, StepError>> {
         let request = Request {
             method: outbound.method,
             url: outbound.url,
@@ -287,16 +295,17 @@ impl World {
         self.requests.borrow_mut().push(request.clone());
         let Some(handler) = self.route(&request) else {
             let routes: Vec<String> = self.routes.borrow().iter().map(|r| r.prefix.clone()).collect();
-            return Err(StepError::failed(format!(
+            return Some(Err(StepError::failed(format!(
                 "test engine: no route for {} {} (routes: {routes:?}); add one with TestEngine::route",
                 request.method.as_str(),
                 request.url
-            )));
+            ))));
         };
         let response = (handler.borrow_mut())(&request);
         match response.network_error {
-            Some(message) => Err(StepError::failed(message)),
-            None => Ok(OutboundResponse { status: response.status, body: response.body }),
+            _ if response.hangs => None,
+            Some(message) => Some(Err(StepError::failed(message))),
+            None => Some(Ok(OutboundResponse { status: response.status, body: response.body })),
         }
     }
 
@@ -339,8 +348,10 @@ impl EnvBackend for TestEnv {
     }
 
     fn fetch(&self, request: OutboundRequest) -> LocalBoxFuture<'_, Result<OutboundResponse, StepError>> {
-        let result = self.world.fetch(request);
-        Box::pin(async move { result })
+        match self.world.fetch(request) {
+            Some(result) => Box::pin(async move { result }),
+            None => Box::pin(std::future::pending()),
+        }
     }
 
     fn create_instance<'a>(&'a self, workflow: &'a str, id: &'a str, params: &'a Value) -> LocalBoxFuture<'a, Result<bool, StepError>> {
