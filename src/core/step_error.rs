@@ -74,10 +74,11 @@ impl StepError {
         match name {
             NON_RETRYABLE_NAME => StepError::NonRetryable(message),
             TIMEOUT_NAME => StepError::Timeout(message),
-            // Older engines reject with `Error("NonRetryableError: <message>")`.
-            _ if message.starts_with(NON_RETRYABLE_NAME) => {
-                StepError::NonRetryable(message.trim_start_matches(NON_RETRYABLE_NAME).trim_start_matches(':').trim_start().to_string())
-            }
+            // Across JS RPC a custom name is lost and kept in the message instead:
+            // `Error("NonRetryableError: <message>")`, `Error("WorkflowTimeoutError: <message>")`
+            // (seen on the local runtime, tests/e2e/engine-parity.test.mjs).
+            _ if message.starts_with(NON_RETRYABLE_NAME) => StepError::NonRetryable(strip_name(&message, NON_RETRYABLE_NAME)),
+            _ if message.starts_with(TIMEOUT_NAME) => StepError::Timeout(strip_name(&message, TIMEOUT_NAME)),
             _ => StepError::Failed(message),
         }
     }
@@ -95,6 +96,11 @@ impl StepError {
             Ok(())
         }
     }
+}
+
+/// `message` without a leading `"<name>:"`.
+fn strip_name(message: &str, name: &str) -> String {
+    message.trim_start_matches(name).trim_start_matches(':').trim_start().to_string()
 }
 
 impl From<serde_json::Error> for StepError {
@@ -136,6 +142,10 @@ mod tests {
         assert!(StepError::from_engine("WorkflowTimeoutError", "x").is_timeout());
         assert_eq!(StepError::from_engine("Error", "boom"), StepError::Failed("boom".into()));
         assert_eq!(StepError::from_engine("Error", "NonRetryableError: nope"), StepError::NonRetryable("nope".into()));
+        assert_eq!(
+            StepError::from_engine("Error", "WorkflowTimeoutError: Execution timed out after 2000ms"),
+            StepError::Timeout("Execution timed out after 2000ms".into())
+        );
     }
 
     #[test]

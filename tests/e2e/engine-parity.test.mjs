@@ -1,6 +1,9 @@
 // The points where the host test engine (src/bridge/testing) could disagree with the
 // real engine, pinned on the real one: retry counting and default delays, event
-// buffering, and the wording of timeouts and errors. Each case has a host twin in
+// buffering, and the wording of timeouts and errors. Errors cross JS RPC between the
+// Worker and the engine, and a custom name (PanicError, WorkflowTimeoutError,
+// NonRetryableError) survives only in the message, "<name>: <message>": the bridge reads
+// NonRetryableError and WorkflowTimeoutError back from it (StepError::from_engine). Each case has a host twin in
 // src/bridge/testing/tests.rs asserting the same counts and the same words.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -61,14 +64,32 @@ describe("engine behaviour the test engine copies", { concurrency: true }, () =>
     assert.equal(standin.callsTo(`/call/${id}`).length, 3);
   });
 
-  it("an attempt over its timeout fails with WorkflowTimeoutError: 'Execution timed out after 1000ms'", async () => {
+  it("an attempt over its timeout fails with 'Execution timed out after 1000ms', named only in the message", async () => {
     const { standin } = await worker();
     const id = uniqueId("attempt-timeout");
     const call = { name: "slow", url: `${standin.url}/slow/${id}?ms=4000`, retries: { limit: 0, delay: 0 }, timeout: "1 second" };
     assert.equal((await tour(id, [{ call }])).status, 201);
     const done = await waitFor("step-tour", id, finished, { timeoutMs: 60_000 });
     assert.equal(done.status, "errored", JSON.stringify(done));
-    assert.deepEqual(done.error, { name: "WorkflowTimeoutError", message: "Execution timed out after 1000ms" });
+    // The workflow gets StepError::Timeout; uncaught, it crosses RPC back to the engine,
+    // which keeps its name only in the message.
+    assert.deepEqual(done.error, { name: "Error", message: "WorkflowTimeoutError: Execution timed out after 1000ms" });
+  });
+
+  it("a panic that exhausts the retries errors the instance with its message, named only in the message", async () => {
+    const id = uniqueId("panic");
+    assert.equal((await tour(id, [{ panic: { name: "boom", times: 99, retries: { limit: 1, delay: 300 } } }])).status, 201);
+    const done = await waitFor("step-tour", id, finished, { timeoutMs: 60_000 });
+    assert.equal(done.status, "errored", JSON.stringify(done));
+    assert.deepEqual(done.error, { name: "Error", message: "PanicError: step panicked: deliberate panic on attempt 2" });
+  });
+
+  it("an uncaught non-retryable error errors the instance by its name, with its message", async () => {
+    const id = uniqueId("fatal");
+    assert.equal((await tour(id, [{ nonRetryable: { name: "validate", message: "email is not valid: x@" } }])).status, 201);
+    const done = await waitFor("step-tour", id, finished);
+    assert.equal(done.status, "errored", JSON.stringify(done));
+    assert.deepEqual(done.error, { name: "NonRetryableError", message: "email is not valid: x@" });
   });
 
   it("sleep_until a time in the past errors with the engine's message", async () => {

@@ -94,5 +94,5 @@ fn a_charge_whose_answer_is_lost_is_sent_again_with_the_same_key() {
     let charges = engine.requests_to(&format!("{PAYMENTS}/charge"));
     assert_eq!(charges.len(), 2, "charged, answer lost, charged again");
     assert!(charges.iter().all(|c| c.header("idempotency-key") == Some("order-payment-o6")));
-    assert_eq!(run.step("process-payment").attempt_errors()[0].name, "WorkflowTimeoutError");
+    assert_eq!(run.step("process-payment").attempt_errors()[0].message, "WorkflowTimeoutError: Execution timed out after 30000ms");
 }

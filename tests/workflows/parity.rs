@@ -83,11 +83,28 @@ fn a_step_makes_limit_plus_one_attempts_then_its_last_error_errors_the_instance_
 fn an_attempt_over_its_timeout_fails_with_workflow_timeout_error() {
     let call = json!({"name": "slow", "url": format!("{SLOW}x?ms=4000"), "retries": {"limit": 0, "delay": 0}, "timeout": "1 second"});
     let run = standin(0).run::<StepTourWorkflow>("attempt-timeout", tour(json!([{"call": call}])));
-    assert_eq!(run.error(), &ErrorInfo { name: "WorkflowTimeoutError".into(), message: "Execution timed out after 1000ms".into() });
+    assert_eq!(run.error(), &ErrorInfo { name: "Error".into(), message: "WorkflowTimeoutError: Execution timed out after 1000ms".into() });
 }
 
 #[test]
 fn sleep_until_a_time_in_the_past_errors_with_the_engines_message() {
     let run = standin(0).run::<StepTourWorkflow>("past", tour(json!([{"sleepUntil": {"name": "then", "at": 1000}}])));
     assert_eq!(run.error(), &ErrorInfo { name: "Error".into(), message: "You can't sleep until a time in the past, time-traveler".into() });
+}
+
+#[test]
+fn a_panic_that_exhausts_the_retries_errors_the_instance_with_its_message() {
+    let actions = json!([{"panic": {"name": "boom", "times": 99, "retries": {"limit": 1, "delay": 300}}}]);
+    let run = standin(0).run::<StepTourWorkflow>("panic", tour(actions));
+    assert_eq!(
+        run.error(),
+        &ErrorInfo { name: "Error".into(), message: "PanicError: step panicked: deliberate panic on attempt 2".into() }
+    );
+}
+
+#[test]
+fn an_uncaught_non_retryable_error_errors_the_instance_by_its_name_with_its_message() {
+    let run = standin(0)
+        .run::<StepTourWorkflow>("fatal", tour(json!([{"nonRetryable": {"name": "validate", "message": "email is not valid: x@"}}])));
+    assert_eq!(run.error(), &ErrorInfo { name: "NonRetryableError".into(), message: "email is not valid: x@".into() });
 }

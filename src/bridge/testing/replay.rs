@@ -359,9 +359,33 @@ fn error_info(error: &StepError) -> ErrorInfo {
     ErrorInfo { name: error.js_name().to_string(), message: error.to_string() }
 }
 
+/// An error crossing JS RPC between the Worker and the engine (either way): a custom
+/// `name` is lost and kept in the message, `"<name>: <message>"` (seen on the local
+/// runtime: tests/e2e/engine-parity.test.mjs).
+pub(crate) fn across_rpc(error: &ErrorInfo) -> ErrorInfo {
+    match error.name.as_str() {
+        "Error" => error.clone(),
+        name => ErrorInfo { name: "Error".into(), message: format!("{name}: {}", error.message) },
+    }
+}
+
 /// What the workflow gets back for an error the engine threw, as the Worker's bridge reads it.
 fn from_engine(error: &ErrorInfo) -> StepError {
-    StepError::from_engine(&error.name, &error.message)
+    let received = across_rpc(error);
+    StepError::from_engine(&received.name, &received.message)
+}
+
+/// The instance's error when `run` rejects with `error`, as the engine records it: a
+/// non-retryable one by its name (its message without the name; the project sets
+/// `workflows_preserve_non_retryable_error_message`), any other as it arrived.
+fn instance_error(error: &StepError) -> ErrorInfo {
+    let received = across_rpc(&error_info(error));
+    if is_non_retryable(&received) {
+        let message =
+            received.message.strip_prefix(NON_RETRYABLE_NAME).map_or(received.message.as_str(), |m| m.trim_start_matches(':').trim_start());
+        return ErrorInfo { name: NON_RETRYABLE_NAME.into(), message: message.to_string() };
+    }
+    received
 }
 
 fn is_non_retryable(error: &ErrorInfo) -> bool {
@@ -475,10 +499,10 @@ impl Invocation {
         self.do_calls.set(calls);
         let limit = self.world.step_limit.get();
         if calls > limit {
-            return Err(StepError::from_engine(
-                "WorkflowFatalError",
-                &format!("The limit of {limit} steps has been reached. This limit can be changed in your worker configuration."),
-            ));
+            return Err(from_engine(&ErrorInfo {
+                name: "WorkflowFatalError".into(),
+                message: format!("The limit of {limit} steps has been reached. This limit can be changed in your worker configuration."),
+            }));
         }
         let Some(flight) = self.begin(StepKind::Do, call.name, None) else { return pending().await };
         let index = flight.index;
@@ -524,11 +548,11 @@ impl Invocation {
         let started = self.now();
         let deadline = started.saturating_add(duration::as_millis(config.timeout));
         let outcome = match self.world.injected(call.name, count, number) {
-            Some(Injected::Fail(error)) => Err(error_info(&error)),
+            Some(Injected::Fail(error)) => Err(across_rpc(&error_info(&error))),
             Some(Injected::Result(text)) => Ok(text),
             Some(Injected::TimeOut) => return self.suspend(index, Wake::AttemptDeadline(deadline)).await,
             Some(Injected::FailAfterRunning(error)) => {
-                self.attempt(index, call.name, count, number, deadline, call.attempt).await.and(Err(error_info(&error)))
+                self.attempt(index, call.name, count, number, deadline, call.attempt).await.and(Err(across_rpc(&error_info(&error))))
             }
             None => self.attempt(index, call.name, count, number, deadline, call.attempt).await,
         };
@@ -567,7 +591,7 @@ impl Invocation {
         self.world.set_current(None);
         let mut future = match made {
             Ok(future) => future,
-            Err(panic) => return Err(ErrorInfo { name: "PanicError".into(), message: panic_message(&*panic) }),
+            Err(panic) => return Err(across_rpc(&ErrorInfo { name: "PanicError".into(), message: panic_message(&*panic) })),
         };
         poll_fn(|cx| {
             self.world.set_current(Some(current.clone()));
@@ -583,8 +607,8 @@ impl Invocation {
                     });
                     Poll::Pending
                 }
-                Ok(Poll::Ready(result)) => Poll::Ready(result.map_err(|e| error_info(&e))),
-                Err(panic) => Poll::Ready(Err(ErrorInfo { name: "PanicError".into(), message: panic_message(&*panic) })),
+                Ok(Poll::Ready(result)) => Poll::Ready(result.map_err(|e| across_rpc(&error_info(&e)))),
+                Err(panic) => Poll::Ready(Err(across_rpc(&ErrorInfo { name: "PanicError".into(), message: panic_message(&*panic) }))),
             }
         })
         .await
@@ -600,7 +624,10 @@ impl Invocation {
             last.outcome = AttemptOutcome::Failed(error.clone());
             e.wake = Wake::None;
             if is_non_retryable(&error) {
-                e.record.outcome = StepOutcome::NonRetryable(error.clone());
+                // Logged by its name, with its message as thrown (the preserve flag).
+                let preserved = instance_error(&from_engine(&error));
+                last.outcome = AttemptOutcome::Failed(preserved.clone());
+                e.record.outcome = StepOutcome::NonRetryable(preserved);
                 None
             } else if attempts <= config.limit {
                 let delay = retry_delay(config, attempts);
@@ -775,7 +802,7 @@ impl Invocation {
             }
             Some(Err(error)) => {
                 core.status = Status::Errored;
-                core.error = Some(error_info(&error));
+                core.error = Some(instance_error(&error));
                 core.finished_at = Some(now);
             }
             None => {

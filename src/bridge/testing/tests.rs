@@ -209,15 +209,19 @@ fn a_caught_non_retryable_step_runs_again_on_replay_because_the_engine_does_not_
 fn a_panic_fails_one_attempt_which_is_retried() {
     let run = TestEngine::new().run::<Fallible>("panic-once", Failure::Panic { times: 1 });
     assert_eq!(run.output::<u32>(), 2);
+    // Across RPC the engine gets the panic's name in the message.
     assert_eq!(
         run.step("boom").attempt_errors()[0],
-        &ErrorInfo { name: "PanicError".into(), message: "step panicked: deliberate panic on attempt 1".into() }
+        &ErrorInfo { name: "Error".into(), message: "PanicError: step panicked: deliberate panic on attempt 1".into() }
     );
 
     let run = TestEngine::new().run::<Fallible>("panic-always", Failure::Panic { times: 99 });
     assert_eq!(run.status, Status::Errored);
     assert_eq!(run.step("boom").attempts.len(), 2);
-    assert_eq!(run.error().message, "step panicked: deliberate panic on attempt 2");
+    assert_eq!(
+        run.error(),
+        &ErrorInfo { name: "Error".into(), message: "PanicError: step panicked: deliberate panic on attempt 2".into() }
+    );
 }
 
 #[test]
@@ -233,7 +237,13 @@ fn a_result_over_1_mib_fails_the_step_without_retrying() {
 fn an_attempt_that_never_finishes_times_out_after_the_step_timeout() {
     let run = TestEngine::new().run::<Fallible>("hang", Failure::Hang);
     assert_eq!(run.status, Status::Errored);
-    assert_eq!(run.error(), &ErrorInfo { name: "WorkflowTimeoutError".into(), message: "Execution timed out after 30000ms".into() });
+    // The step's timeout reaches the workflow as StepError::Timeout; uncaught, the engine
+    // records it as it arrives across RPC.
+    assert_eq!(run.error(), &ErrorInfo { name: "Error".into(), message: "WorkflowTimeoutError: Execution timed out after 30000ms".into() });
+    assert_eq!(
+        run.step("hang").attempt_errors()[0],
+        &ErrorInfo { name: "WorkflowTimeoutError".into(), message: "Execution timed out after 30000ms".into() }
+    );
     let step = run.step("hang");
     assert_eq!(step.attempts.len(), 2);
     assert_eq!(step.retry_delays(), [secs(1)]);
@@ -616,7 +626,10 @@ impl Workflow for Limited {
 #[test]
 fn the_step_limit_counts_calls_per_run() {
     let run = TestEngine::new().step_limit(3).run::<Limited>("limited", ());
-    assert_eq!(run.error().message, "The limit of 3 steps has been reached. This limit can be changed in your worker configuration.");
+    assert_eq!(
+        run.error().message,
+        "WorkflowFatalError: The limit of 3 steps has been reached. This limit can be changed in your worker configuration."
+    );
 }
 
 // ----- other workflows' instances
