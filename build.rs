@@ -4,6 +4,7 @@
 //! - `$OUT_DIR/workflows.rs`: the workflow modules and their dispatch (src/workflows/mod.rs);
 //! - `build/workflows.mjs` (wasm builds): the shim's WorkflowEntrypoint classes;
 //! - `$OUT_DIR/readme_example.rs`: README's "Writing a workflow" example, compiled with the crate;
+//!   `$OUT_DIR/readme_saga_example.rs`: its "Sagas and compensation" example, likewise;
 //! - `$OUT_DIR/readme_testing_example.rs`: README's "Testing a workflow" example, run by `cargo test`
 //!   (`tests/workflows.rs`).
 
@@ -71,6 +72,9 @@ fn main() {
     let testing_example = codegen::markdown_rust_block(&readme, "## Testing a workflow")
         .unwrap_or_else(|| panic!("README.md has no ```rust block under \"## Testing a workflow\""));
     write_if_changed(&Path::new(&out_dir).join("readme_testing_example.rs"), &testing_example);
+    let saga = codegen::markdown_rust_block(&readme, "## Sagas and compensation")
+        .unwrap_or_else(|| panic!("README.md has no ```rust block under \"## Sagas and compensation\""));
+    write_if_changed(&Path::new(&out_dir).join("readme_saga_example.rs"), &saga);
 
     // Only the Worker build needs the shim's classes; host builds leave build/ alone.
     if env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("wasm32") {

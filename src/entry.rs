@@ -17,11 +17,10 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
 
 /// `run(event, step)` of the workflow class `class_name`. A panic anywhere in the
 /// run rejects this promise (with the panic-unwind build) instead of aborting the isolate.
+/// The run may go on after the promise settles, to serve its steps' rollbacks.
 #[wasm_bindgen]
 pub fn run_workflow(class_name: String, event: JsValue, step: JsValue, env: JsValue, _ctx: JsValue) -> js_sys::Promise {
-    wasm_bindgen_futures::future_to_promise(AssertUnwindSafe(
-        async move { crate::workflows::dispatch(&class_name, event, step, env).await },
-    ))
+    crate::bridge::start(move |promise| async move { crate::workflows::dispatch(&class_name, event, step, env, promise).await })
 }
 
 #[event(scheduled)]

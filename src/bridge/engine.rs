@@ -6,6 +6,7 @@
 //! The traits are object-safe and deal in JSON text and plain data, so each typed
 //! call site compiles its serde code once and the engine behind it is chosen at run time.
 
+use crate::core::rollback::InstanceFailure;
 use crate::core::step_config::EngineStepConfig;
 use crate::core::step_error::StepError;
 use serde_json::{Map, Value};
@@ -21,21 +22,40 @@ pub type LocalBoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 /// One attempt of a step's closure: its result as JSON text.
 pub type AttemptFuture<'a> = LocalBoxFuture<'a, Result<String, StepError>>;
 
-/// What a step closure knows about the attempt it is running.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepContext {
-    /// 1 on the first attempt, 2 on the first retry, …
-    pub attempt: u32,
-    /// The step's name.
-    pub name: String,
-}
+pub use crate::core::step_context::StepContext;
 
 /// One `step.do`: its name, its config as the engine reads it (`None`: the engine's
-/// defaults), and the attempt to run, once per attempt.
-pub struct StepCall<'a> {
+/// defaults), the attempt to run, once per attempt, and the step's rollback if it has one.
+pub struct StepCall<'a, 'w> {
     pub name: &'a str,
     pub config: Option<EngineStepConfig>,
     pub attempt: &'a dyn Fn(StepContext) -> AttemptFuture<'a>,
+    pub rollback: Option<RollbackCall<'w>>,
+}
+
+/// A step's rollback as the engine keeps it: it lives as long as the workflow (`'w`),
+/// since the engine calls it after the step, and after the run itself has failed.
+pub struct RollbackCall<'w> {
+    /// Runs one attempt of the rollback.
+    pub run: RollbackFn<'w>,
+    /// The rollback's own retries and timeout (`None`: the engine's defaults).
+    pub config: Option<EngineStepConfig>,
+}
+
+/// One attempt of a rollback, from what the engine passes it.
+pub type RollbackFn<'w> = Box<dyn Fn(RollbackInput) -> LocalBoxFuture<'w, Result<(), StepError>> + 'w>;
+
+/// What the engine passes a rollback attempt, as plain data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollbackInput {
+    /// The rollback's attempt: 1, then 2 on its first retry, …
+    pub attempt: u32,
+    /// The rolled-back step's context as the engine last saw it (its own last attempt).
+    pub step: StepContext,
+    /// The error that made the engine roll back.
+    pub error: InstanceFailure,
+    /// The step's output as JSON text; `None` when the step did not complete.
+    pub output_json: Option<String>,
 }
 
 /// An event a `waitForEvent` received: its payload as JSON text, its type, and when it
@@ -52,7 +72,10 @@ pub struct EventRecord {
 pub trait StepEngine<'w> {
     /// Runs a step (`step.do`): the result is the JSON text of the value the engine
     /// persisted, whether from this run's attempts or from an earlier run (replay).
-    fn run<'a>(&'a self, call: StepCall<'a>) -> LocalBoxFuture<'a, Result<String, StepError>>;
+    /// A step with a rollback registers it: the engine calls it, in reverse order of the
+    /// steps' starts, when the run fails or is terminated with rollback, and stops at the
+    /// first rollback that fails for good.
+    fn run<'a>(&'a self, call: StepCall<'a, 'w>) -> LocalBoxFuture<'a, Result<String, StepError>>;
     fn sleep<'a>(&'a self, name: &'a str, duration: Duration) -> LocalBoxFuture<'a, Result<(), StepError>>;
     fn sleep_until<'a>(&'a self, name: &'a str, epoch_millis: u64) -> LocalBoxFuture<'a, Result<(), StepError>>;
     /// Waits for an event of `event_type`; running out of time is [`StepError::Timeout`].
@@ -94,6 +117,8 @@ pub struct OutboundRequest {
 pub struct OutboundResponse {
     pub status: u16,
     pub body: Vec<u8>,
+    /// How long the service asked to wait before trying again (`Retry-After`).
+    pub retry_after: Option<Duration>,
 }
 
 /// A value bound to a SQL statement's `?` parameter.

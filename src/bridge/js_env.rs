@@ -106,8 +106,11 @@ async fn fetch(request: OutboundRequest) -> Result<OutboundResponse, StepError> 
     init.with_headers(headers);
     let js_request = Request::new_with_init(&request.url, &init).map_err(failed)?;
     let mut response = Fetch::Request(js_request).send().await.map_err(failed)?;
+    let retry_after = response.headers().get("retry-after").ok().flatten();
+    let now = UNIX_EPOCH + Duration::from_millis(js_sys::Date::now() as u64);
+    let retry_after = retry_after.and_then(|value| crate::core::service::parse_retry_after(&value, now));
     let body = response.bytes().await.map_err(failed)?;
-    Ok(OutboundResponse { status: response.status_code(), body })
+    Ok(OutboundResponse { status: response.status_code(), body, retry_after })
 }
 
 struct WorkerDatabase {

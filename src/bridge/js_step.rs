@@ -4,19 +4,28 @@
 //! the attempt, and the `step.run` future itself polls the closure's future. So the
 //! closure may borrow from the workflow, and a panic in an attempt is caught right there
 //! and fails that attempt only, like any other error, for the engine to retry.
+//!
+//! Rollbacks work the same way, one level up: the function the engine gets for a step's
+//! rollback only queues the call, and the run (`js_run`) serves the queue, polling the
+//! rollback closures kept here, which borrow the workflow and its event. The engine may
+//! call them after the run's promise has failed, so the run keeps serving them until the
+//! engine is done (see `core::rollback`). A function called after that answers with an
+//! error saying so.
 
-use super::engine::{AttemptFuture, EventRecord, LocalBoxFuture, StepCall, StepContext, StepEngine};
+use super::engine::{AttemptFuture, EventRecord, LocalBoxFuture, RollbackFn, RollbackInput, StepCall, StepContext, StepEngine};
 use super::js;
 use crate::core::duration;
+use crate::core::rollback::{AttemptEnd, InstanceFailure, RollbackLedger, RunEnd};
+use crate::core::step_config::{DelayFn, EngineStepConfig};
 use crate::core::step_error::StepError;
 use js_sys::{Function, Promise};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -33,6 +42,15 @@ extern "C" {
     #[wasm_bindgen(method, catch, js_name = "do")]
     fn do_with_config(this: &JsWorkflowStep, name: &str, config: &JsValue, callback: &Function) -> Result<Promise, JsValue>;
 
+    #[wasm_bindgen(method, catch, js_name = "do")]
+    fn do_with_rollback(
+        this: &JsWorkflowStep,
+        name: &str,
+        config: &JsValue,
+        callback: &Function,
+        rollback: &JsValue,
+    ) -> Result<Promise, JsValue>;
+
     #[wasm_bindgen(method, catch)]
     fn sleep(this: &JsWorkflowStep, name: &str, millis: f64) -> Result<Promise, JsValue>;
 
@@ -43,28 +61,111 @@ extern "C" {
     fn wait_for_event(this: &JsWorkflowStep, name: &str, options: &JsValue) -> Result<Promise, JsValue>;
 }
 
-/// One call of the engine's callback, waiting for the `step.run` future to run it.
-struct Attempt {
-    context: JsValue,
+/// One call from the engine (an attempt, or a rollback attempt) waiting for a Rust
+/// future to run it: what it passed, and how to settle the promise it got.
+struct Queued {
+    arg: JsValue,
     resolve: Function,
     reject: Function,
 }
 
+/// A promise for the engine, and its resolvers.
+fn pending_promise() -> (Promise, Option<(Function, Function)>) {
+    let mut settle = None;
+    // The executor runs synchronously inside Promise::new; AssertUnwindSafe (captured
+    // whole) lets it write the resolvers out under panic=unwind.
+    let mut slot = AssertUnwindSafe(&mut settle);
+    let promise = Promise::new(&mut move |resolve, reject| {
+        let slot = &mut slot;
+        *slot.0 = Some((resolve, reject));
+    });
+    (promise, settle)
+}
+
 #[derive(Default)]
 struct Inbox {
-    attempts: RefCell<VecDeque<Attempt>>,
+    attempts: RefCell<VecDeque<Queued>>,
     waker: RefCell<Option<Waker>>,
 }
 
-/// The engine's step object for one `run(event, step)` call.
-pub struct JsStepEngine {
-    js: JsWorkflowStep,
-    instance_id: Rc<str>,
+/// The rollback calls of one run, queued by the functions the engine holds.
+#[derive(Default)]
+struct RollbackInbox {
+    calls: RefCell<VecDeque<(usize, Queued)>>,
+    waker: RefCell<Option<Waker>>,
+    /// The run is gone: calls are answered with an error at once.
+    closed: Cell<bool>,
 }
 
-impl JsStepEngine {
+impl RollbackInbox {
+    /// The JS function the engine gets as rollback `id`: it queues the call and returns
+    /// the promise the run settles. It holds only the inbox, so it stays callable (and
+    /// answers) after the run is gone; the JS GC frees it with the engine's last reference.
+    fn function(self: &Rc<Self>, id: usize, step: &str) -> JsValue {
+        let inbox = Rc::clone(self);
+        let step = step.to_string();
+        Closure::<dyn FnMut(JsValue) -> Promise>::own_assert_unwind_safe(move |arg: JsValue| {
+            if inbox.closed.get() {
+                let message = format!("the rollback of step {step:?} can no longer run: the workflow run that registered it has ended");
+                return Promise::reject(&js::js_error(crate::core::step_error::NON_RETRYABLE_NAME, &message));
+            }
+            let (promise, settle) = pending_promise();
+            if let Some((resolve, reject)) = settle {
+                inbox.calls.borrow_mut().push_back((id, Queued { arg, resolve, reject }));
+                if let Some(waker) = inbox.waker.borrow_mut().take() {
+                    waker.wake();
+                }
+            }
+            promise
+        })
+        .into_js_value()
+    }
+}
+
+/// A registered rollback: the closure, and the delay function of its retries, which the
+/// engine may call while it retries the rollback.
+struct RollbackEntry<'w> {
+    run: RollbackFn<'w>,
+    _delay: Option<JsDelayFn>,
+}
+
+/// A retry delay function as the engine calls it.
+type JsDelayFn = Closure<dyn FnMut(JsValue) -> JsValue>;
+
+/// A rollback attempt in progress.
+struct RunningRollback<'w> {
+    id: usize,
+    attempt: u32,
+    future: LocalBoxFuture<'w, Result<(), StepError>>,
+    resolve: Function,
+    reject: Function,
+}
+
+/// The engine's step object for one `run(event, step)` call, with the rollbacks its
+/// steps registered. `'w` is the lifetime of the workflow and its event.
+pub struct JsStepEngine<'w> {
+    js: JsWorkflowStep,
+    instance_id: Rc<str>,
+    rollbacks: RefCell<Vec<RollbackEntry<'w>>>,
+    ledger: RefCell<RollbackLedger>,
+    running: RefCell<Vec<RunningRollback<'w>>>,
+    inbox: Rc<RollbackInbox>,
+    /// The engine has called a rollback while the run was still going: it is being
+    /// terminated with rollback.
+    rollback_began: Cell<bool>,
+}
+
+impl<'w> JsStepEngine<'w> {
     pub fn new(js: JsWorkflowStep, instance_id: &str) -> Self {
-        JsStepEngine { js, instance_id: instance_id.into() }
+        JsStepEngine {
+            js,
+            instance_id: instance_id.into(),
+            rollbacks: RefCell::default(),
+            ledger: RefCell::default(),
+            running: RefCell::default(),
+            inbox: Rc::default(),
+            rollback_began: Cell::new(false),
+        }
     }
 
     /// A structured log line for a step that failed or needed retries. Steps that
@@ -86,27 +187,54 @@ impl JsStepEngine {
         worker::console_log!("{line}");
     }
 
-    async fn run_attempts<'a>(&self, call: StepCall<'a>) -> Result<String, StepError> {
-        let StepCall { name, config, attempt } = call;
-        let config = match &config {
-            Some(config) => Some(js::to_js(config)?.0),
+    /// The step's config as the engine takes it, with a delay function in place: the
+    /// JS object, and the closure behind the function (to keep while the engine may call it).
+    fn config_object(config: &EngineStepConfig) -> Result<(JsValue, Option<JsDelayFn>), StepError> {
+        let object = js::to_js(config)?.0;
+        let Some(delay) = config.retries.as_ref().and_then(|r| r.delay_fn.clone()) else { return Ok((object, None)) };
+        let closure = delay_function(delay);
+        js_sys::Reflect::set(&js::get(&object, "retries"), &"delay".into(), closure.as_ref())
+            .map_err(|e| StepError::Serialization(js::error_message(&e)))?;
+        Ok((object, Some(closure)))
+    }
+
+    /// Registers a step's rollback: the JS function for the engine, and the closure here.
+    fn register_rollback(&self, name: &str, rollback: super::engine::RollbackCall<'w>) -> Result<JsValue, StepError> {
+        let id = self.ledger.borrow_mut().register(name, rollback.config.as_ref());
+        let options = js_sys::Object::new();
+        let delay = match &rollback.config {
+            Some(config) => {
+                let (object, delay) = Self::config_object(config)?;
+                js_sys::Reflect::set(&options, &"rollbackConfig".into(), &object)
+                    .map_err(|e| StepError::Serialization(js::error_message(&e)))?;
+                delay
+            }
             None => None,
         };
+        js_sys::Reflect::set(&options, &"rollback".into(), &self.inbox.function(id, name))
+            .map_err(|e| StepError::Serialization(js::error_message(&e)))?;
+        self.rollbacks.borrow_mut().push(RollbackEntry { run: rollback.run, _delay: delay });
+        Ok(options.into())
+    }
+
+    async fn run_attempts<'a>(&'a self, call: StepCall<'a, 'w>) -> Result<String, StepError> {
+        let StepCall { name, config, attempt, rollback } = call;
+        let (config_js, _delay) = match &config {
+            Some(config) => {
+                let (object, delay) = Self::config_object(config)?;
+                (Some(object), delay)
+            }
+            None => (None, None),
+        };
+        let rollback_js = rollback.map(|r| self.register_rollback(name, r)).transpose()?;
 
         let inbox = Rc::new(Inbox::default());
         let callback = {
             let inbox = Rc::clone(&inbox);
             Closure::<dyn FnMut(JsValue) -> Promise>::own_assert_unwind_safe(move |context: JsValue| {
-                let mut settle = None;
-                // The executor runs synchronously inside Promise::new; AssertUnwindSafe (captured
-                // whole) lets it write the resolvers out under panic=unwind.
-                let mut slot = AssertUnwindSafe(&mut settle);
-                let promise = Promise::new(&mut move |resolve, reject| {
-                    let slot = &mut slot;
-                    *slot.0 = Some((resolve, reject));
-                });
+                let (promise, settle) = pending_promise();
                 if let Some((resolve, reject)) = settle {
-                    inbox.attempts.borrow_mut().push_back(Attempt { context, resolve, reject });
+                    inbox.attempts.borrow_mut().push_back(Queued { arg: context, resolve, reject });
                     if let Some(waker) = inbox.waker.borrow_mut().take() {
                         waker.wake();
                     }
@@ -115,9 +243,14 @@ impl JsStepEngine {
             })
         };
         let callback_fn: &Function = callback.as_ref().unchecked_ref();
-        let engine = match &config {
-            Some(config) => self.js.do_with_config(name, config, callback_fn),
-            None => self.js.do_plain(name, callback_fn),
+        let engine = match (&config_js, &rollback_js) {
+            // The engine reads a null config as {}, but a null rollback option is an error.
+            (config, Some(rollback)) => {
+                let config = config.clone().unwrap_or_else(|| js_sys::Object::new().into());
+                self.js.do_with_rollback(name, &config, callback_fn, rollback)
+            }
+            (Some(config), None) => self.js.do_with_config(name, config, callback_fn),
+            (None, None) => self.js.do_plain(name, callback_fn),
         }
         .map_err(|e| js::step_error_from_js(&e))?;
         let mut engine = JsFuture::from(engine);
@@ -132,9 +265,10 @@ impl JsStepEngine {
             *inbox.waker.borrow_mut() = Some(cx.waker().clone());
             while let Some(queued) = inbox.attempts.borrow_mut().pop_front() {
                 attempts_started += 1;
-                let context = StepContext {
-                    attempt: js::get(&queued.context, "attempt").as_f64().map_or(attempts_started, |a| a as u32),
-                    name: name.to_string(),
+                let fallback = StepContext::resolved(name, 1, attempts_started, config.as_ref());
+                let context = match js::json_text(&queued.arg) {
+                    Ok(text) => StepContext::from_engine_json(&text, fallback),
+                    Err(_) => fallback,
                 };
                 running.push((attempt(context), queued.resolve, queued.reject));
             }
@@ -150,7 +284,7 @@ impl JsStepEngine {
                         Err(error) => reject.call1(&JsValue::UNDEFINED, &error.into()),
                     },
                     Ok(Poll::Ready(Err(error))) => reject.call1(&JsValue::UNDEFINED, &error.into()),
-                    Err(panic) => reject.call1(&JsValue::UNDEFINED, &js::js_error("PanicError", &panic_message(&*panic))),
+                    Err(panic) => reject.call1(&JsValue::UNDEFINED, &js::js_error("PanicError", &panic_message("step", &*panic))),
                 };
                 let _ = settled;
                 false
@@ -163,6 +297,12 @@ impl JsStepEngine {
         drop(running);
         drop(callback);
         let result = match outcome {
+            // Our steps' values are JSON, never undefined: the engine answers undefined
+            // only when it replays the run to collect rollbacks (terminate with rollback
+            // after a restart) and this step never completed. The replay ends here.
+            Ok(value) if value.is_undefined() => {
+                Err(StepError::Failed(format!("step {name:?} did not complete: the engine is replaying the instance to run its rollbacks")))
+            }
             Ok(value) => match last_ok_text.filter(|_| attempts_started == 1) {
                 Some(text) => Ok(text),
                 None => js::json_text(&value),
@@ -189,6 +329,12 @@ impl JsStepEngine {
         let value = JsFuture::from(promise).await.map_err(|e| timeout_or_error(&e));
         self.log_exceptional(name, "waitForEvent", 0, value.as_ref().err());
         let value = value?;
+        if value.is_undefined() {
+            // As for `step.do`: only a replay for rollbacks answers undefined.
+            return Err(StepError::Failed(format!(
+                "wait {name:?} has no event: the engine is replaying the instance to run its rollbacks"
+            )));
+        }
         let timestamp = js::get(&value, "timestamp");
         let millis = match timestamp.dyn_ref::<js_sys::Date>() {
             Some(date) => date.get_time(),
@@ -200,10 +346,124 @@ impl JsStepEngine {
             timestamp_millis: (millis.is_finite() && millis >= 0.0).then_some(millis as u64),
         })
     }
+
+    /// Starts the rollback calls the engine has queued and polls those in progress,
+    /// each attempt's panic caught and failing that attempt only. Called by the run on
+    /// every wake, while the workflow runs and after it ended.
+    pub(crate) fn poll_rollbacks(&self, cx: &mut Context<'_>) {
+        *self.inbox.waker.borrow_mut() = Some(cx.waker().clone());
+        let mut running = std::mem::take(&mut *self.running.borrow_mut());
+        loop {
+            let Some((id, call)) = self.inbox.calls.borrow_mut().pop_front() else { break };
+            self.rollback_began.set(true);
+            let (attempt, step) = {
+                let mut ledger = self.ledger.borrow_mut();
+                (ledger.begin(id), ledger.step(id).to_string())
+            };
+            let input = rollback_input(&call.arg, attempt, &step);
+            let future = match self.rollbacks.borrow().get(id) {
+                Some(entry) => (entry.run)(input),
+                None => Box::pin(std::future::ready(Err(StepError::non_retryable("unknown rollback")))),
+            };
+            running.push(RunningRollback { id, attempt, future, resolve: call.resolve, reject: call.reject });
+        }
+        running.retain_mut(|r| {
+            let result = match catch_unwind(AssertUnwindSafe(|| r.future.as_mut().poll(cx))) {
+                Ok(Poll::Pending) => return true,
+                Ok(Poll::Ready(result)) => result,
+                Err(panic) => Err(StepError::Failed(panic_message("rollback", &*panic))),
+            };
+            let end = self.ledger.borrow_mut().end(r.id, &result);
+            let _ = match &result {
+                Ok(()) => r.resolve.call0(&JsValue::UNDEFINED),
+                Err(e) => r.reject.call1(&JsValue::UNDEFINED, &js::js_error(e.js_name(), &e.to_string())),
+            };
+            self.log_rollback(r.id, r.attempt, end, result.as_ref().err());
+            false
+        });
+        // A rollback's future may have started others meanwhile (it cannot: steps are
+        // refused during rollbacks), but keep any that appeared rather than lose them.
+        running.append(&mut self.running.borrow_mut());
+        *self.running.borrow_mut() = running;
+    }
+
+    /// Every rollback outcome is logged: a compensation ran, or failed and left
+    /// something undone.
+    fn log_rollback(&self, id: usize, attempt: u32, end: AttemptEnd, error: Option<&StepError>) {
+        let line = serde_json::json!({
+            "type": "rollback",
+            "instance": &*self.instance_id,
+            "step": self.ledger.borrow().step(id),
+            "attempt": attempt,
+            "outcome": match end { AttemptEnd::Succeeded => "ok", AttemptEnd::WillRetry => "retry", AttemptEnd::FailedForGood => "failed" },
+            "error": error.map(|e| e.to_string()),
+        });
+        if end == AttemptEnd::FailedForGood {
+            worker::console_error!("{line}");
+        } else {
+            worker::console_log!("{line}");
+        }
+    }
+
+    /// The engine called a rollback while the run was still going (terminate with rollback).
+    pub(crate) fn rollback_began(&self) -> bool {
+        self.rollback_began.get()
+    }
+
+    /// Whether a run that ended so must keep serving rollbacks, and for how long idle.
+    pub(crate) fn linger(&self, end: RunEnd) -> Option<Duration> {
+        if !self.running.borrow().is_empty() || !self.inbox.calls.borrow().is_empty() {
+            return Some(crate::core::rollback::LINGER_IDLE);
+        }
+        self.ledger.borrow().linger(end)
+    }
 }
 
-impl<'w> StepEngine<'w> for JsStepEngine {
-    fn run<'a>(&'a self, call: StepCall<'a>) -> LocalBoxFuture<'a, Result<String, StepError>> {
+impl Drop for JsStepEngine<'_> {
+    /// The run is gone: calls still queued or running are answered, later ones refused.
+    fn drop(&mut self) {
+        self.inbox.closed.set(true);
+        let gone = || js::js_error(crate::core::step_error::NON_RETRYABLE_NAME, "the workflow run that registered this rollback has ended");
+        for (_, call) in self.inbox.calls.borrow_mut().drain(..) {
+            let _ = call.reject.call1(&JsValue::UNDEFINED, &gone());
+        }
+        for r in self.running.borrow_mut().drain(..) {
+            let _ = r.reject.call1(&JsValue::UNDEFINED, &gone());
+        }
+    }
+}
+
+/// What the engine passed a rollback (`{ctx, error, output, stepName}`) as plain data.
+/// `output` is absent (undefined) for a step that did not complete; our steps' values
+/// are JSON, never undefined, so that is `None`.
+fn rollback_input(arg: &JsValue, attempt: u32, step: &str) -> RollbackInput {
+    let fallback = StepContext::resolved(step, 1, 1, None);
+    let context = match js::json_text(&js::get(arg, "ctx")) {
+        Ok(text) => StepContext::from_engine_json(&text, fallback),
+        Err(_) => fallback,
+    };
+    let error = js::get(arg, "error");
+    let output = js::get(arg, "output");
+    RollbackInput {
+        attempt,
+        step: context,
+        error: InstanceFailure::from_engine(&js::error_name(&error), &js::error_message(&error)),
+        output_json: if output.is_undefined() { None } else { js::json_text(&output).ok() },
+    }
+}
+
+/// The function the engine calls for a retry delay with `{ctx, error}`: the delay in
+/// milliseconds from the Rust function, given the attempt that failed and its error.
+fn delay_function(delay: DelayFn) -> JsDelayFn {
+    Closure::<dyn FnMut(JsValue) -> JsValue>::own_assert_unwind_safe(move |arg: JsValue| {
+        let attempt = js::get(&js::get(arg.as_ref(), "ctx"), "attempt").as_f64().map_or(1, |a| a as u32);
+        let error = js::step_error_from_js(&js::get(&arg, "error"));
+        JsValue::from_f64(duration::as_millis(delay.delay(attempt, &error)) as f64)
+    })
+}
+
+impl<'w> StepEngine<'w> for JsStepEngine<'w> {
+    fn run<'a>(&'a self, call: StepCall<'a, 'w>) -> LocalBoxFuture<'a, Result<String, StepError>> {
         Box::pin(self.run_attempts(call))
     }
 
@@ -238,11 +498,11 @@ fn timeout_or_error(error: &JsValue) -> StepError {
     }
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+fn panic_message(what: &str, payload: &(dyn std::any::Any + Send)) -> String {
     let text = payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".to_string());
-    format!("step panicked: {text}")
+    format!("{what} panicked: {text}")
 }

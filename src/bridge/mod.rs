@@ -2,8 +2,8 @@
 //! (`step`), the event (`event`), the environment (`env`: vars, D1, KV, R2, other
 //! workflows, clock) and calls to outside services (`outbound`). Workflows see only these
 //! typed faces; behind them is the seam (`engine`) with two sides:
-//! - the wasm edge (gated on `wasm32`): the real engine (`js_step`), the Worker's
-//!   bindings (`js_env`), the Workflow binding (`binding`), claimed creates through the
+//! - the wasm edge (gated on `wasm32`): the real engine (`js_step`) and the run that
+//!   drives it and serves its rollbacks (`js_run`), the Worker's bindings (`js_env`), the Workflow binding (`binding`), claimed creates through the
 //!   instance index (`instances`), webhook delivery, and JS values and errors (`js`);
 //! - on the host, the test engine that runs the same workflow code under `cargo test`.
 //!
@@ -37,14 +37,14 @@ mod webhook_delivery;
 pub use engine::{SqlValue, StepContext};
 pub use env::{Bucket, Database, Env, Kv, RunResult, Statement};
 pub use event::WorkflowEvent;
-pub use step::{ReceivedEvent, Step};
+pub use step::{InstanceFailure, ReceivedEvent, Rollback, RollbackContext, Step};
 
 #[cfg(target_arch = "wasm32")]
 pub use binding::{Instance, NewInstance, WorkflowBinding};
 #[cfg(target_arch = "wasm32")]
 pub use js_env::WorkflowEnv;
 #[cfg(target_arch = "wasm32")]
-pub(crate) use js_run::{js_error_text, run, EngineValue};
+pub(crate) use js_run::{js_error_text, run, start, EngineValue, RunPromise};
 
 use crate::core::step_error::StepError;
 use serde::{de::DeserializeOwned, Serialize};

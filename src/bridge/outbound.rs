@@ -65,7 +65,7 @@ impl<'a> ServiceCall<'a> {
             other => other,
         })?;
         let excerpt = String::from_utf8_lossy(&response.body[..response.body.len().min(200)]);
-        check_status(self.service, response.status, &excerpt, self.client_errors)?;
+        check_status(self.service, response.status, &excerpt, self.client_errors, response.retry_after)?;
         Ok(response)
     }
 }

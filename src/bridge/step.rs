@@ -7,7 +7,7 @@
 //! Results cross as JSON: maps as objects, `None` as null, and the serialised size
 //! is known exactly, which the 1 MiB step-result limit needs.
 
-use super::engine::{AttemptFuture, EventRecord, StepCall, StepEngine};
+use super::engine::{AttemptFuture, EventRecord, LocalBoxFuture, RollbackCall, RollbackInput, StepCall, StepEngine};
 use crate::core::duration::{self, IntoDuration, IntoEpochMillis};
 use crate::core::step_config::StepConfig;
 use crate::core::step_error::StepError;
@@ -18,6 +18,42 @@ use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use super::engine::StepContext;
+pub use crate::core::rollback::InstanceFailure;
+
+/// A step's compensation: what undoes the step when the instance fails after it (or is
+/// terminated with rollback). See [`Step::run_with_rollback`].
+pub struct Rollback<F> {
+    f: F,
+    config: Option<StepConfig>,
+}
+
+impl<F> Rollback<F> {
+    /// The closure runs once per attempt of the rollback, with a [`RollbackContext`].
+    pub fn new(f: F) -> Self {
+        Rollback { f, config: None }
+    }
+
+    /// The rollback's own retries and timeout (the engine's defaults otherwise: 5
+    /// retries from 1 second, exponential, 10 minutes per attempt).
+    pub fn config(mut self, config: StepConfig) -> Self {
+        self.config = Some(config);
+        self
+    }
+}
+
+/// What a rollback attempt knows.
+#[derive(Debug, Clone)]
+pub struct RollbackContext<T> {
+    /// The rollback's own attempt: 1, then 2 on its first retry, …
+    pub attempt: u32,
+    /// The error that failed the instance; on `terminate` with rollback, a `Terminated` one.
+    pub error: InstanceFailure,
+    /// The step's own output; `None` when the step did not complete (it is the step
+    /// that failed, or it was running when the instance was terminated).
+    pub output: Option<T>,
+    /// The rolled-back step's context (name, count, its attempts, its config).
+    pub step: StepContext,
+}
 
 /// An event received by [`Step::wait_for_event`].
 #[derive(Debug, Clone)]
@@ -48,7 +84,7 @@ impl<'w> Step<'w> {
         F: Fn(StepContext) -> Fut,
         Fut: Future<Output = Result<T, StepError>>,
     {
-        self.run_step(name, None, f).await
+        self.run_step(name, None, None, f).await
     }
 
     /// Runs a step with its own retries and per-attempt timeout.
@@ -58,13 +94,93 @@ impl<'w> Step<'w> {
         F: Fn(StepContext) -> Fut,
         Fut: Future<Output = Result<T, StepError>>,
     {
-        self.run_step(name, Some(config), f).await
+        self.run_step(name, Some(config), None, f).await
+    }
+
+    /// Runs a step that can be undone: when the instance later fails (or is terminated
+    /// with rollback), the engine runs `rollback` for it, the rollbacks of all steps that
+    /// started in reverse order of their starts, each retried per its own config, and
+    /// stops at the first that fails for good. The rollback gets the step's output as
+    /// `Option<T>` (`None` for the step that failed, which is rolled back too) and, like
+    /// `f`, may borrow the workflow and its event (`'w`), but not a local of `run`.
+    ///
+    /// ```
+    /// # use rust_workflows::bridge::{Rollback, Step, WorkflowEvent};
+    /// # use rust_workflows::core::{step_config::StepConfig, step_error::StepError};
+    /// async fn book<'w>(event: &'w WorkflowEvent<String>, step: Step<'w>) -> Result<u32, StepError> {
+    ///     let room: u32 = step
+    ///         .run_with_rollback(
+    ///             "book room",
+    ///             StepConfig::new(),
+    ///             |_| async { Ok(42) },
+    ///             Rollback::new(move |r: rust_workflows::bridge::RollbackContext<u32>| async move {
+    ///                 let _cancel = (&event.payload, r.output); // borrows the event: fine
+    ///                 Ok(())
+    ///             }),
+    ///         )
+    ///         .await?;
+    ///     Ok(room)
+    /// }
+    /// ```
+    ///
+    /// A rollback that borrows a local of the run does not compile: the local is gone
+    /// by the time the engine calls it.
+    ///
+    /// ```compile_fail
+    /// # use rust_workflows::bridge::{Rollback, Step, WorkflowEvent};
+    /// # use rust_workflows::core::{step_config::StepConfig, step_error::StepError};
+    /// async fn book<'w>(event: &'w WorkflowEvent<String>, step: Step<'w>) -> Result<u32, StepError> {
+    ///     let local = event.payload.clone();
+    ///     let local = &local;
+    ///     let room: u32 = step
+    ///         .run_with_rollback(
+    ///             "book room",
+    ///             StepConfig::new(),
+    ///             |_| async { Ok(42) },
+    ///             Rollback::new(move |r: rust_workflows::bridge::RollbackContext<u32>| async move {
+    ///                 let _cancel = (local, r.output); // borrows a local of the run
+    ///                 Ok(())
+    ///             }),
+    ///         )
+    ///         .await?;
+    ///     Ok(room)
+    /// }
+    /// ```
+    pub async fn run_with_rollback<T, F, Fut, R, RFut>(
+        &self,
+        name: &str,
+        config: StepConfig,
+        f: F,
+        rollback: Rollback<R>,
+    ) -> Result<T, StepError>
+    where
+        T: Serialize + DeserializeOwned + 'w,
+        F: Fn(StepContext) -> Fut,
+        Fut: Future<Output = Result<T, StepError>>,
+        R: Fn(RollbackContext<T>) -> RFut + 'w,
+        RFut: Future<Output = Result<(), StepError>> + 'w,
+    {
+        let Rollback { f: undo, config: rollback_config } = rollback;
+        let rollback_config = rollback_config.map(|c| c.to_engine()).transpose()?;
+        let run = Box::new(move |input: RollbackInput| -> LocalBoxFuture<'w, Result<(), StepError>> {
+            match rollback_context::<T>(input) {
+                Ok(context) => Box::pin(undo(context)),
+                Err(e) => Box::pin(std::future::ready(Err(e))),
+            }
+        });
+        self.run_step(name, Some(config), Some(RollbackCall { run, config: rollback_config }), f).await
     }
 
     /// The typed part of a step, kept small because it is compiled once per call site:
     /// the closure's result goes to JSON here and comes back from JSON here; the rest is
     /// the engine's, compiled once.
-    async fn run_step<T, F, Fut>(&self, name: &str, config: Option<StepConfig>, f: F) -> Result<T, StepError>
+    async fn run_step<T, F, Fut>(
+        &self,
+        name: &str,
+        config: Option<StepConfig>,
+        rollback: Option<RollbackCall<'w>>,
+        f: F,
+    ) -> Result<T, StepError>
     where
         T: Serialize + DeserializeOwned,
         F: Fn(StepContext) -> Fut,
@@ -76,7 +192,7 @@ impl<'w> Step<'w> {
             let future = f(context);
             Box::pin(async move { serialize_result(&future.await?) })
         };
-        let text = self.engine.run(StepCall { name, config, attempt: &attempt }).await?;
+        let text = self.engine.run(StepCall { name, config, attempt: &attempt, rollback }).await?;
         serde_json::from_str(&text).map_err(|e| StepError::Serialization(format!("step result does not read back: {e}")))
     }
 
@@ -116,9 +232,62 @@ impl<'w> Step<'w> {
     }
 }
 
+/// A rollback's typed context. An output that does not read as the step's type can never
+/// succeed, so it fails the rollback for good.
+fn rollback_context<T: DeserializeOwned>(input: RollbackInput) -> Result<RollbackContext<T>, StepError> {
+    let output = match &input.output_json {
+        None => None,
+        Some(text) => Some(serde_json::from_str(text).map_err(|e| {
+            StepError::Serialization(format!("the output of step {:?} does not read back for its rollback: {e}", input.step.name))
+        })?),
+    };
+    Ok(RollbackContext { attempt: input.attempt, error: input.error, output, step: input.step })
+}
+
 /// A step result as JSON text, refused over 1 MiB.
 fn serialize_result<T: Serialize>(value: &T) -> Result<String, StepError> {
     let text = serde_json::to_string(value).map_err(|e| StepError::Serialization(format!("step result cannot be serialised: {e}")))?;
     StepError::check_result_size(&text)?;
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::step_context::StepContext;
+
+    fn input(output_json: Option<&str>) -> RollbackInput {
+        RollbackInput {
+            attempt: 2,
+            step: StepContext::resolved("reserve", 1, 3, None),
+            error: InstanceFailure::from_engine("Error", "NonRetryableError: shipping refused"),
+            output_json: output_json.map(str::to_string),
+        }
+    }
+
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    struct Reservation {
+        id: String,
+    }
+
+    #[test]
+    fn a_rollback_reads_the_steps_output_as_its_type() {
+        let ctx = rollback_context::<Reservation>(input(Some(r#"{"id":"r-1"}"#))).unwrap();
+        assert_eq!(ctx.output, Some(Reservation { id: "r-1".into() }));
+        assert_eq!((ctx.attempt, ctx.step.attempt, ctx.step.name.as_str()), (2, 3, "reserve"));
+        assert_eq!(ctx.error, InstanceFailure { name: "NonRetryableError".into(), message: "shipping refused".into() });
+    }
+
+    #[test]
+    fn a_step_that_did_not_complete_has_no_output_and_a_null_one_is_some() {
+        assert_eq!(rollback_context::<Reservation>(input(None)).unwrap().output, None);
+        assert_eq!(rollback_context::<Option<u32>>(input(Some("null"))).unwrap().output, Some(None));
+    }
+
+    #[test]
+    fn an_output_of_another_type_fails_the_rollback_for_good() {
+        let err = rollback_context::<Reservation>(input(Some("42"))).unwrap_err();
+        assert!(matches!(&err, StepError::Serialization(m) if m.contains("reserve")), "{err:?}");
+        assert_eq!(err.js_name(), crate::core::step_error::NON_RETRYABLE_NAME);
+    }
 }

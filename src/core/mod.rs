@@ -1,8 +1,8 @@
-//! The pure core: the rules every other part shares. Durations, step config and
-//! step errors, the engine's names, statuses and error codes, what managing an instance
-//! takes (retention, restart points, terminate options) and per-entry batch results, the
-//! callback envelope, webhook signing, the policy for URLs a caller gives, bounds on params,
-//! what a service's answer means, the
+//! The pure core: the rules every other part shares. Durations, step config, step
+//! context and step errors, what rollbacks need besides the engine, the engine's names,
+//! statuses and error codes, what managing an instance takes (retention, restart points,
+//! terminate options) and per-entry batch results, the callback envelope, webhook signing,
+//! the policy for URLs a caller gives, bounds on params, what a service's answer means, the
 //! pipeline's record normalisation, retention, and the instance index's SQL.
 //!
 //! May depend on: nothing in this crate outside `core`. Never imports `worker`,
@@ -18,9 +18,11 @@ pub mod instance_options;
 pub mod platform_limits;
 pub mod records;
 pub mod retention;
+pub mod rollback;
 pub mod service;
 pub mod status;
 pub mod step_config;
+pub mod step_context;
 pub mod step_error;
 pub mod url_policy;
 pub mod validate;

@@ -1,8 +1,12 @@
-//! Step configuration: retries (limit, delay, backoff) and a per-attempt timeout,
-//! turned into exactly the object the engine's `step.do(name, config, fn)` takes.
+//! Step configuration: retries (limit, delay or a delay function, backoff), a per-attempt
+//! timeout and sensitive outputs, turned into exactly the object the engine's
+//! `step.do(name, config, fn)` takes.
 
 use crate::core::duration::{self, DurationError, IntoDuration};
+use crate::core::step_error::StepError;
 use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::rc::Rc;
 use std::time::Duration;
 
 /// How the delay between attempts grows: constant `d`, linear `d·n`, exponential `d·2^(n-1)`.
@@ -21,6 +25,48 @@ pub const MAX_RETRY_LIMIT: u32 = 10_000;
 pub const DEFAULT_RETRY_LIMIT: u32 = 5;
 pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(10);
 
+/// A retry delay computed when an attempt fails, from that attempt's number (1 for the
+/// first) and its error: `Retries::delay_fn`. Plain code, called synchronously; it may
+/// capture owned values but not borrow, since the engine may ask for it after the
+/// step's own future is gone (a rollback's retries).
+#[derive(Clone)]
+pub struct DelayFn(Rc<DelayClosure>);
+
+type DelayClosure = dyn Fn(u32, &StepError) -> Duration;
+
+impl DelayFn {
+    pub fn new(f: impl Fn(u32, &StepError) -> Duration + 'static) -> Self {
+        DelayFn(Rc::new(f))
+    }
+
+    /// The delay before the attempt after `attempt`, which failed with `error`.
+    pub fn delay(&self, attempt: u32, error: &StepError) -> Duration {
+        (self.0)(attempt, error)
+    }
+}
+
+impl fmt::Debug for DelayFn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DelayFn(..)")
+    }
+}
+
+/// Two delay functions are equal when they are the same function.
+impl PartialEq for DelayFn {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for DelayFn {}
+
+/// The delay between attempts: fixed (then grown by the backoff), or computed per failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RetryDelay {
+    Fixed(Result<Duration, DurationError>),
+    Dynamic(DelayFn),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StepConfigError {
     #[error("retry delay: {0}")]
@@ -35,14 +81,15 @@ pub enum StepConfigError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Retries {
     limit: u32,
-    delay: Result<Duration, DurationError>,
-    backoff: Backoff,
+    delay: RetryDelay,
+    /// Unset: exponential for a fixed delay, constant for a delay function.
+    backoff: Option<Backoff>,
 }
 
 impl Retries {
     /// `limit` retries with the default delay (10 seconds) and exponential backoff.
     pub fn new(limit: u32) -> Self {
-        Retries { limit, delay: Ok(DEFAULT_RETRY_DELAY), backoff: Backoff::default() }
+        Retries { limit, delay: RetryDelay::Fixed(Ok(DEFAULT_RETRY_DELAY)), backoff: None }
     }
 
     /// No retries: the first failure fails the step.
@@ -52,13 +99,32 @@ impl Retries {
 
     /// The base delay: "10 seconds", "1 minute", a `Duration` or milliseconds.
     pub fn delay(mut self, delay: impl IntoDuration) -> Self {
-        self.delay = delay.into_duration();
+        self.delay = RetryDelay::Fixed(delay.into_duration());
+        self
+    }
+
+    /// The delay computed when an attempt fails, from the attempt's number (1 for the
+    /// first) and its error: to honour a service's `Retry-After`
+    /// ([`StepError::retry_after`]), say. The engine still applies the backoff to what
+    /// it returns, so the backoff is constant (the value is used as it is) unless set.
+    /// A panic in it fails the step for good (the engine reports a failed delay function).
+    pub fn delay_fn(mut self, f: impl Fn(u32, &StepError) -> Duration + 'static) -> Self {
+        self.delay = RetryDelay::Dynamic(DelayFn::new(f));
         self
     }
 
     pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
+        self.backoff = Some(backoff);
         self
+    }
+
+    /// The backoff the engine applies: as set, or exponential for a fixed delay and
+    /// constant for a delay function.
+    fn effective_backoff(&self) -> Backoff {
+        self.backoff.unwrap_or(match self.delay {
+            RetryDelay::Fixed(_) => Backoff::Exponential,
+            RetryDelay::Dynamic(_) => Backoff::Constant,
+        })
     }
 }
 
@@ -73,6 +139,7 @@ impl Default for Retries {
 pub struct StepConfig {
     retries: Option<Retries>,
     timeout: Option<Result<Duration, DurationError>>,
+    sensitive: bool,
 }
 
 impl StepConfig {
@@ -92,6 +159,14 @@ impl StepConfig {
         self
     }
 
+    /// Marks the step's output as sensitive (the engine's `sensitive: "output"`): it is
+    /// stored and returned to the workflow as usual, but the engine shows `"[REDACTED]"`
+    /// in its place wherever it reports the step (instance history, status, logs).
+    pub fn sensitive(mut self) -> Self {
+        self.sensitive = true;
+        self
+    }
+
     /// The object the engine takes, with every duration in milliseconds; any malformed
     /// part is an error here, before the engine sees it.
     pub fn to_engine(&self) -> Result<EngineStepConfig, StepConfigError> {
@@ -101,8 +176,14 @@ impl StepConfig {
                 if r.limit > MAX_RETRY_LIMIT {
                     return Err(StepConfigError::LimitTooHigh(r.limit));
                 }
-                let delay = r.delay.clone().map_err(StepConfigError::Delay)?;
-                Some(EngineRetries { limit: r.limit, delay: duration::as_millis(delay), backoff: r.backoff })
+                let backoff = r.effective_backoff();
+                Some(match &r.delay {
+                    RetryDelay::Fixed(delay) => {
+                        let delay = delay.clone().map_err(StepConfigError::Delay)?;
+                        EngineRetries { limit: r.limit, delay: Some(duration::as_millis(delay)), delay_fn: None, backoff }
+                    }
+                    RetryDelay::Dynamic(f) => EngineRetries { limit: r.limit, delay: None, delay_fn: Some(f.clone()), backoff },
+                })
             }
         };
         let timeout = match &self.timeout {
@@ -115,23 +196,42 @@ impl StepConfig {
                 Some(duration::as_millis(t))
             }
         };
-        Ok(EngineStepConfig { retries, timeout })
+        Ok(EngineStepConfig { retries, timeout, sensitive: self.sensitive })
     }
 }
 
-/// `WorkflowStepConfig` as the engine reads it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// `WorkflowStepConfig` as the engine reads it. Serialised, it is that object except
+/// for a delay function, which the engine side puts in `retries.delay` itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct EngineStepConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retries: Option<EngineRetries>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u64>,
+    /// `sensitive: "output"` when set; the key is left out otherwise.
+    #[serde(skip_serializing_if = "std::ops::Not::not", serialize_with = "sensitive_output")]
+    pub sensitive: bool,
+}
+
+fn sensitive_output<S: serde::Serializer>(_: &bool, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str("output")
+}
+
+impl EngineStepConfig {
+    /// How many attempts the engine makes at most: the retry limit (5 unless set) plus one.
+    pub fn max_attempts(config: Option<&EngineStepConfig>) -> u32 {
+        config.and_then(|c| c.retries.as_ref()).map_or(DEFAULT_RETRY_LIMIT, |r| r.limit).saturating_add(1)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EngineRetries {
     pub limit: u32,
-    pub delay: u64,
+    /// The fixed delay in milliseconds; `None` with a delay function.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay: Option<u64>,
+    #[serde(skip)]
+    pub delay_fn: Option<DelayFn>,
     pub backoff: Backoff,
 }
 
@@ -154,6 +254,36 @@ mod tests {
         assert_eq!(serde_json::to_value(engine).unwrap(), json!({"retries": {"limit": 5, "delay": 10000, "backoff": "exponential"}}));
         let none = StepConfig::new().retries(Retries::none()).to_engine().unwrap();
         assert_eq!(none.retries.unwrap().limit, 0);
+    }
+
+    #[test]
+    fn a_delay_function_is_left_out_of_the_json_and_defaults_to_constant_backoff() {
+        let config =
+            StepConfig::new().retries(Retries::new(3).delay_fn(|attempt, _| Duration::from_secs(u64::from(attempt)))).to_engine().unwrap();
+        assert_eq!(serde_json::to_value(&config).unwrap(), json!({"retries": {"limit": 3, "backoff": "constant"}}));
+        let f = config.retries.unwrap().delay_fn.expect("the function rides beside the JSON");
+        assert_eq!(f.delay(2, &StepError::failed("x")), Duration::from_secs(2));
+        // An explicit backoff is kept, in either order.
+        let linear = Retries::new(1).backoff(Backoff::Linear).delay_fn(|_, _| Duration::ZERO);
+        assert_eq!(StepConfig::new().retries(linear).to_engine().unwrap().retries.unwrap().backoff, Backoff::Linear);
+        // A fixed delay set after a function replaces it, and backs off exponentially again.
+        let fixed = Retries::new(1).delay_fn(|_, _| Duration::ZERO).delay("1 second");
+        let fixed = StepConfig::new().retries(fixed).to_engine().unwrap().retries.unwrap();
+        assert_eq!((fixed.delay, fixed.delay_fn.is_none(), fixed.backoff), (Some(1000), true, Backoff::Exponential));
+    }
+
+    #[test]
+    fn sensitive_is_the_engines_output_marker() {
+        let config = StepConfig::new().sensitive().timeout("1 minute").to_engine().unwrap();
+        assert_eq!(serde_json::to_value(config).unwrap(), json!({"timeout": 60000, "sensitive": "output"}));
+    }
+
+    #[test]
+    fn max_attempts_is_the_limit_plus_one_with_the_engines_default() {
+        assert_eq!(EngineStepConfig::max_attempts(None), 6);
+        assert_eq!(EngineStepConfig::max_attempts(Some(&StepConfig::new().to_engine().unwrap())), 6);
+        let two = StepConfig::new().retries(Retries::new(1)).to_engine().unwrap();
+        assert_eq!(EngineStepConfig::max_attempts(Some(&two)), 2);
     }
 
     #[test]

@@ -56,6 +56,15 @@ impl StepError {
         matches!(self, StepError::Timeout(_))
     }
 
+    /// The wait a service asked for when it refused the attempt (its `Retry-After`),
+    /// when the failure came from `ServiceCall`: what a retry delay function honours.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            StepError::Failed(message) | StepError::NonRetryable(message) => crate::core::service::retry_after_hint(message),
+            _ => None,
+        }
+    }
+
     /// The JS error `name` this error is thrown with: anything that cannot succeed
     /// on a retry is non-retryable, so the engine does not try it again.
     pub fn js_name(&self) -> &'static str {

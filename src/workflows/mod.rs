@@ -14,20 +14,24 @@ use crate::core::validate::{typed_params, ParamsMismatch};
 
 macro_rules! workflows {
     ($($class:ident),* $(,)?) => {
-        /// Runs the workflow whose shim class is `class_name`.
+        /// Runs the workflow whose shim class is `class_name`, settling `promise`.
         #[cfg(target_arch = "wasm32")]
         pub(crate) async fn dispatch(
             class_name: &str,
             event: crate::bridge::EngineValue,
             step: crate::bridge::EngineValue,
             env: crate::bridge::EngineValue,
-        ) -> Result<crate::bridge::EngineValue, crate::bridge::EngineValue> {
+            promise: std::rc::Rc<crate::bridge::RunPromise>,
+        ) {
             let unknown = || crate::bridge::js::js_error("NonRetryableError", &format!("no Rust workflow for class {class_name}: register it in src/registry/mod.rs"));
-            let spec = crate::registry::workflow_by_class(class_name).ok_or_else(unknown)?;
-            match class_name {
-                $( stringify!($class) => crate::bridge::run::<$class>(spec, event, step, env).await, )*
-                _ => Err(unknown()),
-            }
+            let Some(spec) = crate::registry::workflow_by_class(class_name) else { return promise.reject(&unknown()) };
+            // Each run boxed behind one type: the caller polls one small future rather
+            // than a state machine holding every workflow's.
+            let run: crate::bridge::engine::LocalBoxFuture<'static, ()> = match class_name {
+                $( stringify!($class) => Box::pin(crate::bridge::run::<$class>(spec, event, step, env, promise)), )*
+                _ => return promise.reject(&unknown()),
+            };
+            run.await
         }
 
         /// Checks params against the typed params of the workflow with this class.
@@ -47,4 +51,10 @@ include!(concat!(env!("OUT_DIR"), "/workflows.rs"));
 #[allow(dead_code)]
 mod readme_example {
     include!(concat!(env!("OUT_DIR"), "/readme_example.rs"));
+}
+
+/// README's "Sagas and compensation" example, compiled likewise.
+#[allow(dead_code)]
+mod readme_saga_example {
+    include!(concat!(env!("OUT_DIR"), "/readme_saga_example.rs"));
 }

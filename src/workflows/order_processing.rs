@@ -1,8 +1,10 @@
-//! `order-processing`: check stock, charge, wait, ship, confirm.
-//! The seeds' OrderWorkflow, with its four services configured by vars
-//! (INVENTORY_URL, PAYMENTS_URL, SHIPPING_URL, NOTIFY_URL).
+//! `order-processing`: check stock, charge, wait, ship, confirm: a saga. The seeds'
+//! OrderWorkflow, with its four services configured by vars (INVENTORY_URL,
+//! PAYMENTS_URL, SHIPPING_URL, NOTIFY_URL). When shipping fails for good (a 4xx, or
+//! its retries run out), the charge is refunded by the payment step's rollback, once,
+//! and the instance ends errored.
 
-use crate::bridge::{Env, Step, Workflow, WorkflowEvent};
+use crate::bridge::{Env, Rollback, Step, Workflow, WorkflowEvent};
 use crate::core::duration::DurationParam;
 use crate::bridge::outbound::ServiceCall;
 use crate::core::service::{encode_uri_component, join_url};
@@ -43,7 +45,7 @@ struct Availability {
     available: bool,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Payment {
     transaction_id: String,
@@ -69,6 +71,16 @@ fn payment_config() -> StepConfig {
         .timeout("30 seconds")
 }
 
+/// A refund must happen: retried for about an hour (10 s doubling, 9 retries).
+fn refund_config() -> StepConfig {
+    StepConfig::new().retries(Retries::new(9).delay("10 seconds").backoff(Backoff::Exponential)).timeout("30 seconds")
+}
+
+/// Shipping is retried 3 times (2 s, 4 s, 8 s); a 4xx (the carrier refuses the order) is final.
+fn shipping_config() -> StepConfig {
+    StepConfig::new().retries(Retries::new(3).delay("2 seconds").backoff(Backoff::Exponential)).timeout("30 seconds")
+}
+
 impl Workflow for OrderWorkflow {
     type Params = OrderParams;
     type Output = OrderOutput;
@@ -77,7 +89,8 @@ impl Workflow for OrderWorkflow {
         OrderWorkflow { env }
     }
 
-    async fn run(&self, event: &WorkflowEvent<OrderParams>, step: Step<'_>) -> Result<OrderOutput, StepError> {
+    // `'w` named: the refund (a rollback) borrows the workflow's env and the order.
+    async fn run<'w>(&'w self, event: &'w WorkflowEvent<OrderParams>, step: Step<'w>) -> Result<OrderOutput, StepError> {
         let order = &event.payload;
         let inventory = self.env.required_var("INVENTORY_URL")?;
         let payments = self.env.required_var("PAYMENTS_URL")?;
@@ -104,22 +117,41 @@ impl Workflow for OrderWorkflow {
         }
 
         let idempotency_key = format!("order-payment-{}", event.instance_id);
+        // Undone by a refund if a later step fails for good. The refund's own key is
+        // derived from the instance too, so its retries (and the engine's) refund once.
+        let refund = Rollback::new(move |undo: crate::bridge::RollbackContext<Payment>| async move {
+            // No output: the charge itself failed, so there is nothing to refund.
+            let Some(payment) = undo.output else { return Ok(()) };
+            let payments = self.env.required_var("PAYMENTS_URL")?;
+            ServiceCall::new(&self.env, "payments", join_url(&payments, "refund"))
+                .header("idempotency-key", format!("order-refund-{}", event.instance_id))
+                .post::<serde_json::Value, _>(&serde_json::json!({"orderId": order.order_id, "transactionId": payment.transaction_id}))
+                .await
+                .map(drop)
+        })
+        .config(refund_config());
         let payment: Payment = step
-            .run_with("process-payment", payment_config(), |_| async {
-                ServiceCall::new(&self.env, "payments", join_url(&payments, "charge"))
-                    .client_errors_are_final()
-                    .header("idempotency-key", idempotency_key.clone())
-                    .post(&serde_json::json!({"orderId": order.order_id, "userId": order.user_id}))
-                    .await
-            })
+            .run_with_rollback(
+                "process-payment",
+                payment_config(),
+                |_| async {
+                    ServiceCall::new(&self.env, "payments", join_url(&payments, "charge"))
+                        .client_errors_are_final()
+                        .header("idempotency-key", idempotency_key.clone())
+                        .post(&serde_json::json!({"orderId": order.order_id, "userId": order.user_id}))
+                        .await
+                },
+                refund,
+            )
             .await?;
 
         let delay = order.fulfillment_delay.map_or(DEFAULT_FULFILLMENT_DELAY, |d| d.0);
         step.sleep("wait-before-fulfillment", delay).await?;
 
         let shipment: Shipment = step
-            .run("create-shipment", |_| async {
+            .run_with("create-shipment", shipping_config(), |_| async {
                 ServiceCall::new(&self.env, "shipping", join_url(&shipping, "create"))
+                    .client_errors_are_final()
                     .post(&serde_json::json!({"orderId": order.order_id, "items": order.items}))
                     .await
             })

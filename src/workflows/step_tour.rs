@@ -2,7 +2,7 @@
 //! Rust step API, and the probe the integration tests use to show each primitive
 //! on the real engine (retries, panics, sleeps, events, fan-out, limits).
 
-use crate::bridge::{Env, Step, Workflow, WorkflowEvent};
+use crate::bridge::{Env, Rollback, RollbackContext, Step, StepContext, Workflow, WorkflowEvent};
 use crate::core::bounded;
 use crate::core::duration::DurationParam;
 use crate::bridge::outbound::ServiceCall;
@@ -28,14 +28,17 @@ const MAX_NOOP: u64 = 1000;
 const MAX_OVERSIZED_BYTES: u64 = 2 * 1024 * 1024;
 const MAX_REPEAT: u64 = 20;
 
-/// Retries of one step as params give them.
+/// Retries of one step as params give them. With `retryAfter`, the delay is computed
+/// per failure: the wait a service asked for (`Retry-After`), else `delay`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RetryParams {
     pub limit: u32,
     pub delay: DurationParam,
     #[serde(default)]
-    pub backoff: Backoff,
+    pub backoff: Option<Backoff>,
+    #[serde(default)]
+    pub retry_after: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,6 +79,29 @@ pub enum Action {
     },
     /// One step that downloads `url` and returns its size: the baseline of `transform`.
     Download { name: String, url: String },
+    /// `count` steps named `name`, one after another (so counted 1, 2, …), each returning
+    /// the step context it saw: name, count, attempt and the config the engine resolved.
+    Context {
+        name: String,
+        #[serde(default = "once", deserialize_with = "bounded::at_most::<_, _, MAX_PARALLEL>")]
+        count: u32,
+        retries: Option<RetryParams>,
+        timeout: Option<DurationParam>,
+    },
+    /// A step with a rollback (a compensation). The step returns a `Reservation`; its
+    /// rollback POSTs what it got (`{step, count, attempt, output, error}`, the output
+    /// typed) to `undoUrl`, a non-2xx answer failing that rollback attempt. With `fail`
+    /// the step itself fails (non-retryable) after it started, so it is rolled back too,
+    /// without an output. The rollback panics on its first `panics` attempts.
+    Compensated {
+        name: String,
+        undo_url: String,
+        #[serde(default)]
+        fail: bool,
+        #[serde(default)]
+        panics: u32,
+        rollback_retries: Option<RetryParams>,
+    },
     /// One step that downloads `url` (a JSON array of records) and normalises it with
     /// `records::transform`, `repeat` times over (default once; the benchmark repeats it
     /// so the computation outweighs the noise of timing a workflow from outside),
@@ -98,9 +124,45 @@ pub struct StepTourWorkflow {
 
 fn config(retries: Option<RetryParams>) -> StepConfig {
     match retries {
-        Some(r) => StepConfig::new().retries(Retries::new(r.limit).delay(r.delay).backoff(r.backoff)),
+        Some(r) => StepConfig::new().retries(retries_of(r)),
         None => StepConfig::new(),
     }
+}
+
+fn retries_of(r: RetryParams) -> Retries {
+    let fallback = r.delay.0;
+    let retries = if r.retry_after {
+        Retries::new(r.limit).delay_fn(move |_attempt, error| error.retry_after().unwrap_or(fallback))
+    } else {
+        Retries::new(r.limit).delay(r.delay)
+    };
+    match r.backoff {
+        Some(backoff) => retries.backoff(backoff),
+        None => retries,
+    }
+}
+
+/// What a `compensated` step returns, and its rollback gets back typed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Reservation {
+    step: String,
+    token: String,
+}
+
+/// A step context as JSON, durations in milliseconds.
+fn context_json(ctx: &StepContext) -> Value {
+    let millis = |d: Option<std::time::Duration>| d.map(|d| d.as_millis() as u64);
+    json!({
+        "name": ctx.name,
+        "count": ctx.count,
+        "attempt": ctx.attempt,
+        "config": {
+            "timeoutMs": millis(ctx.config.timeout),
+            "retries": {"limit": ctx.config.retries.limit, "delayMs": millis(ctx.config.retries.delay), "backoff": ctx.config.retries.backoff},
+            "sensitive": ctx.config.sensitive,
+        },
+    })
 }
 
 impl Workflow for StepTourWorkflow {
@@ -111,7 +173,7 @@ impl Workflow for StepTourWorkflow {
         StepTourWorkflow { env }
     }
 
-    async fn run(&self, event: &WorkflowEvent<TourParams>, step: Step<'_>) -> Result<Vec<Value>, StepError> {
+    async fn run<'w>(&'w self, event: &'w WorkflowEvent<TourParams>, step: Step<'w>) -> Result<Vec<Value>, StepError> {
         let mut results = Vec::with_capacity(event.payload.actions.len());
         for action in &event.payload.actions {
             results.push(perform(&self.env, &step, action).await?);
@@ -120,7 +182,8 @@ impl Workflow for StepTourWorkflow {
     }
 }
 
-async fn perform(env: &Env, step: &Step<'_>, action: &Action) -> Result<Value, StepError> {
+// `'w`: the workflow's env and the event's actions outlive the run, so rollbacks may borrow them.
+async fn perform<'w>(env: &'w Env, step: &Step<'w>, action: &'w Action) -> Result<Value, StepError> {
     Ok(match action {
         Action::Call { name, url, retries, timeout } => {
             let config = match timeout {
@@ -199,6 +262,50 @@ async fn perform(env: &Env, step: &Step<'_>, action: &Action) -> Result<Value, S
                 })
                 .await?;
             json!({"name": name, "records": records, "dropped": dropped})
+        }
+        Action::Context { name, count, retries, timeout } => {
+            let mut config = config(*retries);
+            if let Some(timeout) = timeout {
+                config = config.timeout(*timeout);
+            }
+            let mut seen = Vec::new();
+            for _ in 0..(*count).min(10) {
+                seen.push(step.run_with(name, config.clone(), |ctx| async move { Ok(context_json(&ctx)) }).await?);
+            }
+            json!({"name": name, "contexts": seen})
+        }
+        Action::Compensated { name, undo_url, fail, panics, rollback_retries } => {
+            let undo = move |r: RollbackContext<Reservation>| async move {
+                if r.attempt <= *panics {
+                    panic!("deliberate panic in rollback attempt {}", r.attempt);
+                }
+                let report = json!({
+                    "step": r.step.name,
+                    "count": r.step.count,
+                    "attempt": r.attempt,
+                    "output": r.output,
+                    "error": {"name": r.error.name, "message": r.error.message},
+                });
+                ServiceCall::new(env, "undo", undo_url.clone()).post::<Value, _>(&report).await.map(drop)
+            };
+            let mut rollback = Rollback::new(undo);
+            if let Some(r) = rollback_retries {
+                rollback = rollback.config(StepConfig::new().retries(retries_of(*r)));
+            }
+            let reservation: Reservation = step
+                .run_with_rollback(
+                    name,
+                    StepConfig::new().retries(Retries::none()),
+                    |_| async move {
+                        if *fail {
+                            return Err(StepError::non_retryable(format!("{name} failed")));
+                        }
+                        Ok(Reservation { step: name.clone(), token: format!("{name}-token") })
+                    },
+                    rollback,
+                )
+                .await?;
+            json!({"name": name, "reservation": reservation})
         }
         Action::Oversized { name, bytes } => {
             let value: String = step.run(name, |_| async { Ok("x".repeat(*bytes)) }).await?;

@@ -29,6 +29,10 @@ export function startStandin() {
   const failures = new Map();
   // orderId -> status the payments service answers with (e.g. 402)
   const paymentStatus = new Map();
+  // orderId -> status the shipping service answers with (e.g. 422: it refuses the order)
+  const shippingStatus = new Map();
+  // key -> Retry-After seconds of the 429 answers /call/{key} gives first, in order
+  const rateLimits = new Map();
 
   const server = http.createServer(async (req, res) => {
     const chunks = [];
@@ -39,8 +43,8 @@ export function startStandin() {
     const url = new URL(req.url, "http://standin");
     const call = { method: req.method, path: url.pathname, query: Object.fromEntries(url.searchParams), headers: req.headers, body, raw, at: Date.now() };
     calls.push(call);
-    const send = (status, value) => {
-      res.writeHead(status, { "content-type": "application/json" });
+    const send = (status, value, headers = {}) => {
+      res.writeHead(status, { "content-type": "application/json", ...headers });
       res.end(JSON.stringify(value));
     };
     const failOnce = (key) => {
@@ -59,7 +63,11 @@ export function startStandin() {
       if (failOnce(`payments:${orderId}`)) return send(503, { error: "payments briefly unavailable" });
       return send(200, { transactionId: `tx-${orderId}` });
     }
+    if (parts[0] === "payments" && parts[1] === "refund") {
+      return send(200, { refunded: body?.transactionId });
+    }
     if (parts[0] === "shipping" && parts[1] === "create") {
+      if (shippingStatus.has(body?.orderId)) return send(shippingStatus.get(body?.orderId), { error: "carrier refuses the order" });
       return send(200, { trackingNumber: `trk-${body?.orderId}` });
     }
     if (parts[0] === "notify" && parts[1] === "send") {
@@ -89,6 +97,8 @@ export function startStandin() {
     }
     if (parts[0] === "call") {
       const key = parts[1];
+      const waits = rateLimits.get(key);
+      if (waits?.length) return send(429, { error: "slow down" }, { "retry-after": String(waits.shift()) });
       if (failOnce(`call:${key}`)) return send(503, { error: "try again" });
       return send(200, { key, attempt: Number(url.searchParams.get("attempt")) });
     }
@@ -104,6 +114,8 @@ export function startStandin() {
         callsTo: (path, pred = () => true) => calls.filter((c) => c.path === path && pred(c)),
         failNext: (key, n) => failures.set(key, n),
         paymentAnswers: (orderId, status) => paymentStatus.set(orderId, status),
+        shippingAnswers: (orderId, status) => shippingStatus.set(orderId, status),
+        rateLimitNext: (key, retryAfterSeconds) => rateLimits.set(key, [...retryAfterSeconds]),
         closeAll: () => server.closeAllConnections(),
         close: () => new Promise((r) => server.close(r)),
       });
