@@ -1,4 +1,5 @@
-//! order-processing: check stock, charge, wait, ship, confirm.
+//! order-processing: check stock, charge, wait, ship, confirm; a saga that refunds the
+//! charge when shipping fails for good.
 
 use crate::services::{engine, from_json, NOTIFY, PAYMENTS, SHIPPING};
 use rust_workflows::bridge::testing::{Status, StepOutcome};
@@ -95,4 +96,42 @@ fn a_charge_whose_answer_is_lost_is_sent_again_with_the_same_key() {
     assert_eq!(charges.len(), 2, "charged, answer lost, charged again");
     assert!(charges.iter().all(|c| c.header("idempotency-key") == Some("order-payment-o6")));
     assert_eq!(run.step("process-payment").attempt_errors()[0].message, "WorkflowTimeoutError: Execution timed out after 30000ms");
+}
+
+#[test]
+fn a_shipment_the_carrier_refuses_refunds_the_charge_once_and_nothing_after_it_runs() {
+    let (engine, knobs) = engine();
+    knobs.shipping_status.set(Some(422));
+    let run = engine.run::<OrderWorkflow>("o7", order("o7", &["p-1"]));
+    assert_eq!(run.status, Status::Errored, "{}", run.summary());
+    assert!(run.error().message.starts_with("shipping answered 422"), "{}", run.summary());
+    assert_eq!(run.step("create-shipment").attempts.len(), 1, "a 4xx from shipping is final");
+    assert_eq!(*knobs.refunds.borrow(), [json!({"orderId": "o7", "transactionId": "tx-o7"})]);
+    let refund = &engine.requests_to(&format!("{PAYMENTS}/refund"))[0];
+    assert_eq!(refund.header("idempotency-key"), Some("order-refund-o7"));
+    assert_eq!(run.rolled_back(), ["process-payment"], "the one step with a rollback");
+    assert!(!run.has_step("send-confirmation"));
+    assert!(knobs.notifications.borrow().is_empty());
+}
+
+#[test]
+fn a_shipment_whose_retries_run_out_refunds_the_charge_once() {
+    let (engine, knobs) = engine();
+    knobs.shipping_failures.set(99);
+    let run = engine.run::<OrderWorkflow>("o8", order("o8", &["p-1"]));
+    assert_eq!(run.status, Status::Errored, "{}", run.summary());
+    let ship = run.step("create-shipment");
+    assert_eq!(ship.attempts.len(), 4, "3 retries");
+    assert_eq!(ship.retry_delays(), [Duration::from_secs(2), Duration::from_secs(4), Duration::from_secs(8)]);
+    assert_eq!(knobs.refunds.borrow().len(), 1);
+}
+
+#[test]
+fn a_declined_charge_is_not_refunded() {
+    let (engine, knobs) = engine();
+    knobs.payment_status.set(Some(402));
+    let run = engine.run::<OrderWorkflow>("o9", order("o9", &["p-1"]));
+    assert_eq!(run.status, Status::Errored);
+    assert_eq!(run.rolled_back(), ["process-payment"], "its rollback ran, with no charge to refund");
+    assert!(knobs.refunds.borrow().is_empty());
 }

@@ -26,6 +26,10 @@ pub struct Knobs {
     pub payment_status: Rc<Cell<Option<u16>>>,
     /// Shipments still to answer 503.
     pub shipping_failures: Rc<Cell<u32>>,
+    /// A status every shipment answers with (the carrier refuses the order), instead of a tracking number.
+    pub shipping_status: Rc<Cell<Option<u16>>>,
+    /// The refunds asked of the payments service (their bodies), in order.
+    pub refunds: Rc<RefCell<Vec<Value>>>,
     /// The messages sent through the notifications service, in order.
     pub notifications: Rc<RefCell<Vec<Value>>>,
 }
@@ -39,7 +43,7 @@ fn take_one(left: &Cell<u32>) -> bool {
 /// An engine with the four service vars pointed at the stand-ins.
 pub fn engine() -> (TestEngine, Knobs) {
     let knobs = Knobs::default();
-    let (payments, shipping, notify) = (knobs.clone(), knobs.clone(), knobs.clone());
+    let (payments, shipping, notify, refunds) = (knobs.clone(), knobs.clone(), knobs.clone(), knobs.clone());
     let engine = TestEngine::new()
         .var("INVENTORY_URL", INVENTORY)
         .var("PAYMENTS_URL", PAYMENTS)
@@ -59,7 +63,14 @@ pub fn engine() -> (TestEngine, Knobs) {
             }
             Response::ok(&json!({"transactionId": format!("tx-{order}")}))
         })
+        .route(&format!("{PAYMENTS}/refund"), move |request: &Request| {
+            refunds.refunds.borrow_mut().push(request.json());
+            Response::ok(&json!({"refunded": true}))
+        })
         .route(&format!("{SHIPPING}/create"), move |request: &Request| {
+            if let Some(status) = shipping.shipping_status.get() {
+                return Response::json(status, &json!({"error": "carrier refuses the order"}));
+            }
             if take_one(&shipping.shipping_failures) {
                 return Response::json(503, &json!({"error": "shipping busy"}));
             }

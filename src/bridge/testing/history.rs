@@ -46,9 +46,30 @@ impl fmt::Display for ErrorInfo {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResolvedConfig {
     pub limit: u32,
-    pub delay: Duration,
+    /// The base delay; `None` when a delay function computes it (`Retries::delay_fn`).
+    pub delay: Option<Duration>,
     pub backoff: Backoff,
     pub timeout: Duration,
+}
+
+/// How a step's rollback ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RollbackOutcome {
+    Succeeded,
+    /// Failed for good (its retries ran out, or a non-retryable error): the engine ran no
+    /// rollback after it.
+    Failed(ErrorInfo),
+}
+
+/// A step's rollback, as the engine ran it when the instance failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollbackRecord {
+    /// The rolled-back step.
+    pub step: String,
+    pub count: u32,
+    /// The rollback's own attempts (their `retry_delay`s as its config computes them).
+    pub attempts: Vec<Attempt>,
+    pub outcome: RollbackOutcome,
 }
 
 /// How one attempt of a step ended.
@@ -188,6 +209,9 @@ pub struct TestRun {
     pub steps: Vec<StepRecord>,
     /// How many times `run` was executed from the top: the first run plus every replay.
     pub runs: u32,
+    /// The rollbacks the engine ran when the instance failed, in the order it ran them
+    /// (reverse order of the steps' starts).
+    pub rollbacks: Vec<RollbackRecord>,
     pub created_at: SystemTime,
     /// When it completed or errored (virtual time).
     pub finished_at: Option<SystemTime>,
@@ -232,6 +256,19 @@ impl TestRun {
     /// The names of the steps, in the order of their first call.
     pub fn step_names(&self) -> Vec<&str> {
         self.steps.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    /// The steps whose rollbacks ran, in the order they ran.
+    pub fn rolled_back(&self) -> Vec<&str> {
+        self.rollbacks.iter().map(|r| r.step.as_str()).collect()
+    }
+
+    /// The rollback of the step named `name` (count 1); panics listing those that ran.
+    pub fn rollback(&self, name: &str) -> &RollbackRecord {
+        self.rollbacks
+            .iter()
+            .find(|r| r.step == name && r.count == 1)
+            .unwrap_or_else(|| panic!("instance {} ran no rollback of {name:?}; it rolled back: {:?}", self.id, self.rolled_back()))
     }
 
     /// Virtual time from creation to the end (or to now, while it runs).

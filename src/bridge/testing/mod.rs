@@ -12,6 +12,9 @@
 //!   once, panics fail one attempt, timeouts are `StepError::Timeout`;
 //! - `wait_for_event` gets events sent before the wait (buffered per type) or during
 //!   it, or times out with the engine's message;
+//! - when an instance fails, the rollbacks of the steps that started run as the engine
+//!   runs them: newest first, each retried per its config, stopping at the first that
+//!   fails for good ([`TestRun::rollbacks`]);
 //! - every replay is checked: a workflow that names or orders its steps differently on
 //!   replay, reuses a step name in one run, or has side effects outside steps is stopped
 //!   with a message naming the step ([`Status::NonDeterministic`]).
@@ -32,9 +35,13 @@ mod replay;
 mod world;
 
 #[cfg(test)]
+mod step_features_tests;
+#[cfg(test)]
 mod tests;
 
-pub use history::{Attempt, AttemptOutcome, ErrorInfo, ResolvedConfig, Status, StepKind, StepOutcome, StepRecord, TestRun};
+pub use history::{
+    Attempt, AttemptOutcome, ErrorInfo, ResolvedConfig, RollbackOutcome, RollbackRecord, Status, StepKind, StepOutcome, StepRecord, TestRun,
+};
 pub use world::{AttemptRef, CreatedInstance, Request, Response, StoredObject};
 
 use crate::bridge::engine::EventRecord;

@@ -11,12 +11,15 @@
 //! Every run after the first is checked for determinism against the run before it (see
 //! [`Invocation::check_replay`]).
 
-use super::history::{Attempt, AttemptOutcome, ErrorInfo, ResolvedConfig, Status, StepKind, StepOutcome, StepRecord, TestRun};
+use super::history::{
+    Attempt, AttemptOutcome, ErrorInfo, ResolvedConfig, RollbackOutcome, RollbackRecord, Status, StepKind, StepOutcome, StepRecord, TestRun,
+};
 use super::world::{AttemptRef, Injected, TestEnv, World};
-use crate::bridge::engine::{AttemptFuture, EventRecord, LocalBoxFuture, StepCall, StepContext, StepEngine};
+use crate::bridge::engine::{AttemptFuture, EventRecord, LocalBoxFuture, RollbackCall, RollbackInput, StepCall, StepContext, StepEngine};
 use crate::bridge::{output_text, Env, Step, Workflow, WorkflowEvent};
 use crate::core::duration;
-use crate::core::step_config::{Backoff, EngineStepConfig};
+use crate::core::rollback::InstanceFailure;
+use crate::core::step_config::{Backoff, DelayFn, EngineStepConfig};
 use crate::core::step_error::{StepError, NON_RETRYABLE_NAME};
 use serde_json::Value;
 use std::cell::{Cell, RefCell};
@@ -44,16 +47,42 @@ pub fn resolve_config(config: Option<&EngineStepConfig>) -> ResolvedConfig {
     let retries = config.and_then(|c| c.retries.as_ref());
     ResolvedConfig {
         limit: retries.map_or(DEFAULT_RETRY_LIMIT, |r| r.limit),
-        delay: Duration::from_millis(retries.map_or(DEFAULT_RETRY_DELAY_MS, |r| r.delay)),
+        delay: match retries {
+            None => Some(Duration::from_millis(DEFAULT_RETRY_DELAY_MS)),
+            Some(r) => r.delay.map(Duration::from_millis),
+        },
         backoff: retries.map_or(Backoff::Exponential, |r| r.backoff),
         timeout: Duration::from_millis(config.and_then(|c| c.timeout).unwrap_or(DEFAULT_STEP_TIMEOUT_MS)),
     }
 }
 
 /// The wait after attempt `attempt` (1-based) failed, as the engine computes it
-/// (`calcRetryDuration`): constant `d`, linear `d·n`, exponential `d·2^(n-1)`.
+/// (`calcRetryDuration`): constant `d`, linear `d·n`, exponential `d·2^(n-1)`, where `d`
+/// is the fixed delay (the engine's 1 s if none).
 pub fn retry_delay(config: &ResolvedConfig, attempt: u32) -> Duration {
-    let base = duration::as_millis(config.delay);
+    backed_off(config, config.delay.unwrap_or(Duration::from_millis(DEFAULT_RETRY_DELAY_MS)), attempt)
+}
+
+/// The wait after attempt `attempt` failed with `error`: a delay function's value, with
+/// the backoff on top as the engine applies it; else [`retry_delay`]. A delay function
+/// that panics fails the step for good, as a failed one does on the engine.
+fn next_delay(
+    config: &ResolvedConfig,
+    dynamic: Option<&DelayFn>,
+    attempt: u32,
+    error: &ErrorInfo,
+    step: &str,
+) -> Result<Duration, ErrorInfo> {
+    let Some(f) = dynamic else { return Ok(retry_delay(config, attempt)) };
+    let base = catch_unwind(AssertUnwindSafe(|| f.delay(attempt, &from_engine(error)))).map_err(|panic| ErrorInfo {
+        name: "NonRetryableDelayError".into(),
+        message: format!("The delay function for step \"{step}\" threw an error: {}", panic_message(&*panic)),
+    })?;
+    Ok(backed_off(config, base, attempt))
+}
+
+fn backed_off(config: &ResolvedConfig, base: Duration, attempt: u32) -> Duration {
+    let base = duration::as_millis(base);
     let ms = match config.backoff {
         Backoff::Constant => base,
         Backoff::Linear => base.saturating_mul(u64::from(attempt)),
@@ -142,6 +171,7 @@ pub(crate) struct InstanceCore {
     pub kicked: bool,
     pub created_at: u64,
     pub finished_at: Option<u64>,
+    pub rollbacks: Vec<RollbackRecord>,
 }
 
 impl InstanceCore {
@@ -163,6 +193,7 @@ impl InstanceCore {
             kicked: false,
             created_at,
             finished_at: None,
+            rollbacks: Vec::new(),
         }
     }
 
@@ -246,6 +277,7 @@ impl InstanceCore {
             violation: self.violation.clone(),
             steps: self.entries.iter().map(|e| e.record.clone()).collect(),
             runs: self.runs,
+            rollbacks: self.rollbacks.clone(),
             created_at: World::time(self.created_at),
             finished_at: self.finished_at.map(World::time),
         }
@@ -288,9 +320,9 @@ where
             core.kicked = false;
             core.runs
         };
-        let invocation = Rc::new(Invocation::new(Rc::clone(core), Rc::clone(world), run));
         // As in the Worker, each run builds the workflow anew from the env.
         let workflow = W::new(Env::new(Rc::new(TestEnv { world: Rc::clone(world) })));
+        let invocation = Rc::new(Invocation::new(Rc::clone(core), Rc::clone(world), run));
         world.set_running(Some(self.event.instance_id.clone()));
         let (result, in_flight) = {
             let mut future = pin!(workflow.run(&self.event, Step::new(invocation.clone())));
@@ -320,12 +352,19 @@ where
         };
         let outside_steps = world.outside_steps.borrow().clone();
         world.set_running(None);
+        // A failed run: the rollbacks run before the instance is marked errored.
+        if let Some(Err(error)) = &result {
+            if invocation.violation.borrow().is_none() && outside_steps.is_empty() {
+                invocation.roll_back(error);
+            }
+        }
         invocation.conclude(result, &in_flight, &outside_steps);
     }
 }
 
-/// One run of an instance: the step engine its `Step` talks to.
-pub(crate) struct Invocation {
+/// One run of an instance: the step engine its `Step` talks to. `'w`: the workflow and
+/// its event, which the rollbacks registered in this run may borrow.
+pub(crate) struct Invocation<'w> {
     core: Rc<RefCell<InstanceCore>>,
     world: Rc<World>,
     run: u32,
@@ -337,18 +376,21 @@ pub(crate) struct Invocation {
     settled_at_start: Vec<bool>,
     do_calls: Cell<u32>,
     violation: RefCell<Option<String>>,
+    /// The rollbacks this run's steps registered, by entry (the first registration of a
+    /// step wins, as on the engine).
+    rollbacks: RefCell<Vec<(usize, RollbackCall<'w>)>>,
 }
 
 /// The engine counts calls per kind and name (and, for sleeps, duration).
 type CounterKey = (StepKind, String, Option<u64>);
 
 /// Keeps a step in the run's in-flight set until its future completes or is dropped.
-struct InFlight<'a> {
-    invocation: &'a Invocation,
+struct InFlight<'a, 'w> {
+    invocation: &'a Invocation<'w>,
     index: usize,
 }
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight<'_, '_> {
     fn drop(&mut self) {
         self.invocation.in_flight.borrow_mut().remove(&self.index);
     }
@@ -404,7 +446,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 const REPLAY_RULE: &str = "code outside steps must make the same step calls, in the same order, on every replay: \
      read the clock, make random values and iterate unordered maps inside a step";
 
-impl Invocation {
+impl<'w> Invocation<'w> {
     fn new(core: Rc<RefCell<InstanceCore>>, world: Rc<World>, run: u32) -> Self {
         let settled_at_start = core.borrow().entries.iter().map(Entry::settled).collect();
         Invocation {
@@ -418,6 +460,7 @@ impl Invocation {
             settled_at_start,
             do_calls: Cell::new(0),
             violation: RefCell::default(),
+            rollbacks: RefCell::default(),
         }
     }
 
@@ -436,7 +479,7 @@ impl Invocation {
     /// Registers a step call: counts it, checks it against the previous run when that
     /// run was sequential, and marks it in flight. `None` after a replay rule was broken:
     /// the call then never completes and the run stops.
-    fn begin(&self, kind: StepKind, name: &str, sleep_ms: Option<u64>) -> Option<InFlight<'_>> {
+    fn begin(&self, kind: StepKind, name: &str, sleep_ms: Option<u64>) -> Option<InFlight<'_, 'w>> {
         if self.violation.borrow().is_some() {
             return None;
         }
@@ -494,7 +537,7 @@ impl Invocation {
         self.with_entry(index, |e| e.suspended_in < self.run) && self.now() >= at
     }
 
-    async fn run_step(&self, call: StepCall<'_>) -> Result<String, StepError> {
+    async fn run_step(&self, call: StepCall<'_, 'w>) -> Result<String, StepError> {
         let calls = self.do_calls.get() + 1;
         self.do_calls.set(calls);
         let limit = self.world.step_limit.get();
@@ -506,8 +549,17 @@ impl Invocation {
         }
         let Some(flight) = self.begin(StepKind::Do, call.name, None) else { return pending().await };
         let index = flight.index;
+        let StepCall { name, config: step_config, attempt: make, rollback } = call;
+        if let Some(rollback) = rollback {
+            let mut rollbacks = self.rollbacks.borrow_mut();
+            if rollbacks.iter().all(|(i, _)| *i != index) {
+                rollbacks.push((index, rollback));
+            }
+        }
+        // A delay function is the current call's (the engine keeps none across runs).
+        let dynamic = step_config.as_ref().and_then(|c| c.retries.as_ref()).and_then(|r| r.delay_fn.clone());
         // The engine stores a step's config at its first call and keeps it.
-        let config = self.with_entry(index, |e| *e.record.config.get_or_insert_with(|| resolve_config(call.config.as_ref())));
+        let config = self.with_entry(index, |e| *e.record.config.get_or_insert_with(|| resolve_config(step_config.as_ref())));
         let (text, stored_error, wake) = self.with_entry(index, |e| {
             let stored = match &e.record.outcome {
                 StepOutcome::Failed(info) => Some(info.clone()),
@@ -530,7 +582,7 @@ impl Invocation {
                     name: "WorkflowTimeoutError".into(),
                     message: format!("Execution timed out after {}ms", config.timeout.as_millis()),
                 };
-                return self.attempt_failed(index, &config, timed_out, at).await;
+                return self.attempt_failed(index, &config, dynamic.as_ref(), timed_out, at).await;
             }
             _ => {}
         }
@@ -547,14 +599,15 @@ impl Invocation {
         });
         let started = self.now();
         let deadline = started.saturating_add(duration::as_millis(config.timeout));
-        let outcome = match self.world.injected(call.name, count, number) {
+        let context = StepContext::resolved(name, count, number, step_config.as_ref());
+        let outcome = match self.world.injected(name, count, number) {
             Some(Injected::Fail(error)) => Err(across_rpc(&error_info(&error))),
             Some(Injected::Result(text)) => Ok(text),
             Some(Injected::TimeOut) => return self.suspend(index, Wake::AttemptDeadline(deadline)).await,
             Some(Injected::FailAfterRunning(error)) => {
-                self.attempt(index, call.name, count, number, deadline, call.attempt).await.and(Err(across_rpc(&error_info(&error))))
+                self.attempt(index, context, deadline, make).await.and(Err(across_rpc(&error_info(&error))))
             }
-            None => self.attempt(index, call.name, count, number, deadline, call.attempt).await,
+            None => self.attempt(index, context, deadline, make).await,
         };
         match outcome {
             Ok(text) => {
@@ -568,7 +621,7 @@ impl Invocation {
                 });
                 Ok(text)
             }
-            Err(error) => self.attempt_failed(index, &config, error, self.now()).await,
+            Err(error) => self.attempt_failed(index, &config, dynamic.as_ref(), error, self.now()).await,
         }
     }
 
@@ -578,14 +631,17 @@ impl Invocation {
     async fn attempt<'a>(
         &self,
         index: usize,
-        name: &str,
-        count: u32,
-        number: u32,
+        context: StepContext,
         deadline: u64,
         make: &'a dyn Fn(StepContext) -> AttemptFuture<'a>,
     ) -> Result<String, ErrorInfo> {
-        let current = AttemptRef { instance: self.core.borrow().id.clone(), step: name.to_string(), count, attempt: number };
-        let context = StepContext { attempt: number, name: name.to_string() };
+        let current = AttemptRef {
+            instance: self.core.borrow().id.clone(),
+            step: context.name.clone(),
+            count: context.count,
+            attempt: context.attempt,
+            rollback: false,
+        };
         self.world.set_current(Some(current.clone()));
         let made = catch_unwind(AssertUnwindSafe(|| make(context)));
         self.world.set_current(None);
@@ -617,31 +673,159 @@ impl Invocation {
     /// After a failed attempt: a non-retryable error fails the step now (not stored: a
     /// replay runs it again); while retries remain the step waits out the delay and
     /// retries in a later run; then it fails for good, stored.
-    async fn attempt_failed(&self, index: usize, config: &ResolvedConfig, error: ErrorInfo, failed_at: u64) -> Result<String, StepError> {
+    async fn attempt_failed(
+        &self,
+        index: usize,
+        config: &ResolvedConfig,
+        dynamic: Option<&DelayFn>,
+        error: ErrorInfo,
+        failed_at: u64,
+    ) -> Result<String, StepError> {
+        let (attempts, target) = self.with_entry(index, |e| (e.record.attempts.len() as u32, format!("{}-{}", e.key.name, e.key.count)));
+        let retry = !is_non_retryable(&error) && attempts <= config.limit;
+        // The delay function runs only when a retry follows, as on the engine.
+        let delay = if retry { Some(next_delay(config, dynamic, attempts, &error, &target)) } else { None };
         let next = self.with_entry(index, |e| {
-            let attempts = e.record.attempts.len() as u32;
             let last = e.record.attempts.last_mut().expect("a failed attempt was recorded");
             last.outcome = AttemptOutcome::Failed(error.clone());
             e.wake = Wake::None;
-            if is_non_retryable(&error) {
-                // Logged by its name, with its message as thrown (the preserve flag).
-                let preserved = instance_error(&from_engine(&error));
-                last.outcome = AttemptOutcome::Failed(preserved.clone());
-                e.record.outcome = StepOutcome::NonRetryable(preserved);
-                None
-            } else if attempts <= config.limit {
-                let delay = retry_delay(config, attempts);
-                last.retry_delay = Some(delay);
-                Some(failed_at.saturating_add(duration::as_millis(delay)))
-            } else {
-                e.record.outcome = StepOutcome::Failed(error.clone());
-                None
+            match delay {
+                None if is_non_retryable(&error) => {
+                    // Logged by its name, with its message as thrown (the preserve flag).
+                    let preserved = instance_error(&from_engine(&error));
+                    last.outcome = AttemptOutcome::Failed(preserved.clone());
+                    e.record.outcome = StepOutcome::NonRetryable(preserved);
+                    Err(error.clone())
+                }
+                None => {
+                    e.record.outcome = StepOutcome::Failed(error.clone());
+                    Err(error.clone())
+                }
+                Some(Err(failed_delay)) => {
+                    e.record.outcome = StepOutcome::NonRetryable(failed_delay.clone());
+                    Err(failed_delay)
+                }
+                Some(Ok(delay)) => {
+                    last.retry_delay = Some(delay);
+                    Ok(failed_at.saturating_add(duration::as_millis(delay)))
+                }
             }
         });
         match next {
-            Some(at) => self.suspend(index, Wake::RetryAt(at)).await,
-            None => Err(from_engine(&error)),
+            Ok(at) => self.suspend(index, Wake::RetryAt(at)).await,
+            Err(error) => Err(from_engine(&error)),
         }
+    }
+
+    /// The instance failed with `error`: runs the rollbacks of the steps that started, as
+    /// the engine does before it marks the instance errored: in reverse order of the
+    /// steps' starts, each with its own attempts and retries (their delays are recorded,
+    /// not waited), stopping at the first that fails for good. A rollback future that
+    /// stays pending hangs: that attempt times out.
+    fn roll_back(&self, error: &StepError) {
+        let info = error_info(error);
+        let failure = InstanceFailure::from_engine(&info.name, &info.message);
+        let mut registered = std::mem::take(&mut *self.rollbacks.borrow_mut());
+        registered.sort_by_key(|(index, _)| std::cmp::Reverse(*index));
+        let instance = self.core.borrow().id.clone();
+        let mut records = Vec::new();
+        for (index, rollback) in registered {
+            let (name, count, output_json, step_attempts, step_config, started) = self.with_entry(index, |e| {
+                let config = e.record.config.unwrap_or_else(|| resolve_config(None));
+                (e.key.name.clone(), e.key.count, e.text.clone(), e.record.attempts.len() as u32, config, !e.record.attempts.is_empty())
+            });
+            if !started {
+                continue;
+            }
+            let config = resolve_config(rollback.config.as_ref());
+            let dynamic = rollback.config.as_ref().and_then(|c| c.retries.as_ref()).and_then(|r| r.delay_fn.clone());
+            let mut record = RollbackRecord { step: name.clone(), count, attempts: Vec::new(), outcome: RollbackOutcome::Succeeded };
+            for number in 1..=config.limit.saturating_add(1) {
+                let mut step = StepContext::resolved(&name, count, step_attempts.max(1), None);
+                step.config = resolved_step_config(&step_config);
+                let input = RollbackInput { attempt: number, step, error: failure.clone(), output_json: output_json.clone() };
+                let current = AttemptRef { instance: instance.clone(), step: name.clone(), count, attempt: number, rollback: true };
+                record.attempts.push(Attempt {
+                    number,
+                    started_at: World::time(self.now()),
+                    outcome: AttemptOutcome::Running,
+                    retry_delay: None,
+                });
+                let result = self.poll_rollback(&rollback, input, current, config.timeout);
+                let last = record.attempts.last_mut().expect("just pushed");
+                match result {
+                    Ok(()) => {
+                        last.outcome = AttemptOutcome::Succeeded;
+                        break;
+                    }
+                    Err(error) => {
+                        last.outcome = AttemptOutcome::Failed(error.clone());
+                        let delay = (!is_non_retryable(&error) && number <= config.limit)
+                            .then(|| next_delay(&config, dynamic.as_ref(), number, &error, &format!("{name}-{count}")));
+                        match delay {
+                            Some(Ok(delay)) => last.retry_delay = Some(delay),
+                            Some(Err(failed)) => {
+                                record.outcome = RollbackOutcome::Failed(failed);
+                                break;
+                            }
+                            None => {
+                                record.outcome = RollbackOutcome::Failed(error);
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            let failed = matches!(record.outcome, RollbackOutcome::Failed(_));
+            records.push(record);
+            if failed {
+                break;
+            }
+        }
+        self.core.borrow_mut().rollbacks.extend(records);
+    }
+
+    /// Runs one rollback attempt to its end: a panic fails it, and so does staying
+    /// pending (it hangs until its timeout).
+    fn poll_rollback(
+        &self,
+        rollback: &RollbackCall<'w>,
+        input: RollbackInput,
+        current: AttemptRef,
+        timeout: Duration,
+    ) -> Result<(), ErrorInfo> {
+        let panicked = |panic: Box<dyn std::any::Any + Send>| ErrorInfo {
+            name: "PanicError".into(),
+            message: panic_message(&*panic).replacen("step panicked", "rollback panicked", 1),
+        };
+        self.world.set_current(Some(current.clone()));
+        let made = catch_unwind(AssertUnwindSafe(|| (rollback.run)(input)));
+        let mut future = match made {
+            Ok(future) => future,
+            Err(panic) => {
+                self.world.set_current(None);
+                return Err(panicked(panic));
+            }
+        };
+        let flag = Arc::new(WakeFlag(AtomicBool::new(false)));
+        let waker = Waker::from(Arc::clone(&flag));
+        let mut context = Context::from_waker(&waker);
+        let result = loop {
+            flag.0.store(false, Ordering::SeqCst);
+            match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut context))) {
+                Ok(Poll::Ready(result)) => break result.map_err(|e| error_info(&e)),
+                Err(panic) => break Err(panicked(panic)),
+                Ok(Poll::Pending) if flag.0.load(Ordering::SeqCst) => continue,
+                Ok(Poll::Pending) => {
+                    break Err(ErrorInfo {
+                        name: "WorkflowTimeoutError".into(),
+                        message: format!("Execution timed out after {}ms", timeout.as_millis()),
+                    })
+                }
+            }
+        };
+        self.world.set_current(None);
+        result
     }
 
     async fn sleep_step(
@@ -816,8 +1000,17 @@ impl Invocation {
     }
 }
 
-impl<'w> StepEngine<'w> for Invocation {
-    fn run<'a>(&'a self, call: StepCall<'a>) -> LocalBoxFuture<'a, Result<String, StepError>> {
+/// A step's resolved config as its context reports it.
+fn resolved_step_config(config: &ResolvedConfig) -> crate::core::step_context::ResolvedStepConfig {
+    crate::core::step_context::ResolvedStepConfig {
+        timeout: Some(config.timeout),
+        retries: crate::core::step_context::ResolvedRetries { limit: config.limit, delay: config.delay, backoff: config.backoff },
+        sensitive: false,
+    }
+}
+
+impl<'w> StepEngine<'w> for Invocation<'w> {
+    fn run<'a>(&'a self, call: StepCall<'a, 'w>) -> LocalBoxFuture<'a, Result<String, StepError>> {
         Box::pin(self.run_step(call))
     }
 
@@ -855,10 +1048,13 @@ mod tests {
     #[test]
     fn defaults_are_the_local_engines() {
         let c = resolve_config(None);
-        assert_eq!((c.limit, c.delay, c.backoff, c.timeout), (5, Duration::from_secs(1), Backoff::Exponential, Duration::from_secs(600)));
+        assert_eq!(
+            (c.limit, c.delay, c.backoff, c.timeout),
+            (5, Some(Duration::from_secs(1)), Backoff::Exponential, Duration::from_secs(600))
+        );
         let partial = StepConfig::new().timeout("30 seconds").to_engine().unwrap();
         let c = resolve_config(Some(&partial));
-        assert_eq!((c.limit, c.delay, c.timeout), (5, Duration::from_secs(1), Duration::from_secs(30)));
+        assert_eq!((c.limit, c.delay, c.timeout), (5, Some(Duration::from_secs(1)), Duration::from_secs(30)));
     }
 
     #[test]

@@ -15,13 +15,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Which attempt of which step did something.
+/// Which attempt of which step (or of its rollback) did something.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptRef {
     pub instance: String,
     pub step: String,
     pub count: u32,
+    /// The attempt: the step's, or its rollback's when `rollback` is set.
     pub attempt: u32,
+    /// It was the step's rollback.
+    pub rollback: bool,
 }
 
 /// A request a workflow sent, as the router received it.
@@ -69,12 +72,20 @@ pub struct Response {
     pub network_error: Option<String>,
     /// No answer ever comes: the attempt hangs until its step's timeout.
     pub hangs: bool,
+    /// The wait the answer asks for (its `Retry-After` header).
+    pub retry_after: Option<Duration>,
 }
 
 impl Response {
     /// `status` with `value` as the JSON body.
     pub fn json(status: u16, value: &impl Serialize) -> Self {
-        Response { status, body: serde_json::to_vec(value).expect("a JSON body serialises"), network_error: None, hangs: false }
+        Response {
+            status,
+            body: serde_json::to_vec(value).expect("a JSON body serialises"),
+            network_error: None,
+            hangs: false,
+            retry_after: None,
+        }
     }
 
     /// 200 with `value` as the JSON body.
@@ -84,22 +95,28 @@ impl Response {
 
     /// `status` with a text body.
     pub fn text(status: u16, body: impl Into<String>) -> Self {
-        Response { status, body: body.into().into_bytes(), network_error: None, hangs: false }
+        Response { status, body: body.into().into_bytes(), network_error: None, hangs: false, retry_after: None }
     }
 
     /// `status` with no body.
     pub fn status(status: u16) -> Self {
-        Response { status, body: Vec::new(), network_error: None, hangs: false }
+        Response { status, body: Vec::new(), network_error: None, hangs: false, retry_after: None }
     }
 
     /// No answer, ever: the attempt waits until its step's timeout fails it.
     pub fn hang() -> Self {
-        Response { status: 0, body: Vec::new(), network_error: None, hangs: true }
+        Response { status: 0, body: Vec::new(), network_error: None, hangs: true, retry_after: None }
+    }
+
+    /// The same answer with a `Retry-After` header asking the caller to wait `wait`.
+    pub fn retry_after(mut self, wait: Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
     }
 
     /// No answer at all: `fetch` fails with `message` (a refused connection, a DNS failure).
     pub fn unreachable(message: impl Into<String>) -> Self {
-        Response { status: 0, body: Vec::new(), network_error: Some(message.into()), hangs: false }
+        Response { status: 0, body: Vec::new(), network_error: Some(message.into()), hangs: false, retry_after: None }
     }
 }
 
@@ -305,7 +322,7 @@ impl World {
         match response.network_error {
             _ if response.hangs => None,
             Some(message) => Some(Err(StepError::failed(message))),
-            None => Some(Ok(OutboundResponse { status: response.status, body: response.body })),
+            None => Some(Ok(OutboundResponse { status: response.status, body: response.body, retry_after: response.retry_after })),
         }
     }
 
