@@ -1,13 +1,15 @@
 //! The Workflow binding (`env.ORDER_WORKFLOW`) in Rust: create (with retention),
 //! create_batch and delete_batch (answered per entry), get, and per instance status,
 //! pause, resume, terminate (with or without rollback), restart (from the start or
-//! from a step), send_event, delete.
+//! from a step), send_event, delete, and subscribe (the instance's typed event history,
+//! then its live events).
 //! Engine errors come back typed ([`BindingError`]): a missing instance is
 //! `NotFound`, never a panic.
 
 use super::js;
 use crate::core::engine_error::BindingError;
 use crate::core::instance_batch::{self, codes, CreateEntry, CreateOutcome, DeleteEntry, DeleteOutcome, EngineEntryError, EntryError};
+use crate::core::instance_events::{self as events, InstanceEvent};
 use crate::core::instance_options::{self, EngineCreateOptions, EngineRetention, RestartFrom, Retention};
 use crate::core::status::InstanceStatus;
 use crate::core::validate;
@@ -67,6 +69,15 @@ extern "C" {
 
     #[wasm_bindgen(method, catch, js_name = "delete")]
     fn delete_instance(this: &JsInstance) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(method, catch)]
+    fn subscribe(this: &JsInstance, options: &JsValue) -> Result<Promise, JsValue>;
+
+    /// The engine's `WorkflowInstanceSubscription`: an RPC stub with `next()` and dispose.
+    type JsSubscription;
+
+    #[wasm_bindgen(method, catch, js_name = "next")]
+    fn next_event(this: &JsSubscription) -> Result<Promise, JsValue>;
 }
 
 /// Runs one binding call, mapping a throw or a rejection to a typed error about `id`.
@@ -266,8 +277,21 @@ impl Instance {
         &self.id
     }
 
+    /// The instance's status, error and output. Bounded before it is copied into Rust:
+    /// the local engine's `__LOCAL_DEV_STEP_OUTPUTS` (every step's output, which grows
+    /// with the instance's history) is dropped unread, and an output over 1 MiB of JSON
+    /// (more than a workflow of this crate can return) is dropped too.
     pub async fn status(&self) -> Result<InstanceStatus, BindingError> {
         let status = call(&self.id, self.js.status()).await?;
+        if status.is_object() {
+            let object = status.unchecked_ref::<js_sys::Object>();
+            let _ = Reflect::delete_property(object, &JsValue::from_str("__LOCAL_DEV_STEP_OUTPUTS"));
+            let output = js::get(&status, "output");
+            if !output.is_undefined() && json_chars(&output).is_none_or(|n| n as usize > events::MAX_VALUE_CHARS) {
+                let _ = Reflect::delete_property(object, &JsValue::from_str("output"));
+            }
+            cut_error_message(&js::get(&status, "error"));
+        }
         js::from_js(&status).map_err(|e| BindingError::Serialization(e.to_string()))
     }
 
@@ -312,10 +336,147 @@ impl Instance {
         call(&self.id, self.js.delete_instance()).await.map(drop)
     }
 
+    /// The instance's events: every event after `cursor` (an event id, exclusive; `None`
+    /// from the start) in order, then its live events until it finishes. Resuming with
+    /// the last event id seen gives no duplicates and no gaps (within one run: a restart
+    /// numbers events again).
+    pub async fn subscribe(&self, cursor: Option<u64>) -> Result<Subscription, BindingError> {
+        let options = match cursor {
+            Some(cursor) => to_js(&serde_json::json!({ "cursor": cursor }))?,
+            None => JsValue::UNDEFINED,
+        };
+        let js = call(&self.id, self.js.subscribe(&options)).await?;
+        Ok(Subscription { js: js.unchecked_into(), id: self.id.clone(), pending: None, finished: false })
+    }
+
     /// Sends an event that a `wait_for_event` of the same type receives.
     pub async fn send_event<T: Serialize + ?Sized>(&self, event_type: &str, payload: &T) -> Result<(), BindingError> {
         validate::event_type(event_type)?;
         let event = to_js(&serde_json::json!({ "type": event_type, "payload": payload }))?;
         call(&self.id, self.js.send_event(&event)).await.map(drop)
     }
+}
+
+/// An instance's events, from [`Instance::subscribe`]: [`Subscription::next`] gives them
+/// one at a time, each bounded (see `core::instance_events`), and `None` once the
+/// instance has finished. Dropping it closes the engine's side.
+pub struct Subscription {
+    js: JsSubscription,
+    id: String,
+    /// The engine's `next()` in flight: kept across a cancelled [`Subscription::next`],
+    /// so waiting for an event can be raced against a timer without losing one.
+    pending: Option<JsFuture>,
+    finished: bool,
+}
+
+impl Subscription {
+    /// The next event, waiting for it if the instance has not produced it yet; `None`
+    /// after the event that ends the instance. Cancel-safe: dropping the future before it
+    /// is ready loses nothing.
+    pub async fn next(&mut self) -> Result<Option<InstanceEvent>, BindingError> {
+        if self.finished {
+            return Ok(None);
+        }
+        let to_error = |e: JsValue| BindingError::from_engine(&self.id, &js::error_name(&e), &js::error_message(&e));
+        if self.pending.is_none() {
+            self.pending = Some(JsFuture::from(self.js.next_event().map_err(to_error)?));
+        }
+        let result = match self.pending.as_mut() {
+            Some(pending) => pending.await,
+            None => return Ok(None),
+        };
+        self.pending = None;
+        let result = result.map_err(|e| {
+            self.finished = true;
+            to_error(e)
+        })?;
+        if js::get(&result, "done").as_bool() == Some(true) {
+            self.finished = true;
+            return Ok(None);
+        }
+        let event = read_event(js::get(&result, "value"))?;
+        if event.kind.is_terminal() {
+            self.finished = true;
+        }
+        Ok(Some(event))
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        // `[Symbol.dispose]()` ends the engine's side (it stops waiting for new events).
+        let dispose = Reflect::get(&self.js, &js_sys::Symbol::dispose().into()).ok().and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+        if let Some(dispose) = dispose {
+            let _ = dispose.call0(&self.js);
+        }
+    }
+}
+
+/// The length of `value`'s JSON in characters, read without copying it into Rust.
+fn json_chars(value: &JsValue) -> Option<u32> {
+    js_sys::JSON::stringify(value).ok().and_then(|s| s.dyn_into::<js_sys::JsString>().ok()).map(|s| s.length())
+}
+
+/// Cuts an `{name, message}` error's message to `MAX_ERROR_MESSAGE_CHARS` in place.
+fn cut_error_message(error: &JsValue) {
+    if let Some(message) = js::get(error, "message").dyn_ref::<js_sys::JsString>() {
+        if message.length() as usize > events::MAX_ERROR_MESSAGE_CHARS {
+            let _ = Reflect::set(error, &"message".into(), &message.slice(0, events::MAX_ERROR_MESSAGE_CHARS as u32).into());
+        }
+    }
+}
+
+fn is_stream(value: &JsValue) -> bool {
+    value.is_object() && js::get(value, "getReader").is_function()
+}
+
+/// Reads one event, bounded before anything is copied into Rust: a stream output is
+/// never serialised, an output or params over `MAX_VALUE_CHARS` is replaced by its
+/// size, an error message is cut to `MAX_ERROR_MESSAGE_CHARS`, a callback envelope
+/// around params is unwrapped, and an event still too large keeps only its type and ids.
+fn read_event(value: JsValue) -> Result<InstanceEvent, BindingError> {
+    let set = |key: &str, v: &JsValue| {
+        let _ = Reflect::set(&value, &JsValue::from_str(key), v);
+    };
+    let remove = |key: &str| {
+        let _ = Reflect::delete_property(value.unchecked_ref::<js_sys::Object>(), &JsValue::from_str(key));
+    };
+    for (key, marker) in [("output", events::OUTPUT_OMITTED_CHARS), ("params", events::PARAMS_OMITTED_CHARS)] {
+        let field = js::get(&value, key);
+        if field.is_undefined() {
+            continue;
+        }
+        if key == "output" && is_stream(&field) {
+            remove(key);
+            set(events::OUTPUT_IS_STREAM, &JsValue::TRUE);
+            continue;
+        }
+        match json_chars(&field) {
+            Some(chars) if chars as usize <= events::MAX_VALUE_CHARS => {}
+            chars => {
+                remove(key);
+                set(marker, &JsValue::from_f64(f64::from(chars.unwrap_or(0))));
+            }
+        }
+    }
+    cut_error_message(&js::get(&value, "error"));
+    let text = js_sys::JSON::stringify(&value).ok().and_then(|s| s.dyn_into::<js_sys::JsString>().ok());
+    let text = match text {
+        Some(text) if (text.length() as usize) <= events::MAX_EVENT_CHARS => String::from(text),
+        _ => {
+            // Pathological: keep what identifies the event.
+            let minimal = js_sys::Object::new();
+            for key in ["type", "eventId", "timestamp", "instanceId", "stepName"] {
+                let _ = Reflect::set(&minimal, &key.into(), &js::get(&value, key));
+            }
+            js_sys::JSON::stringify(&minimal).ok().map(String::from).unwrap_or_default()
+        }
+    };
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| BindingError::Serialization(format!("an instance event: {e}")))?;
+    let mut event = InstanceEvent::from_json(&json).map_err(|e| BindingError::Serialization(e.to_string()))?;
+    if let events::EventKind::WorkflowStarted { params: Some(events::StepOutput::Value(params)) } = &mut event.kind {
+        *params = crate::core::callback::unwrap(std::mem::take(params)).0;
+    }
+    Ok(event)
 }

@@ -190,6 +190,11 @@ pub enum ApiError {
     /// A batch (of creates or deletes) that is empty or holds more than 100 entries.
     #[error("{0}")]
     InvalidBatch(String),
+    /// An `Accept` header that allows none of the media types a route serves.
+    #[error("{0}")]
+    InvalidAccept(String),
+    #[error("{0}")]
+    InvalidLastEventId(String),
     #[error("{0}")]
     Unauthorized(String),
     #[error("params do not match the workflow's params: {0}")]
@@ -237,7 +242,9 @@ impl ApiError {
             | ApiError::InvalidWait(_)
             | ApiError::InvalidQuery(_)
             | ApiError::InvalidRetention(_)
-            | ApiError::InvalidBatch(_) => 400,
+            | ApiError::InvalidBatch(_)
+            | ApiError::InvalidAccept(_)
+            | ApiError::InvalidLastEventId(_) => 400,
             ApiError::Unauthorized(_) => 401,
             ApiError::NotFound | ApiError::WorkflowNotFound(_) | ApiError::InstanceNotFound { .. } => 404,
             ApiError::MethodNotAllowed { .. } => 405,
@@ -259,6 +266,8 @@ impl ApiError {
             ApiError::InvalidQuery(_) => "invalid_query",
             ApiError::InvalidRetention(_) => "invalid_retention",
             ApiError::InvalidBatch(_) => "invalid_batch",
+            ApiError::InvalidAccept(_) => "invalid_accept",
+            ApiError::InvalidLastEventId(_) => "invalid_last_event_id",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::InvalidParams(_) => "invalid_params",
             ApiError::NotFound => "not_found",
@@ -330,6 +339,8 @@ impl ApiError {
             ApiError::InvalidQuery(String::new()),
             ApiError::InvalidRetention(String::new()),
             ApiError::InvalidBatch(String::new()),
+            ApiError::InvalidAccept(String::new()),
+            ApiError::InvalidLastEventId(String::new()),
             ApiError::Unauthorized(String::new()),
             ApiError::InvalidParams(String::new()),
             ApiError::NotFound,
@@ -356,6 +367,8 @@ impl ApiError {
                 | ApiError::InvalidQuery(_)
                 | ApiError::InvalidRetention(_)
                 | ApiError::InvalidBatch(_)
+                | ApiError::InvalidAccept(_)
+                | ApiError::InvalidLastEventId(_)
                 | ApiError::Unauthorized(_)
                 | ApiError::InvalidParams(_)
                 | ApiError::NotFound
@@ -476,6 +489,16 @@ impl JobsRequest {
             return Err(ApiError::InvalidJson(format!("send 1 to {MAX_JOBS_PER_REQUEST} jobs, not {}", jobs.len())));
         }
         Ok(jobs)
+    }
+}
+
+impl From<crate::http::sse::HistoryRequestError> for ApiError {
+    fn from(e: crate::http::sse::HistoryRequestError) -> Self {
+        use crate::http::sse::HistoryRequestError::*;
+        match e {
+            Unacceptable(_) => ApiError::InvalidAccept(e.to_string()),
+            LastEventId(_) => ApiError::InvalidLastEventId(e.to_string()),
+        }
     }
 }
 
@@ -691,6 +714,14 @@ mod tests {
         assert!(none.into_jobs().is_err());
         let too_many: JobsRequest = serde_json::from_value(serde_json::Value::Array(vec![json!({"workflow": "w"}); 101])).unwrap();
         assert!(too_many.into_jobs().is_err());
+    }
+
+    #[test]
+    fn history_request_errors_are_400_with_their_code() {
+        let e = ApiError::from(crate::http::sse::negotiate(Some("text/html")).unwrap_err());
+        assert_eq!((e.status(), e.code()), (400, "invalid_accept"));
+        let e = ApiError::from(crate::http::sse::last_event_id(Some("x")).unwrap_err());
+        assert_eq!((e.status(), e.code()), (400, "invalid_last_event_id"));
     }
 
     #[test]

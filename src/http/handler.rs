@@ -2,10 +2,14 @@
 //! serves the four integration patterns and instance management, answers in JSON
 //! (`api`), and logs one structured line per request.
 
+use crate::bridge::binding::Subscription;
 use crate::bridge::instances;
 use crate::bridge::NewInstance;
 use crate::bridge::{Instance, WorkflowBinding, WorkflowEnv};
+use crate::core::engine_error::BindingError;
+use crate::core::history::History;
 use crate::core::instance_batch::{CreateEntry, CreateOutcome};
+use crate::core::instance_events::InstanceEvent;
 use crate::core::instance_index;
 use crate::core::status::{InstanceState, InstanceStatus};
 use crate::core::url_policy;
@@ -16,6 +20,7 @@ use crate::http::api::{DeleteBatchRequest, RestartRequest, TerminateRequest};
 use crate::http::auth;
 use crate::http::poll;
 use crate::http::routes::{self, ControlAction, Route, RouteError};
+use crate::http::sse::{self, HistoryFormat};
 use crate::registry::{WorkflowSpec, WORKFLOWS};
 use crate::triggers::jobs;
 use crate::triggers::queue::{self, params_problem, private_hosts};
@@ -106,6 +111,7 @@ async fn serve(route: Route, req: &mut Request, env: &Env) -> Result<Response, A
         Route::DeleteBatch { workflow } => delete_batch(workflow_spec(&workflow, env)?, req, env).await,
         Route::GetInstance { workflow, id } => get_instance(workflow_spec(&workflow, env)?, &id, env).await,
         Route::DeleteInstance { workflow, id } => delete_instance(workflow_spec(&workflow, env)?, &id, env).await,
+        Route::History { workflow, id } => instance_history(workflow_spec(&workflow, env)?, &id, req, env).await,
         Route::Control { workflow, id, action } => control_instance(workflow_spec(&workflow, env)?, &id, action, req, env).await,
         Route::SendEvent { workflow, id, event_type } => send_event(workflow_spec(&workflow, env)?, &id, &event_type, req, env).await,
         Route::SubmitJobs => submit_jobs(req, env).await,
@@ -312,6 +318,108 @@ async fn get_instance(spec: &'static WorkflowSpec, id: &str, env: &Env) -> Resul
     let instance = WorkflowBinding::from_env(env, spec.binding).map_err(fail)?.get(id).await.map_err(fail)?;
     let status = instance.status().await.map_err(fail)?;
     json_response(200, &instance_body(spec, id, status))
+}
+
+/// How long the JSON history waits for a further event of an instance that has not
+/// finished before answering with what it has (it has then read all there is, as far
+/// as anyone can tell), and the most time it spends reading.
+const HISTORY_IDLE: std::time::Duration = std::time::Duration::from_millis(500);
+const HISTORY_DEADLINE_MS: f64 = 20_000.0;
+/// An idle event stream sends a comment this often, so proxies keep it open.
+const KEEP_ALIVE_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+
+enum Next {
+    Event(InstanceEvent),
+    End,
+    Failed(BindingError),
+    Idle,
+}
+
+/// The next event, or `Idle` when none comes within `idle` (nothing is lost: the
+/// subscription keeps the engine's call in flight for the next try).
+async fn next_or_idle(events: &mut Subscription, idle: Option<std::time::Duration>) -> Next {
+    let next = Box::pin(events.next());
+    let result = match idle {
+        None => next.await,
+        Some(idle) => match futures_util::future::select(next, Box::pin(Delay::from(idle))).await {
+            futures_util::future::Either::Left((result, _)) => result,
+            futures_util::future::Either::Right(_) => return Next::Idle,
+        },
+    };
+    match result {
+        Ok(Some(event)) => Next::Event(event),
+        Ok(None) => Next::End,
+        Err(e) => Next::Failed(e),
+    }
+}
+
+/// `GET …/instances/{id}/history`: with `Accept: text/event-stream`, the instance's
+/// events as SSE (from after `Last-Event-ID`, then live until it finishes); otherwise
+/// its steps as JSON. An `Accept` allowing neither is 400 `invalid_accept`.
+async fn instance_history(spec: &'static WorkflowSpec, id: &str, req: &Request, env: &Env) -> Result<Response, ApiError> {
+    check_id(id)?;
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    let format = sse::negotiate(header("accept").as_deref())?;
+    let cursor = match format {
+        HistoryFormat::EventStream => sse::last_event_id(header("last-event-id").as_deref())?,
+        HistoryFormat::Json => None,
+    };
+    let fail = |e| ApiError::from_binding(spec.name, e);
+    let instance = WorkflowBinding::from_env(env, spec.binding).map_err(fail)?.get(id).await.map_err(fail)?;
+    match format {
+        HistoryFormat::Json => {
+            // A finished instance's events end by themselves; a live one's are read until
+            // none comes for a moment.
+            let idle = (!instance.status().await.map_err(fail)?.status.is_finished()).then_some(HISTORY_IDLE);
+            let mut events = instance.subscribe(None).await.map_err(fail)?;
+            let mut history = History::new();
+            let started = js_sys::Date::now();
+            let mut truncated = false;
+            loop {
+                if js_sys::Date::now() - started > HISTORY_DEADLINE_MS {
+                    truncated = true;
+                    break;
+                }
+                match next_or_idle(&mut events, idle).await {
+                    Next::Event(event) => history.apply(&event),
+                    Next::End | Next::Idle => break,
+                    Next::Failed(e) => return Err(fail(e)),
+                }
+            }
+            let mut body = serde_json::to_value(&history).map_err(internal)?;
+            if let Some(map) = body.as_object_mut() {
+                map.insert("id".into(), id.into());
+                map.insert("workflow".into(), spec.name.into());
+                map.insert("truncated".into(), truncated.into());
+            }
+            json_response(200, &body)
+        }
+        HistoryFormat::EventStream => {
+            let events = instance.subscribe(cursor).await.map_err(fail)?;
+            let frames = futures_util::stream::unfold(Some(events), |events| async move {
+                let mut events = events?;
+                let frame = match next_or_idle(&mut events, Some(KEEP_ALIVE_EVERY)).await {
+                    Next::Event(event) => sse::frame(event.event_id, event.kind.type_name(), &event.to_json()),
+                    Next::Idle => sse::KEEP_ALIVE.to_string(),
+                    Next::End => return None,
+                    Next::Failed(e) => {
+                        console_log!("{}", json!({"level": "error", "what": "instance event stream", "error": e.to_string()}));
+                        return Some((
+                            Ok::<Vec<u8>, worker::Error>(sse::error_frame("reading the instance's events failed").into_bytes()),
+                            None,
+                        ));
+                    }
+                };
+                Some((Ok(frame.into_bytes()), Some(events)))
+            });
+            let mut response = Response::from_stream(frames).map_err(internal)?;
+            let headers = response.headers_mut();
+            for (name, value) in [("content-type", sse::EVENT_STREAM), ("cache-control", "no-cache"), ("x-accel-buffering", "no")] {
+                headers.set(name, value).map_err(internal)?;
+            }
+            Ok(response)
+        }
+    }
 }
 
 /// `DELETE …/instances/{id}`: 204, or 404 when there is no such instance (its index row goes either way).

@@ -175,7 +175,12 @@ mod tests {
                     continue;
                 }
                 let content = response["content"].as_object().unwrap_or_else(|| panic!("{method} {template} {code} has no body"));
-                assert_eq!(content.keys().collect::<Vec<_>>(), ["application/json"], "{method} {template} {code}");
+                // JSON everywhere; the history's 200 may also be an event stream.
+                assert!(content.contains_key("application/json"), "{method} {template} {code} has no JSON body");
+                for media in content.keys() {
+                    let event_stream = media == "text/event-stream" && code == "200" && template.ends_with("/history");
+                    assert!(media == "application/json" || event_stream, "{method} {template} {code} serves {media}");
+                }
                 if code.starts_with('4') {
                     assert_eq!(content["application/json"]["schema"]["$ref"], "#/components/schemas/Error", "{method} {template} {code}");
                 }
@@ -195,6 +200,19 @@ mod tests {
             assert!(documented.contains(&state.as_str()), "{} is not in InstanceStatus", state.as_str());
         }
         assert_eq!(documented.len(), 10);
+    }
+
+    #[test]
+    fn the_history_documents_its_event_stream() {
+        let doc = doc();
+        let ok = &doc["paths"]["/workflows/{name}/instances/{id}/history"]["get"]["responses"]["200"]["content"];
+        assert!(ok["text/event-stream"]["schema"].is_object());
+        assert!(ok["text/event-stream"]["example"].as_str().is_some_and(|e| e.starts_with("id: ")));
+        // Every event type the Rust side decodes is listed for clients.
+        let listed = doc["components"]["schemas"]["InstanceEvent"]["description"].as_str().unwrap();
+        for t in crate::core::instance_events::EVENT_TYPES {
+            assert!(listed.contains(&format!(" {t},")) || listed.contains(&format!(" {t} ")), "{t} is not listed in InstanceEvent");
+        }
     }
 
     #[test]

@@ -29,6 +29,11 @@ pub enum Route {
         workflow: String,
         id: String,
     },
+    /// `GET …/instances/{id}/history`: JSON steps, or an SSE stream of events.
+    History {
+        workflow: String,
+        id: String,
+    },
     /// `POST …/instances/{id}/{pause|resume|terminate|restart}`
     Control {
         workflow: String,
@@ -103,6 +108,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/workflows/{name}/instances/delete"),
     ("GET", "/workflows/{name}/instances/{id}"),
     ("DELETE", "/workflows/{name}/instances/{id}"),
+    ("GET", "/workflows/{name}/instances/{id}/history"),
     ("POST", "/workflows/{name}/instances/{id}/pause"),
     ("POST", "/workflows/{name}/instances/{id}/resume"),
     ("POST", "/workflows/{name}/instances/{id}/terminate"),
@@ -125,6 +131,7 @@ enum PathKind {
     Batch,
     DeleteBatch,
     Instance,
+    History,
     InstanceControl,
     InstanceEvent,
     Jobs,
@@ -146,6 +153,7 @@ fn router() -> matchit::Router<PathKind> {
         ("/workflows/:name/instances/batch", PathKind::Batch),
         ("/workflows/:name/instances/delete", PathKind::DeleteBatch),
         ("/workflows/:name/instances/:id", PathKind::Instance),
+        ("/workflows/:name/instances/:id/history", PathKind::History),
         ("/workflows/:name/instances/:id/:action", PathKind::InstanceControl),
         ("/workflows/:name/instances/:id/events/:type", PathKind::InstanceEvent),
         ("/jobs", PathKind::Jobs),
@@ -188,6 +196,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
             "DELETE" => Ok(Route::DeleteInstance { workflow: param("name"), id: param("id") }),
             _ => Err(RouteError::MethodNotAllowed { allow: "GET, DELETE" }),
         },
+        PathKind::History => only("GET", Route::History { workflow: param("name"), id: param("id") }),
         PathKind::InstanceControl => {
             let action = param("action");
             let action = ControlAction::ALL.into_iter().find(|a| a.as_str() == action).ok_or(RouteError::NotFound)?;
@@ -259,6 +268,8 @@ mod tests {
             Ok(Route::SendEvent { workflow: "w".into(), id: "i".into(), event_type: "approval-response".into() })
         );
         assert_eq!(route("GET", "/api/workflow/status/x"), Ok(Route::DemoStatus { id: "x".into() }));
+        assert_eq!(route("GET", "/workflows/w/instances/i/history"), Ok(Route::History { workflow: "w".into(), id: "i".into() }));
+        assert_eq!(route("POST", "/workflows/w/instances/i/history"), Err(RouteError::MethodNotAllowed { allow: "GET" }));
     }
 
     #[test]
