@@ -6,6 +6,7 @@
 
 use crate::bridge::js::random_uuid;
 use crate::bridge::{Instance, NewInstance, WorkflowBinding};
+use crate::core::callback::DeliveryOutcome;
 use crate::core::engine_error::BindingError;
 use crate::core::instance_batch::{CreateEntry, DeleteEntry};
 use crate::core::instance_index::{self, Cursor, IndexedInstance};
@@ -205,4 +206,22 @@ pub async fn list(env: &Env, workflow: &str, cursor: &Cursor, limit: u32) -> wor
 struct Row {
     id: String,
     created_at: f64,
+}
+
+/// How the instance's callback delivery ended, as the instance recorded it (`None`: no
+/// callback, none ended yet, or no record to read: a failing index is logged, and the
+/// status is shown without it).
+pub async fn callback_outcome(env: &Env, workflow: &str, id: &str) -> Option<DeliveryOutcome> {
+    let read = async {
+        let statement = env.d1(INDEX_DB)?.prepare(instance_index::READ_CALLBACK).bind(&[workflow.into(), id.into()])?;
+        let text: Option<Option<String>> = statement.first(Some("callback")).await?;
+        Ok::<_, worker::Error>(text.flatten())
+    };
+    match read.await {
+        Ok(text) => text.and_then(|text| serde_json::from_str(&text).ok()),
+        Err(e) => {
+            log_index_error(workflow, "read", e);
+            None
+        }
+    }
 }

@@ -198,8 +198,9 @@ pub(crate) async fn run<W: Workflow>(spec: &WorkflowSpec, event: JsValue, step: 
     serve(&event.instance_id, &engine, Box::pin(body), &promise).await;
 }
 
-/// An instance created with a callback URL reports how it ended from a durable step; an
-/// errored instance stays errored after its callback. A paused (or restarted) run has
+/// An instance created with a callback URL reports how it ended from a durable step; a
+/// completed instance stays complete with its output whether or not the callback could
+/// be delivered, and an errored one stays errored. A paused (or restarted) run has
 /// not ended: no callback for it.
 async fn report(
     step: &Step<'_>,
@@ -220,10 +221,9 @@ async fn report(
         Err(e) => callback::Outcome::Errored { name: e.js_name(), message: &e.to_string() },
     };
     let body = callback::body(instance_id, spec.name, &report);
-    let delivered = webhook_delivery::send(step, env, spec.name, instance_id, &url, body).await;
-    if let (Ok(_), Err(e)) = (&outcome, delivered) {
-        return Err(e);
-    }
+    // A delivery that fails is recorded, never the instance's failure; only an engine
+    // abort while delivering stops the run.
+    webhook_delivery::deliver(step, env, spec.name, instance_id, &url, body).await?;
     outcome
 }
 

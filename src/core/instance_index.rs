@@ -12,6 +12,13 @@ pub const PAGE: &str = "SELECT id, created_at FROM instances WHERE workflow = ?1
      AND (created_at < ?2 OR (created_at = ?2 AND id < ?3)) \
      ORDER BY created_at DESC, id DESC LIMIT ?4";
 
+/// Records how an instance's callback delivery ended (`?4`: the outcome as JSON), adding
+/// the row if the instance was not created through this Worker.
+pub const RECORD_CALLBACK: &str = "INSERT INTO instances (workflow, id, created_at, callback) VALUES (?1, ?2, ?3, ?4) \
+     ON CONFLICT (workflow, id) DO UPDATE SET callback = excluded.callback";
+/// The recorded callback outcome, if any.
+pub const READ_CALLBACK: &str = "SELECT callback FROM instances WHERE workflow = ?1 AND id = ?2";
+
 pub const DEFAULT_LIMIT: u32 = 25;
 /// Longest cursor text read (an encoded cursor is at most about 200 characters).
 pub const MAX_CURSOR_LEN: usize = 512;

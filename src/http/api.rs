@@ -1,6 +1,7 @@
 //! The HTTP API's request and response bodies, and its one error type with the
 //! single mapping from error to status code and JSON body.
 
+use crate::core::callback::DeliveryOutcome;
 use crate::core::engine_error::BindingError;
 use crate::core::instance_batch::{codes, EntryError};
 use crate::core::instance_options::{RestartFrom, Retention};
@@ -164,6 +165,10 @@ pub struct InstanceResponse {
     pub output: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<InstanceError>,
+    /// How its callback's delivery ended, for an instance created with a `callbackUrl`
+    /// whose run ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback: Option<DeliveryOutcome>,
 }
 
 pub fn status_url(workflow: &str, id: &str) -> String {
@@ -561,8 +566,14 @@ mod tests {
             json!({"id": "o-1", "workflow": "order-processing", "status": "queued",
                    "statusUrl": "/workflows/order-processing/instances/o-1", "created": true})
         );
-        let running =
-            InstanceResponse { id: "o-1".into(), workflow: "w".into(), status: InstanceState::Running, output: None, error: None };
+        let running = InstanceResponse {
+            id: "o-1".into(),
+            workflow: "w".into(),
+            status: InstanceState::Running,
+            output: None,
+            error: None,
+            callback: None,
+        };
         assert_eq!(serde_json::to_value(running).unwrap(), json!({"id": "o-1", "workflow": "w", "status": "running"}));
     }
 

@@ -197,6 +197,7 @@ fn instance_body(spec: &WorkflowSpec, id: &str, status: InstanceStatus) -> Insta
         status: status.status,
         output: status.output.filter(|_| status.status == InstanceState::Complete),
         error: status.error,
+        callback: None,
     }
 }
 
@@ -219,6 +220,9 @@ async fn create_instance(spec: &'static WorkflowSpec, req: &mut Request, env: &E
             // The key is checked now, so a bad secret is refused here rather than failing
             // the delivery when the instance ends.
             webhook::configured_key(env.secret("WEBHOOK_SECRET").ok().map(|s| s.to_string()).as_deref())
+                .map_err(|e| ApiError::CallbacksUnavailable(e.to_string()))?;
+            let var = |name| env.var(name).ok().map(|v| v.to_string());
+            callback::DeliveryRetries::from_vars(var(callback::RETRY_LIMIT_VAR).as_deref(), var(callback::RETRY_DELAY_VAR).as_deref())
                 .map_err(|e| ApiError::CallbacksUnavailable(e.to_string()))?;
             callback::wrap(params, url)
         }
@@ -317,7 +321,11 @@ async fn get_instance(spec: &'static WorkflowSpec, id: &str, env: &Env) -> Resul
     let fail = |e| ApiError::from_binding(spec.name, e);
     let instance = WorkflowBinding::from_env(env, spec.binding).map_err(fail)?.get(id).await.map_err(fail)?;
     let status = instance.status().await.map_err(fail)?;
-    json_response(200, &instance_body(spec, id, status))
+    // A run records its callback's outcome before it ends, so only an ended run has one
+    // to show (a restarted instance's earlier record is not its current run's).
+    let ended = matches!(status.status, InstanceState::Complete | InstanceState::Errored);
+    let callback = if ended { instances::callback_outcome(env, spec.name, id).await } else { None };
+    json_response(200, &InstanceResponse { callback, ..instance_body(spec, id, status) })
 }
 
 /// How long the JSON history waits for a further event of an instance that has not

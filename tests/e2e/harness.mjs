@@ -25,6 +25,10 @@ async function start() {
       NOTIFY_URL: `${standin.url}/notify`,
       API_TOKEN: TOKEN,
       WEBHOOK_SECRET,
+      // Callback deliveries retry twice from 1 s here (3 attempts in about 3 s), not the
+      // default 10 times from 10 s, so a receiver that never answers fails within a test.
+      CALLBACK_RETRY_LIMIT: "2",
+      CALLBACK_RETRY_DELAY: "1 second",
       ALLOW_PRIVATE_HOSTS: "127.0.0.1",
       ENABLE_STEP_TOUR: "true",
       ENABLE_RAW_JOBS: "true",

@@ -33,6 +33,8 @@ export function startStandin() {
   const shippingStatus = new Map();
   // key -> Retry-After seconds of the 429 answers /call/{key} gives first, in order
   const rateLimits = new Map();
+  // key -> status a webhook receiver /hooks/{key} always answers with (e.g. 500, 410)
+  const hookStatus = new Map();
 
   const server = http.createServer(async (req, res) => {
     const chunks = [];
@@ -84,7 +86,9 @@ export function startStandin() {
       return;
     }
     if (parts[0] === "hooks") {
-      // A webhook receiver: answers 503 while failures are scripted for its key.
+      // A webhook receiver: answers its scripted status for good, or 503 while failures
+      // are scripted for its key.
+      if (hookStatus.has(parts[1])) return send(hookStatus.get(parts[1]), { error: "receiver refuses" });
       if (failOnce(`hooks:${parts[1]}`)) return send(503, { error: "receiver busy" });
       return send(200, { received: true });
     }
@@ -115,6 +119,7 @@ export function startStandin() {
         failNext: (key, n) => failures.set(key, n),
         paymentAnswers: (orderId, status) => paymentStatus.set(orderId, status),
         shippingAnswers: (orderId, status) => shippingStatus.set(orderId, status),
+        hookAnswers: (key, status) => hookStatus.set(key, status),
         rateLimitNext: (key, retryAfterSeconds) => rateLimits.set(key, [...retryAfterSeconds]),
         closeAll: () => server.closeAllConnections(),
         close: () => new Promise((r) => server.close(r)),

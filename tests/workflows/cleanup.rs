@@ -12,10 +12,10 @@ fn seeded(old_instances: usize, new_instances: usize, old_letters: usize) -> Tes
     let engine = TestEngine::new().d1("DB");
     let mut sql = String::new();
     for i in 0..old_instances {
-        sql += &format!("INSERT INTO instances VALUES ('order-processing', 'old-{i}', {});", NOW - 40 * DAY);
+        sql += &format!("INSERT INTO instances (workflow, id, created_at) VALUES ('order-processing', 'old-{i}', {});", NOW - 40 * DAY);
     }
     for i in 0..new_instances {
-        sql += &format!("INSERT INTO instances VALUES ('order-processing', 'new-{i}', {});", NOW - DAY);
+        sql += &format!("INSERT INTO instances (workflow, id, created_at) VALUES ('order-processing', 'new-{i}', {});", NOW - DAY);
     }
     for i in 0..old_letters {
         sql += &format!("INSERT INTO dead_letters VALUES ('m-{i}', 'jobs', '{{}}', 'poison', 1, {});", NOW - 31 * DAY);
