@@ -24,8 +24,15 @@ pub(super) async fn deliver(
     url: &str,
     body: String,
 ) -> Result<(), StepError> {
-    let message_id = callback::message_id(workflow, instance_id);
-    let outcome = send(step, env, &message_id, url, body).await?;
+    // The run's id is drawn in a step of its own: stored by the engine, it is the same on
+    // every retry and replay of this run, and new after a restart, which wipes the step
+    // (a restart from `send-callback` keeps it: that re-sends this run's message). The
+    // engine's event timestamp would not do: a restart runs with the same event.
+    let outcome = match step.run("callback-id", |_| async { Ok(env.random_uuid()) }).await {
+        Ok(run) => send(step, env, &callback::message_id(workflow, instance_id, &run), url, body).await?,
+        Err(e) if is_engine_abort(&e.to_string()) => return Err(e),
+        Err(e) => DeliveryOutcome::not_started(&callback::message_id(workflow, instance_id, "unknown"), &e),
+    };
     record(step, env, workflow, instance_id, &outcome).await
 }
 

@@ -51,10 +51,12 @@ pub fn body(instance_id: &str, workflow: &str, outcome: &Outcome) -> String {
     body.to_string()
 }
 
-/// `webhook-id`: the same for every delivery attempt of one instance's callback, so
-/// receivers can drop duplicates.
-pub fn message_id(workflow: &str, instance_id: &str) -> String {
-    format!("msg_{workflow}_{instance_id}")
+/// `webhook-id`: one per run of an instance (`run` is drawn once per run, from a durable
+/// step), so every attempt and replay of one run's callback carries the same id and
+/// receivers can drop duplicates, while a restarted instance's new callback is not taken
+/// for one of them.
+pub fn message_id(workflow: &str, instance_id: &str, run: &str) -> String {
+    format!("msg_{workflow}_{instance_id}_{run}")
 }
 
 /// The var that sets how many times a failed delivery is retried (default 10).
@@ -216,7 +218,8 @@ mod tests {
         assert_eq!(b, json!({"id": "i", "workflow": "w", "status": "complete", "output": {"a": 1}}));
         let b: Value = serde_json::from_str(&body("i", "w", &Outcome::Errored { name: "NonRetryableError", message: "no" })).unwrap();
         assert_eq!(b["error"], json!({"name": "NonRetryableError", "message": "no"}));
-        assert_eq!(message_id("w", "i"), "msg_w_i");
+        assert_eq!(message_id("w", "i", "r1"), "msg_w_i_r1");
+        assert_ne!(message_id("w", "i", "r1"), message_id("w", "i", "r2"));
     }
 
     #[test]

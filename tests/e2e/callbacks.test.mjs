@@ -66,4 +66,34 @@ describe("webhook callbacks", { concurrency: true }, () => {
     assert.equal(plainDone.status, "complete");
     assert.equal(plainDone.callback, undefined);
   });
+
+  it("webhook-id is one per run: a restart sends a new one, its retries and a replay of the run keep it", async () => {
+    const { standin } = await worker();
+    const id = uniqueId("hookrun");
+    const hooks = () => standin.callsTo(`/hooks/${id}`);
+    const webhookIds = () => hooks().map((c) => c.headers["webhook-id"]);
+    const restart = async (body) => {
+      const res = await api("POST", `/workflows/step-tour/instances/${id}/restart`, body);
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+    };
+    await createWithCallback(standin, id);
+    await waitFor("step-tour", id, (b) => b.status === "complete" && b.callback && hooks().length === 1);
+
+    // A full restart is a new run: its delivery fails once and is retried.
+    standin.failNext(`hooks:${id}`, 1);
+    await restart(undefined);
+    await waitFor("step-tour", id, (b) => b.status === "complete" && b.callback?.webhookId !== webhookIds()[0] && hooks().length === 3);
+    const [first, second, retried] = webhookIds();
+    assert.notEqual(second, first, "the restarted run's callback has its own id");
+    assert.equal(retried, second, "a retry within the run keeps its id");
+    assert.match(second, new RegExp(`^msg_step-tour_${id}_`));
+
+    // Restarting from send-callback replays the run up to it: its id is the stored one.
+    await restart({ from: { name: "send-callback" } });
+    await waitFor("step-tour", id, () => hooks().length === 4);
+    assert.equal(webhookIds()[3], second);
+    const done = await waitFor("step-tour", id, (b) => b.status === "complete" && b.callback?.attempts === 1);
+    assert.deepEqual(done.callback, { state: "delivered", attempts: 1, webhookId: second });
+    for (const call of hooks()) assert.deepEqual(call.body.output, output);
+  });
 });
