@@ -33,6 +33,18 @@ pub struct StepCall<'a, 'w> {
     pub rollback: Option<RollbackCall<'w>>,
 }
 
+/// One attempt of a streamed step's closure: its bytes.
+pub type BytesAttemptFuture<'a> = LocalBoxFuture<'a, Result<Vec<u8>, StepError>>;
+
+/// One `step.do` whose value is a stream of bytes (the engine's `ReadableStream`
+/// outputs): no 1 MiB limit, no rollback (the engine would hand a rollback the stream it
+/// already returned, consumed).
+pub struct StreamCall<'a> {
+    pub name: &'a str,
+    pub config: Option<EngineStepConfig>,
+    pub attempt: &'a dyn Fn(StepContext) -> BytesAttemptFuture<'a>,
+}
+
 /// A step's rollback as the engine keeps it: it lives as long as the workflow (`'w`),
 /// since the engine calls it after the step, and after the run itself has failed.
 pub struct RollbackCall<'w> {
@@ -76,6 +88,10 @@ pub trait StepEngine<'w> {
     /// steps' starts, when the run fails or is terminated with rollback, and stops at the
     /// first rollback that fails for good.
     fn run<'a>(&'a self, call: StepCall<'a, 'w>) -> LocalBoxFuture<'a, Result<String, StepError>>;
+    /// Runs a streamed step: the attempt's bytes go to the engine as a stream, and the
+    /// result is the bytes the engine stored, read back from the stream it returns (live
+    /// and on replay alike), at most [`MAX_STREAM_STEP_BYTES`](crate::core::step_error::MAX_STREAM_STEP_BYTES).
+    fn run_stream<'a>(&'a self, call: StreamCall<'a>) -> LocalBoxFuture<'a, Result<Vec<u8>, StepError>>;
     fn sleep<'a>(&'a self, name: &'a str, duration: Duration) -> LocalBoxFuture<'a, Result<(), StepError>>;
     fn sleep_until<'a>(&'a self, name: &'a str, epoch_millis: u64) -> LocalBoxFuture<'a, Result<(), StepError>>;
     /// Waits for an event of `event_type`; running out of time is [`StepError::Timeout`].

@@ -12,8 +12,8 @@
 //! engine is done (see `core::rollback`). A function called after that answers with an
 //! error saying so.
 
-use super::engine::{AttemptFuture, EventRecord, LocalBoxFuture, RollbackFn, RollbackInput, StepCall, StepContext, StepEngine};
-use super::js;
+use super::engine::{EventRecord, LocalBoxFuture, RollbackFn, RollbackInput, StepCall, StepContext, StepEngine, StreamCall};
+use super::{js, js_bytes};
 use crate::core::duration;
 use crate::core::rollback::{AttemptEnd, InstanceFailure, RollbackLedger, RunEnd};
 use crate::core::step_config::{DelayFn, EngineStepConfig};
@@ -219,7 +219,65 @@ impl<'w> JsStepEngine<'w> {
 
     async fn run_attempts<'a>(&'a self, call: StepCall<'a, 'w>) -> Result<String, StepError> {
         let StepCall { name, config, attempt, rollback } = call;
-        let (config_js, _delay) = match &config {
+        // The JSON text of the last attempt that succeeded: when it is the only attempt,
+        // the value the engine settles with is that one, so it is read back from this text
+        // rather than stringified again.
+        let mut last_ok_text: Option<String> = None;
+        let settle = |text: String| {
+            let value = js::parse_json_text(&text)?;
+            last_ok_text = Some(text);
+            Ok(value)
+        };
+        let (outcome, attempts_started) = self.drive(name, config.as_ref(), rollback, attempt, settle).await?;
+        let result = match outcome {
+            Ok(value) if value.is_undefined() => Err(replaying_for_rollbacks(name)),
+            Ok(value) => match last_ok_text.filter(|_| attempts_started == 1) {
+                Some(text) => Ok(text),
+                None => js::json_text(&value),
+            },
+            Err(error) => Err(js::step_error_from_js(&error)),
+        };
+        self.log_exceptional(name, "do", attempts_started, result.as_ref().err());
+        result
+    }
+
+    /// A streamed step: each attempt's bytes go to the engine as a `ReadableStream`, and
+    /// the stream the engine returns (its stored chunks, live and on replay) is read back.
+    async fn run_stream_attempts<'a>(&'a self, call: StreamCall<'a>) -> Result<Vec<u8>, StepError> {
+        let StreamCall { name, config, attempt } = call;
+        // The sources of the streams handed to the engine: each holds its attempt's bytes
+        // until the engine has settled the step (and so read or dropped every stream).
+        let mut sources = Vec::new();
+        let settle = |bytes: Vec<u8>| {
+            let (stream, source) = js_bytes::readable_stream(bytes)?;
+            sources.push(source);
+            Ok(stream)
+        };
+        let driven = self.drive(name, config.as_ref(), None, attempt, settle).await;
+        drop(sources);
+        let (outcome, attempts_started) = driven?;
+        let result = match outcome {
+            Ok(value) if value.is_undefined() => Err(replaying_for_rollbacks(name)),
+            Ok(value) => js_bytes::read_to_end(&value, name).await,
+            Err(error) => Err(js::step_error_from_js(&error)),
+        };
+        self.log_exceptional(name, "do", attempts_started, result.as_ref().err());
+        result
+    }
+
+    /// One `step.do` to its end: issues it, runs each attempt the engine asks for (a
+    /// panic caught and failing that attempt only), settles the attempt's promise with
+    /// `settle`'s JS value, and gives back how the engine settled the step and how many
+    /// attempts ran here.
+    async fn drive<'a, T>(
+        &'a self,
+        name: &'a str,
+        config: Option<&EngineStepConfig>,
+        rollback: Option<super::engine::RollbackCall<'w>>,
+        attempt: &'a dyn Fn(StepContext) -> LocalBoxFuture<'a, Result<T, StepError>>,
+        mut settle: impl FnMut(T) -> Result<JsValue, StepError>,
+    ) -> Result<(Result<JsValue, JsValue>, u32), StepError> {
+        let (config_js, _delay) = match config {
             Some(config) => {
                 let (object, delay) = Self::config_object(config)?;
                 (Some(object), delay)
@@ -255,17 +313,13 @@ impl<'w> JsStepEngine<'w> {
         .map_err(|e| js::step_error_from_js(&e))?;
         let mut engine = JsFuture::from(engine);
 
-        let mut running: Vec<(AttemptFuture<'a>, Function, Function)> = Vec::new();
+        let mut running: Vec<(LocalBoxFuture<'a, Result<T, StepError>>, Function, Function)> = Vec::new();
         let mut attempts_started = 0_u32;
-        // The JSON text of the last attempt that succeeded: when it is the only attempt,
-        // the value the engine settles with is that one, so it is read back from this text
-        // rather than stringified again.
-        let mut last_ok_text: Option<String> = None;
         let outcome = poll_fn(|cx| {
             *inbox.waker.borrow_mut() = Some(cx.waker().clone());
             while let Some(queued) = inbox.attempts.borrow_mut().pop_front() {
                 attempts_started += 1;
-                let fallback = StepContext::resolved(name, 1, attempts_started, config.as_ref());
+                let fallback = StepContext::resolved(name, 1, attempts_started, config);
                 let context = match js::json_text(&queued.arg) {
                     Ok(text) => StepContext::from_engine_json(&text, fallback),
                     Err(_) => fallback,
@@ -275,12 +329,8 @@ impl<'w> JsStepEngine<'w> {
             running.retain_mut(|(future, resolve, reject)| {
                 let settled = match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
                     Ok(Poll::Pending) => return true,
-                    Ok(Poll::Ready(Ok(text))) => match js::parse_json_text(&text) {
-                        Ok(value) => {
-                            let settled = resolve.call1(&JsValue::UNDEFINED, &value);
-                            last_ok_text = Some(text);
-                            settled
-                        }
+                    Ok(Poll::Ready(Ok(value))) => match settle(value) {
+                        Ok(value) => resolve.call1(&JsValue::UNDEFINED, &value),
                         Err(error) => reject.call1(&JsValue::UNDEFINED, &error.into()),
                     },
                     Ok(Poll::Ready(Err(error))) => reject.call1(&JsValue::UNDEFINED, &error.into()),
@@ -296,21 +346,7 @@ impl<'w> JsStepEngine<'w> {
         // before the callback, which the engine will not call again.
         drop(running);
         drop(callback);
-        let result = match outcome {
-            // Our steps' values are JSON, never undefined: the engine answers undefined
-            // only when it replays the run to collect rollbacks (terminate with rollback
-            // after a restart) and this step never completed. The replay ends here.
-            Ok(value) if value.is_undefined() => {
-                Err(StepError::Failed(format!("step {name:?} did not complete: the engine is replaying the instance to run its rollbacks")))
-            }
-            Ok(value) => match last_ok_text.filter(|_| attempts_started == 1) {
-                Some(text) => Ok(text),
-                None => js::json_text(&value),
-            },
-            Err(error) => Err(js::step_error_from_js(&error)),
-        };
-        self.log_exceptional(name, "do", attempts_started, result.as_ref().err());
-        result
+        Ok((outcome, attempts_started))
     }
 
     async fn settle_sleep(&self, name: &str, kind: &str, promise: Result<Promise, JsValue>) -> Result<(), StepError> {
@@ -467,6 +503,10 @@ impl<'w> StepEngine<'w> for JsStepEngine<'w> {
         Box::pin(self.run_attempts(call))
     }
 
+    fn run_stream<'a>(&'a self, call: StreamCall<'a>) -> LocalBoxFuture<'a, Result<Vec<u8>, StepError>> {
+        Box::pin(self.run_stream_attempts(call))
+    }
+
     fn sleep<'a>(&'a self, name: &'a str, duration: Duration) -> LocalBoxFuture<'a, Result<(), StepError>> {
         Box::pin(self.settle_sleep(name, "sleep", self.js.sleep(name, duration::as_millis(duration) as f64)))
     }
@@ -496,6 +536,13 @@ fn timeout_or_error(error: &JsValue) -> StepError {
         }
         other => other,
     }
+}
+
+/// Our steps' values are never undefined: the engine answers undefined only when it
+/// replays the run to collect rollbacks (terminate with rollback after a restart) and
+/// this step never completed. The replay ends here.
+fn replaying_for_rollbacks(name: &str) -> StepError {
+    StepError::Failed(format!("step {name:?} did not complete: the engine is replaying the instance to run its rollbacks"))
 }
 
 fn panic_message(what: &str, payload: &(dyn std::any::Any + Send)) -> String {

@@ -2,7 +2,7 @@
 //! (`step`), the event (`event`), the environment (`env`: vars, D1, KV, R2, other
 //! workflows, clock) and calls to outside services (`outbound`). Workflows see only these
 //! typed faces; behind them is the seam (`engine`) with two sides:
-//! - the wasm edge (gated on `wasm32`): the real engine (`js_step`) and the run that
+//! - the wasm edge (gated on `wasm32`): the real engine (`js_step`, with streamed step outputs in `js_bytes`) and the run that
 //!   drives it and serves its rollbacks (`js_run`), the Worker's bindings (`js_env`), the Workflow binding (`binding`), claimed creates through the
 //!   instance index (`instances`), webhook delivery, and JS values and errors (`js`);
 //! - on the host, the test engine that runs the same workflow code under `cargo test`.
@@ -25,6 +25,8 @@ pub mod binding;
 pub mod instances;
 #[cfg(target_arch = "wasm32")]
 pub(crate) mod js;
+#[cfg(target_arch = "wasm32")]
+mod js_bytes;
 #[cfg(target_arch = "wasm32")]
 pub mod js_env;
 #[cfg(target_arch = "wasm32")]

@@ -7,7 +7,9 @@
 //! Results cross as JSON: maps as objects, `None` as null, and the serialised size
 //! is known exactly, which the 1 MiB step-result limit needs.
 
-use super::engine::{AttemptFuture, EventRecord, LocalBoxFuture, RollbackCall, RollbackInput, StepCall, StepEngine};
+use super::engine::{
+    AttemptFuture, BytesAttemptFuture, EventRecord, LocalBoxFuture, RollbackCall, RollbackInput, StepCall, StepEngine, StreamCall,
+};
 use crate::core::duration::{self, IntoDuration, IntoEpochMillis};
 use crate::core::step_config::StepConfig;
 use crate::core::step_error::StepError;
@@ -194,6 +196,66 @@ impl<'w> Step<'w> {
         };
         let text = self.engine.run(StepCall { name, config, attempt: &attempt, rollback }).await?;
         serde_json::from_str(&text).map_err(|e| StepError::Serialization(format!("step result does not read back: {e}")))
+    }
+
+    /// Runs a step whose output is bytes, handed to the engine as a stream (the engine's
+    /// `ReadableStream` step outputs): not JSON and not bound by the 1 MiB limit of
+    /// [`run`](Self::run), up to [`MAX_STREAM_STEP_BYTES`] (32 MiB). The engine stores
+    /// the bytes in 256 KiB chunks; what comes back, live and on every replay, is what it
+    /// stored, read back from its stream. More than 32 MiB, returned or read back, is
+    /// [`StepError::StreamTooLarge`], never retried.
+    ///
+    /// A streamed step cannot have a rollback: the engine would pass a rollback the
+    /// stream it already returned to the workflow, consumed. Return a key to the data
+    /// from a plain step with [`run_with_rollback`](Self::run_with_rollback) to undo it.
+    ///
+    /// ```
+    /// # use rust_workflows::bridge::Step;
+    /// # use rust_workflows::core::step_error::StepError;
+    /// async fn export(step: Step<'_>) -> Result<usize, StepError> {
+    ///     let csv: Vec<u8> = step.run_stream("render export", |_| async { Ok(b"id,total\n1,42\n".repeat(100_000)) }).await?;
+    ///     Ok(csv.len()) // 1.5 MB: over the 1 MiB a `run` step may return
+    /// }
+    /// ```
+    ///
+    /// [`MAX_STREAM_STEP_BYTES`]: crate::core::step_error::MAX_STREAM_STEP_BYTES
+    pub async fn run_stream<B, F, Fut>(&self, name: &str, f: F) -> Result<Vec<u8>, StepError>
+    where
+        B: Into<Vec<u8>>,
+        F: Fn(StepContext) -> Fut,
+        Fut: Future<Output = Result<B, StepError>>,
+    {
+        self.stream_step(name, None, f).await
+    }
+
+    /// [`run_stream`](Self::run_stream) with its own retries, timeout (which bounds
+    /// handing the bytes to the engine too) or `sensitive()`.
+    pub async fn run_stream_with<B, F, Fut>(&self, name: &str, config: StepConfig, f: F) -> Result<Vec<u8>, StepError>
+    where
+        B: Into<Vec<u8>>,
+        F: Fn(StepContext) -> Fut,
+        Fut: Future<Output = Result<B, StepError>>,
+    {
+        self.stream_step(name, Some(config), f).await
+    }
+
+    async fn stream_step<B, F, Fut>(&self, name: &str, config: Option<StepConfig>, f: F) -> Result<Vec<u8>, StepError>
+    where
+        B: Into<Vec<u8>>,
+        F: Fn(StepContext) -> Fut,
+        Fut: Future<Output = Result<B, StepError>>,
+    {
+        validate::step_name(name)?;
+        let config = config.map(|c| c.to_engine()).transpose()?;
+        let attempt = |context: StepContext| -> BytesAttemptFuture<'_> {
+            let future = f(context);
+            Box::pin(async move {
+                let bytes: Vec<u8> = future.await?.into();
+                StepError::check_stream_size(bytes.len())?;
+                Ok(bytes)
+            })
+        };
+        self.engine.run_stream(StreamCall { name, config, attempt: &attempt }).await
     }
 
     /// Sleeps for "5 seconds", "7 days", a `Duration` or milliseconds (at most 365 days).

@@ -36,10 +36,22 @@ pub enum StepError {
     /// A step result over the engine's 1 MiB limit.
     #[error("step result is {size} bytes serialised; the engine stores at most {MAX_STEP_RESULT_BYTES} bytes (1 MiB): store large data in R2 or KV and return a key")]
     ResultTooLarge { size: usize },
+    /// A streamed step's bytes (`Step::run_stream`) over this crate's cap: refused when
+    /// the closure returns them, and when the engine's stream reads back longer.
+    #[error(
+        "streamed step output is over {MAX_STREAM_STEP_BYTES} bytes (32 MiB, read {size} so far): store large data in R2 and return a key"
+    )]
+    StreamTooLarge { size: usize },
 }
 
 /// The engine's limit on one step's serialised result.
 pub const MAX_STEP_RESULT_BYTES: usize = 1024 * 1024;
+
+/// The most bytes a streamed step may return, and the most the bridge reads back from
+/// the engine's stream: the engine has no limit of its own below an instance's 1 GiB of
+/// storage, but the bytes are held in memory (an isolate has 128 MB), so a cap keeps
+/// any step, or a corrupt store, from costing an unbounded allocation.
+pub const MAX_STREAM_STEP_BYTES: usize = 32 * 1024 * 1024;
 
 impl StepError {
     /// A retryable failure with any message.
@@ -71,9 +83,11 @@ impl StepError {
         match self {
             StepError::Failed(_) => "Error",
             StepError::Timeout(_) => TIMEOUT_NAME,
-            StepError::NonRetryable(_) | StepError::Invalid(_) | StepError::Serialization(_) | StepError::ResultTooLarge { .. } => {
-                NON_RETRYABLE_NAME
-            }
+            StepError::NonRetryable(_)
+            | StepError::Invalid(_)
+            | StepError::Serialization(_)
+            | StepError::ResultTooLarge { .. }
+            | StepError::StreamTooLarge { .. } => NON_RETRYABLE_NAME,
         }
     }
 
@@ -95,6 +109,15 @@ impl StepError {
     /// Checks a serialised step result against the engine's limit.
     pub fn check_result_size(json: &str) -> Result<(), StepError> {
         Self::check_result_size_n(json.len())
+    }
+
+    /// Checks a streamed step's length against [`MAX_STREAM_STEP_BYTES`].
+    pub fn check_stream_size(size: usize) -> Result<(), StepError> {
+        if size > MAX_STREAM_STEP_BYTES {
+            Err(StepError::StreamTooLarge { size })
+        } else {
+            Ok(())
+        }
     }
 
     /// Checks a serialised size in bytes against the engine's limit.
@@ -164,6 +187,15 @@ mod tests {
         assert_eq!(StepError::Invalid("x".into()).js_name(), NON_RETRYABLE_NAME);
         assert_eq!(StepError::ResultTooLarge { size: 1 }.js_name(), NON_RETRYABLE_NAME);
         assert_eq!(StepError::non_retryable("card declined").to_string(), "card declined");
+    }
+
+    #[test]
+    fn stream_size_cap_is_32_mib_and_not_retried() {
+        assert!(StepError::check_stream_size(MAX_STREAM_STEP_BYTES).is_ok());
+        let err = StepError::check_stream_size(MAX_STREAM_STEP_BYTES + 1).unwrap_err();
+        assert_eq!(err, StepError::StreamTooLarge { size: MAX_STREAM_STEP_BYTES + 1 });
+        assert_eq!(err.js_name(), NON_RETRYABLE_NAME);
+        assert!(err.to_string().contains("32 MiB"), "{err}");
     }
 
     #[test]

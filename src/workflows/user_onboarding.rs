@@ -1,5 +1,6 @@
 //! `user-onboarding`: the seed demo's workflow behind `POST /api/workflow/start`.
-//! Validates the user, creates the profile in D1 (idempotent on email), sends the
+//! Validates the user (a sensitive step: its output, the profile, is redacted from
+//! the instance's history), creates the profile in D1 (idempotent on email), sends the
 //! welcome email, writes default settings to KV, and starts the user's
 //! `user-lifecycle` as a child instance without waiting for it.
 
@@ -7,6 +8,7 @@ use crate::bridge::outbound::ServiceCall;
 use crate::bridge::{Env, Step, Workflow, WorkflowEvent};
 use crate::core::records::is_valid_email;
 use crate::core::service::join_url;
+use crate::core::step_config::StepConfig;
 use crate::core::step_error::StepError;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -53,9 +55,11 @@ impl Workflow for OnboardingWorkflow {
     async fn run(&self, event: &WorkflowEvent<OnboardingParams>, step: Step<'_>) -> Result<UserId, StepError> {
         let params = &event.payload;
 
-        // Bad input cannot get better on a retry.
+        // Bad input cannot get better on a retry. The validated profile (email and name)
+        // is personal data: sensitive, so the engine's history, status and logs show
+        // "[REDACTED]" in its place, while the steps below get the real value.
         let user: ValidUser = step
-            .run("validate-user", |_| async {
+            .run_with("validate-user", StepConfig::new().sensitive(), |_| async {
                 let email = params.email.trim().to_lowercase();
                 let name = params.name.trim().to_string();
                 if !is_valid_email(&email) {

@@ -2,7 +2,7 @@
 //! default settings, and the user's lifecycle started as a child.
 
 use crate::services::{engine, from_json, NOTIFY};
-use rust_workflows::bridge::testing::{Status, TestEngine};
+use rust_workflows::bridge::testing::{Status, StepOutcome, TestEngine};
 use rust_workflows::core::step_error::StepError;
 use rust_workflows::workflows::user_onboarding::{OnboardingParams, UserId};
 use rust_workflows::workflows::{OnboardingWorkflow, UserLifecycleWorkflow};
@@ -78,4 +78,18 @@ fn onboarding_again_from_the_start_keeps_one_user_and_one_child() {
     assert_eq!(engine.d1_rows("DB", "SELECT count(*) AS n FROM users"), [json!({"n": 1})]);
     let created: Vec<bool> = engine.created_instances().iter().map(|c| c.created).collect();
     assert_eq!(created, [true, false]);
+}
+
+#[test]
+fn the_validated_profile_is_sensitive_redacted_from_the_history_but_used_by_the_later_steps() {
+    let engine = onboarding_engine();
+    let run = engine.run::<OnboardingWorkflow>("on-secret", user(" Grace@Example.COM "));
+    assert_eq!(run.status, Status::Complete, "{}", run.summary());
+    assert_eq!(run.step("validate-user").outcome, StepOutcome::Redacted, "the history shows no profile");
+    assert!(!format!("{:?}", run.steps).contains("grace@example.com"), "no step record holds the email: {:?}", run.steps);
+    // The steps after it got the real, validated value.
+    let user_id = run.output::<UserId>().user_id;
+    assert_eq!(engine.d1_rows("DB", "SELECT email FROM users"), [json!({"email": "grace@example.com"})]);
+    assert_eq!(engine.requests_to(NOTIFY)[0].json::<Value>()["email"], "grace@example.com");
+    assert_eq!(run.step("create-profile").value::<String>(), user_id, "steps that are not sensitive show their output");
 }

@@ -99,6 +99,13 @@ pub enum StepOutcome {
     Pending,
     /// The step's value, as the engine stored it.
     Value(Value),
+    /// A streamed step's output (`Step::run_stream`): its length, as the engine reports
+    /// a `ReadableStream` output (`[ReadableStream (binary): N bytes]`).
+    Stream { len: usize },
+    /// A step marked sensitive (`StepConfig::sensitive`) that succeeded: the engine shows
+    /// `"[REDACTED]"` in place of its output wherever it reports the step. The workflow
+    /// got the real value, and a replay gets it again.
+    Redacted,
     /// Failed for good (retries exhausted); the engine stored the error and throws it again on replay.
     Failed(ErrorInfo),
     /// Failed with a non-retryable error. The engine does not store these: a replay runs the step again.

@@ -15,7 +15,7 @@ use super::history::{
     Attempt, AttemptOutcome, ErrorInfo, ResolvedConfig, RollbackOutcome, RollbackRecord, Status, StepKind, StepOutcome, StepRecord, TestRun,
 };
 use super::world::{AttemptRef, Injected, TestEnv, World};
-use crate::bridge::engine::{AttemptFuture, EventRecord, LocalBoxFuture, RollbackCall, RollbackInput, StepCall, StepContext, StepEngine};
+use crate::bridge::engine::{EventRecord, LocalBoxFuture, RollbackCall, RollbackInput, StepCall, StepContext, StepEngine, StreamCall};
 use crate::bridge::{output_text, Env, Step, Workflow, WorkflowEvent};
 use crate::core::duration;
 use crate::core::rollback::InstanceFailure;
@@ -126,11 +126,22 @@ impl Wake {
     }
 }
 
+/// A step's value as the engine stores it: JSON text (`run`), or a streamed step's bytes
+/// (`run_stream`, no 1 MiB limit).
+#[derive(Clone)]
+enum Stored {
+    Json(String),
+    Bytes(Vec<u8>),
+}
+
+/// One attempt of a step's closure, whichever kind of value it makes.
+type StoredFuture<'a> = LocalBoxFuture<'a, Result<Stored, StepError>>;
+
 struct Entry {
     key: StepKey,
     record: StepRecord,
-    /// The value's JSON text, exactly as the step stored it.
-    text: Option<String>,
+    /// The value, exactly as the step stored it (sensitive or not).
+    stored: Option<Stored>,
     event: Option<EventRecord>,
     wake: Wake,
     /// The run that last suspended this step: it resumes in a later run only.
@@ -262,7 +273,7 @@ impl InstanceCore {
             attempts: Vec::new(),
             outcome: StepOutcome::Pending,
         };
-        self.entries.push(Entry { key: key.clone(), record, text: None, event: None, wake: Wake::None, suspended_in: 0 });
+        self.entries.push(Entry { key: key.clone(), record, stored: None, event: None, wake: Wake::None, suspended_in: 0 });
         self.index.insert(key, self.entries.len() - 1);
         self.entries.len() - 1
     }
@@ -537,7 +548,15 @@ impl<'w> Invocation<'w> {
         self.with_entry(index, |e| e.suspended_in < self.run) && self.now() >= at
     }
 
-    async fn run_step(&self, call: StepCall<'_, 'w>) -> Result<String, StepError> {
+    /// A `step.do`, of either kind (`streamed`: its value is bytes).
+    async fn run_step<'a>(
+        &self,
+        name: &str,
+        step_config: Option<EngineStepConfig>,
+        rollback: Option<RollbackCall<'w>>,
+        streamed: bool,
+        make: &dyn Fn(StepContext) -> StoredFuture<'a>,
+    ) -> Result<Stored, StepError> {
         let calls = self.do_calls.get() + 1;
         self.do_calls.set(calls);
         let limit = self.world.step_limit.get();
@@ -547,9 +566,8 @@ impl<'w> Invocation<'w> {
                 message: format!("The limit of {limit} steps has been reached. This limit can be changed in your worker configuration."),
             }));
         }
-        let Some(flight) = self.begin(StepKind::Do, call.name, None) else { return pending().await };
+        let Some(flight) = self.begin(StepKind::Do, name, None) else { return pending().await };
         let index = flight.index;
-        let StepCall { name, config: step_config, attempt: make, rollback } = call;
         if let Some(rollback) = rollback {
             let mut rollbacks = self.rollbacks.borrow_mut();
             if rollbacks.iter().all(|(i, _)| *i != index) {
@@ -560,15 +578,15 @@ impl<'w> Invocation<'w> {
         let dynamic = step_config.as_ref().and_then(|c| c.retries.as_ref()).and_then(|r| r.delay_fn.clone());
         // The engine stores a step's config at its first call and keeps it.
         let config = self.with_entry(index, |e| *e.record.config.get_or_insert_with(|| resolve_config(step_config.as_ref())));
-        let (text, stored_error, wake) = self.with_entry(index, |e| {
+        let (value, stored_error, wake) = self.with_entry(index, |e| {
             let stored = match &e.record.outcome {
                 StepOutcome::Failed(info) => Some(info.clone()),
                 _ => None,
             };
-            (e.text.clone(), stored, e.wake.clone())
+            (e.stored.clone(), stored, e.wake.clone())
         });
-        if let Some(text) = text {
-            return Ok(text);
+        if let Some(value) = value {
+            return Ok(value);
         }
         if let Some(error) = stored_error {
             return Err(from_engine(&error));
@@ -602,24 +620,32 @@ impl<'w> Invocation<'w> {
         let context = StepContext::resolved(name, count, number, step_config.as_ref());
         let outcome = match self.world.injected(name, count, number) {
             Some(Injected::Fail(error)) => Err(across_rpc(&error_info(&error))),
-            Some(Injected::Result(text)) => Ok(text),
+            // A streamed step replaced with a value gets its JSON text's bytes.
+            Some(Injected::Result(text)) if streamed => Ok(Stored::Bytes(text.into_bytes())),
+            Some(Injected::Result(text)) => Ok(Stored::Json(text)),
             Some(Injected::TimeOut) => return self.suspend(index, Wake::AttemptDeadline(deadline)).await,
             Some(Injected::FailAfterRunning(error)) => {
                 self.attempt(index, context, deadline, make).await.and(Err(across_rpc(&error_info(&error))))
             }
             None => self.attempt(index, context, deadline, make).await,
         };
+        // What the engine shows of the value (engine.md §4, §5): a sensitive one redacted.
+        let sensitive = step_config.as_ref().is_some_and(|c| c.sensitive);
         match outcome {
-            Ok(text) => {
+            Ok(value) => {
                 self.with_entry(index, |e| {
                     if let Some(last) = e.record.attempts.last_mut() {
                         last.outcome = AttemptOutcome::Succeeded;
                     }
-                    e.record.outcome = StepOutcome::Value(serde_json::from_str(&text).unwrap_or(Value::Null));
-                    e.text = Some(text.clone());
+                    e.record.outcome = match &value {
+                        _ if sensitive => StepOutcome::Redacted,
+                        Stored::Json(text) => StepOutcome::Value(serde_json::from_str(text).unwrap_or(Value::Null)),
+                        Stored::Bytes(bytes) => StepOutcome::Stream { len: bytes.len() },
+                    };
+                    e.stored = Some(value.clone());
                     e.wake = Wake::None;
                 });
-                Ok(text)
+                Ok(value)
             }
             Err(error) => self.attempt_failed(index, &config, dynamic.as_ref(), error, self.now()).await,
         }
@@ -633,8 +659,8 @@ impl<'w> Invocation<'w> {
         index: usize,
         context: StepContext,
         deadline: u64,
-        make: &'a dyn Fn(StepContext) -> AttemptFuture<'a>,
-    ) -> Result<String, ErrorInfo> {
+        make: &dyn Fn(StepContext) -> StoredFuture<'a>,
+    ) -> Result<Stored, ErrorInfo> {
         let current = AttemptRef {
             instance: self.core.borrow().id.clone(),
             step: context.name.clone(),
@@ -680,7 +706,7 @@ impl<'w> Invocation<'w> {
         dynamic: Option<&DelayFn>,
         error: ErrorInfo,
         failed_at: u64,
-    ) -> Result<String, StepError> {
+    ) -> Result<Stored, StepError> {
         let (attempts, target) = self.with_entry(index, |e| (e.record.attempts.len() as u32, format!("{}-{}", e.key.name, e.key.count)));
         let retry = !is_non_retryable(&error) && attempts <= config.limit;
         // The delay function runs only when a retry follows, as on the engine.
@@ -732,7 +758,12 @@ impl<'w> Invocation<'w> {
         for (index, rollback) in registered {
             let (name, count, output_json, step_attempts, step_config, started) = self.with_entry(index, |e| {
                 let config = e.record.config.unwrap_or_else(|| resolve_config(None));
-                (e.key.name.clone(), e.key.count, e.text.clone(), e.record.attempts.len() as u32, config, !e.record.attempts.is_empty())
+                let output = match &e.stored {
+                    Some(Stored::Json(text)) => Some(text.clone()),
+                    // Streamed steps have no rollback (`Step::run_stream`).
+                    Some(Stored::Bytes(_)) | None => None,
+                };
+                (e.key.name.clone(), e.key.count, output, e.record.attempts.len() as u32, config, !e.record.attempts.is_empty())
             });
             if !started {
                 continue;
@@ -1011,7 +1042,33 @@ fn resolved_step_config(config: &ResolvedConfig) -> crate::core::step_context::R
 
 impl<'w> StepEngine<'w> for Invocation<'w> {
     fn run<'a>(&'a self, call: StepCall<'a, 'w>) -> LocalBoxFuture<'a, Result<String, StepError>> {
-        Box::pin(self.run_step(call))
+        let StepCall { name, config, attempt, rollback } = call;
+        Box::pin(async move {
+            let json = |context| -> StoredFuture<'a> {
+                let future = attempt(context);
+                Box::pin(async move { future.await.map(Stored::Json) })
+            };
+            match self.run_step(name, config, rollback, false, &json).await? {
+                Stored::Json(text) => Ok(text),
+                Stored::Bytes(_) => {
+                    Err(StepError::Serialization(format!("step {name:?} stored a stream (run_stream) and is read as JSON")))
+                }
+            }
+        })
+    }
+
+    fn run_stream<'a>(&'a self, call: StreamCall<'a>) -> LocalBoxFuture<'a, Result<Vec<u8>, StepError>> {
+        let StreamCall { name, config, attempt } = call;
+        Box::pin(async move {
+            let bytes = |context| -> StoredFuture<'a> {
+                let future = attempt(context);
+                Box::pin(async move { future.await.map(Stored::Bytes) })
+            };
+            match self.run_step(name, config, None, true, &bytes).await? {
+                Stored::Bytes(bytes) => Ok(bytes),
+                Stored::Json(_) => Err(StepError::Serialization(format!("step {name:?} stored JSON (run) and is read as a stream"))),
+            }
+        })
     }
 
     fn sleep<'a>(&'a self, name: &'a str, duration: Duration) -> LocalBoxFuture<'a, Result<(), StepError>> {

@@ -1,4 +1,5 @@
-//! The test engine's rollbacks, step contexts and retry delay functions, each against
+//! The test engine's rollbacks, step contexts, retry delay functions, sensitive and
+//! streamed outputs, each against
 //! the engine behaviour it copies (observed on the local engine; see README "Sagas and
 //! compensation").
 
@@ -250,4 +251,124 @@ fn a_panicking_delay_function_fails_the_step_for_good() {
     assert_eq!(run.status, Status::Errored);
     assert_eq!(run.step("flaky").attempts.len(), 1, "no retry");
     assert!(run.error().message.contains("The delay function for step \"flaky-1\" threw an error"), "{}", run.summary());
+}
+
+// ----- sensitive and streamed outputs
+
+struct Secretive;
+
+impl Workflow for Secretive {
+    type Params = ();
+    type Output = String;
+    fn new(_: Env) -> Self {
+        Secretive
+    }
+    async fn run(&self, _: &WorkflowEvent<()>, step: Step<'_>) -> Result<String, StepError> {
+        let token: String = step.run_with("mint token", StepConfig::new().sensitive(), |_| async { Ok("tok-s3cr3t".to_string()) }).await?;
+        step.sleep("nap", "1 minute").await?;
+        let shown: String = step.run("public", |_| async { Ok("public value".to_string()) }).await?;
+        Ok(format!("{token}/{shown}"))
+    }
+}
+
+#[test]
+fn a_sensitive_steps_output_is_redacted_from_the_history_yet_reaches_the_workflow_live_and_on_replay() {
+    let run = TestEngine::new().run::<Secretive>("secret", ());
+    assert_eq!(run.runs, 2, "the sleep ends the first run: the token comes back from the store");
+    assert_eq!(run.output::<String>(), "tok-s3cr3t/public value", "the workflow got the real value after the replay");
+    assert_eq!(run.step("mint token").outcome, StepOutcome::Redacted);
+    assert_eq!(run.step("public").value::<String>(), "public value");
+    assert!(!format!("{run:?}").replace("tok-s3cr3t/public value", "").contains("tok-s3cr3t"), "only the output shows it: {run:?}");
+}
+
+/// `len` deterministic bytes from `seed`.
+fn pseudo_random(len: usize, seed: u32) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state as u8
+        })
+        .collect()
+}
+
+const BIG: usize = 5 * 1024 * 1024 + 7;
+
+struct Streamer {
+    env: Env,
+}
+
+impl Workflow for Streamer {
+    type Params = usize;
+    type Output = Value;
+    fn new(env: Env) -> Self {
+        Streamer { env }
+    }
+    async fn run(&self, event: &WorkflowEvent<usize>, step: Step<'_>) -> Result<Value, StepError> {
+        let bytes = step
+            .run_stream("render", |_| async {
+                // Counts the closure's runs where the test can see them.
+                ServiceCall::new(&self.env, "service", "https://service.test/rendered".to_string()).get::<Value>().await?;
+                Ok(pseudo_random(event.payload, 42))
+            })
+            .await?;
+        step.sleep("nap", "1 hour").await?;
+        Ok(json!({"len": bytes.len(), "same": bytes == pseudo_random(event.payload, 42)}))
+    }
+}
+
+#[test]
+fn a_streamed_step_returns_more_than_a_mebibyte_and_the_replay_gets_the_stored_bytes() {
+    let engine = TestEngine::new().route("https://service.test/", |_| Response::ok(&json!({})));
+    let run = engine.run::<Streamer>("stream", BIG);
+    assert_eq!(run.status, Status::Complete, "{}", run.summary());
+    assert_eq!(run.runs, 2, "the sleep ends the first run");
+    assert_eq!(run.output::<Value>(), json!({"len": BIG, "same": true}), "the replay got every byte back");
+    assert_eq!(engine.requests_to("https://service.test/").len(), 1, "the replay did not run the closure again");
+    assert_eq!(run.step("render").outcome, StepOutcome::Stream { len: BIG });
+}
+
+struct TooBig;
+
+impl Workflow for TooBig {
+    type Params = ();
+    type Output = usize;
+    fn new(_: Env) -> Self {
+        TooBig
+    }
+    async fn run(&self, _: &WorkflowEvent<()>, step: Step<'_>) -> Result<usize, StepError> {
+        let bytes = step.run_stream("huge", |_| async { Ok(vec![0_u8; crate::core::step_error::MAX_STREAM_STEP_BYTES + 1]) }).await?;
+        Ok(bytes.len())
+    }
+}
+
+#[test]
+fn a_streamed_step_over_the_cap_fails_at_once_without_retries() {
+    let run = TestEngine::new().run::<TooBig>("too-big", ());
+    assert_eq!(run.status, Status::Errored);
+    assert_eq!(run.step("huge").attempts.len(), 1, "not retried: the same bytes come back");
+    assert!(run.error().message.contains("32 MiB"), "{}", run.summary());
+}
+
+struct SensitiveStream;
+
+impl Workflow for SensitiveStream {
+    type Params = ();
+    type Output = usize;
+    fn new(_: Env) -> Self {
+        SensitiveStream
+    }
+    async fn run(&self, _: &WorkflowEvent<()>, step: Step<'_>) -> Result<usize, StepError> {
+        let bytes = step.run_stream_with("keys", StepConfig::new().sensitive(), |_| async { Ok(b"private key".to_vec()) }).await?;
+        Ok(bytes.len())
+    }
+}
+
+#[test]
+fn a_sensitive_streamed_step_is_redacted_too() {
+    let run = TestEngine::new().run::<SensitiveStream>("keys", ());
+    assert_eq!(run.output::<usize>(), 11);
+    assert_eq!(run.step("keys").outcome, StepOutcome::Redacted);
 }
