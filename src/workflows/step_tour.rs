@@ -1,6 +1,6 @@
 //! `step-tour`: every step primitive, driven by params. A runnable tour of the
 //! Rust step API, and the probe the integration tests use to show each primitive
-//! on the real engine (retries, panics, sleeps, events, fan-out, limits).
+//! on the real engine (retries, panics, sleeps, events, fan-out, limits, streamed outputs).
 
 use crate::bridge::{Env, Rollback, RollbackContext, Step, StepContext, Workflow, WorkflowEvent};
 use crate::core::bounded;
@@ -27,6 +27,7 @@ const MAX_PARALLEL: u64 = 100;
 const MAX_NOOP: u64 = 1000;
 const MAX_OVERSIZED_BYTES: u64 = 2 * 1024 * 1024;
 const MAX_REPEAT: u64 = 20;
+const MAX_STREAM_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Retries of one step as params give them. With `retryAfter`, the delay is computed
 /// per failure: the wait a service asked for (`Retry-After`), else `delay`.
@@ -102,6 +103,19 @@ pub enum Action {
         panics: u32,
         rollback_retries: Option<RetryParams>,
     },
+    /// A streamed step (`run_stream`) returning `bytes` pseudo-random bytes
+    /// ([`pseudo_random_bytes`] from `seed`), then a step keeping their SHA-256 as the run
+    /// that made them read them back, then, with `sleep`, a sleep (pause the instance
+    /// during it and the engine runs the workflow again on resume, the stream step from
+    /// its store). Reports the length, both digests, and whether this run made the bytes.
+    Stream {
+        name: String,
+        #[serde(deserialize_with = "bounded::at_most::<_, _, MAX_STREAM_BYTES>")]
+        bytes: usize,
+        #[serde(default)]
+        seed: u32,
+        sleep: Option<DurationParam>,
+    },
     /// One step that downloads `url` (a JSON array of records) and normalises it with
     /// `records::transform`, `repeat` times over (default once; the benchmark repeats it
     /// so the computation outweighs the noise of timing a workflow from outside),
@@ -148,6 +162,26 @@ fn retries_of(r: RetryParams) -> Retries {
 struct Reservation {
     step: String,
     token: String,
+}
+
+/// `len` bytes from xorshift32 seeded with `seed` (0 reads as 1): the low byte of each
+/// state. Deterministic, so a test can make the same bytes and compare digests.
+pub fn pseudo_random_bytes(len: usize, seed: u32) -> Vec<u8> {
+    let mut state = if seed == 0 { 1 } else { seed };
+    let mut bytes = Vec::with_capacity(len);
+    for _ in 0..len {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        bytes.push(state as u8);
+    }
+    bytes
+}
+
+/// SHA-256 of `bytes`, lower-case hex.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A step context as JSON, durations in milliseconds.
@@ -307,9 +341,45 @@ async fn perform<'w>(env: &'w Env, step: &Step<'w>, action: &'w Action) -> Resul
                 .await?;
             json!({"name": name, "reservation": reservation})
         }
+        Action::Stream { name, bytes, seed, sleep } => {
+            let made_here = std::cell::Cell::new(false);
+            let data = step
+                .run_stream(name, |_| async {
+                    made_here.set(true);
+                    Ok(pseudo_random_bytes(*bytes, *seed))
+                })
+                .await?;
+            // Stored by the run that made the bytes; a later run gets this digest back.
+            let first_digest: String = step.run(&format!("{name} digest"), |_| async { Ok(sha256_hex(&data)) }).await?;
+            if let Some(duration) = sleep {
+                step.sleep(&format!("{name} sleep"), *duration).await?;
+            }
+            json!({
+                "name": name,
+                "bytes": data.len(),
+                "firstRunSha256": first_digest,
+                "sha256": sha256_hex(&data),
+                "madeInThisRun": made_here.get(),
+            })
+        }
         Action::Oversized { name, bytes } => {
             let value: String = step.run(name, |_| async { Ok("x".repeat(*bytes)) }).await?;
             json!({"name": name, "bytes": value.len()})
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pseudo_random_bytes_are_xorshift32_low_bytes() {
+        // The e2e test makes the same bytes in JS: these (worked out by hand from state 1)
+        // pin the generator both follow.
+        assert_eq!(pseudo_random_bytes(4, 0), [0x21, 0x01, 0xc5, 0x4f]);
+        assert_eq!(pseudo_random_bytes(3, 7), pseudo_random_bytes(5, 7)[..3]);
+        assert_ne!(pseudo_random_bytes(16, 1), pseudo_random_bytes(16, 2));
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
 }
