@@ -69,6 +69,9 @@ struct Queued {
     reject: Function,
 }
 
+/// An attempt in progress: its future, and how to settle the engine's promise for it.
+type RunningAttempt<'a, T> = (LocalBoxFuture<'a, Result<T, StepError>>, Function, Function);
+
 /// A promise for the engine, and its resolvers.
 fn pending_promise() -> (Promise, Option<(Function, Function)>) {
     let mut settle = None;
@@ -313,7 +316,7 @@ impl<'w> JsStepEngine<'w> {
         .map_err(|e| js::step_error_from_js(&e))?;
         let mut engine = JsFuture::from(engine);
 
-        let mut running: Vec<(LocalBoxFuture<'a, Result<T, StepError>>, Function, Function)> = Vec::new();
+        let mut running: Vec<RunningAttempt<'a, T>> = Vec::new();
         let mut attempts_started = 0_u32;
         let outcome = poll_fn(|cx| {
             *inbox.waker.borrow_mut() = Some(cx.waker().clone());
