@@ -69,8 +69,8 @@ struct Queued {
     reject: Function,
 }
 
-/// An attempt in progress: its future, and how to settle the engine's promise for it.
-type RunningAttempt<'a, T> = (LocalBoxFuture<'a, Result<T, StepError>>, Function, Function);
+/// One attempt of a step, its value ready for the engine (JSON as a JS value, bytes as a stream).
+type JsAttemptFuture<'a> = LocalBoxFuture<'a, Result<JsValue, StepError>>;
 
 /// A promise for the engine, and its resolvers.
 fn pending_promise() -> (Promise, Option<(Function, Function)>) {
@@ -225,16 +225,21 @@ impl<'w> JsStepEngine<'w> {
         // The JSON text of the last attempt that succeeded: when it is the only attempt,
         // the value the engine settles with is that one, so it is read back from this text
         // rather than stringified again.
-        let mut last_ok_text: Option<String> = None;
-        let settle = |text: String| {
-            let value = js::parse_json_text(&text)?;
-            last_ok_text = Some(text);
-            Ok(value)
+        let last_ok_text: RefCell<Option<String>> = RefCell::default();
+        let to_js = |context| -> JsAttemptFuture<'_> {
+            let future = attempt(context);
+            let last_ok_text = &last_ok_text;
+            Box::pin(async move {
+                let text = future.await?;
+                let value = js::parse_json_text(&text)?;
+                *last_ok_text.borrow_mut() = Some(text);
+                Ok(value)
+            })
         };
-        let (outcome, attempts_started) = self.drive(name, config.as_ref(), rollback, attempt, settle).await?;
+        let (outcome, attempts_started) = self.drive(name, config.as_ref(), rollback, &to_js).await?;
         let result = match outcome {
             Ok(value) if value.is_undefined() => Err(replaying_for_rollbacks(name)),
-            Ok(value) => match last_ok_text.filter(|_| attempts_started == 1) {
+            Ok(value) => match last_ok_text.take().filter(|_| attempts_started == 1) {
                 Some(text) => Ok(text),
                 None => js::json_text(&value),
             },
@@ -250,14 +255,18 @@ impl<'w> JsStepEngine<'w> {
         let StreamCall { name, config, attempt } = call;
         // The sources of the streams handed to the engine: each holds its attempt's bytes
         // until the engine has settled the step (and so read or dropped every stream).
-        let mut sources = Vec::new();
-        let settle = |bytes: Vec<u8>| {
-            let (stream, source) = js_bytes::readable_stream(bytes)?;
-            sources.push(source);
-            Ok(stream)
+        let sources = RefCell::new(Vec::new());
+        let to_js = |context| -> JsAttemptFuture<'_> {
+            let future = attempt(context);
+            let sources = &sources;
+            Box::pin(async move {
+                let (stream, source) = js_bytes::readable_stream(future.await?)?;
+                sources.borrow_mut().push(source);
+                Ok(stream)
+            })
         };
-        let driven = self.drive(name, config.as_ref(), None, attempt, settle).await;
-        drop(sources);
+        let driven = self.drive(name, config.as_ref(), None, &to_js).await;
+        drop(sources.take());
         let (outcome, attempts_started) = driven?;
         let result = match outcome {
             Ok(value) if value.is_undefined() => Err(replaying_for_rollbacks(name)),
@@ -268,17 +277,16 @@ impl<'w> JsStepEngine<'w> {
         result
     }
 
-    /// One `step.do` to its end: issues it, runs each attempt the engine asks for (a
-    /// panic caught and failing that attempt only), settles the attempt's promise with
-    /// `settle`'s JS value, and gives back how the engine settled the step and how many
-    /// attempts ran here.
-    async fn drive<'a, T>(
+    /// One `step.do` to its end, whatever its kind: issues it, runs each attempt the
+    /// engine asks for (a panic caught and failing that attempt only), settles the
+    /// attempt's promise with its JS value, and gives back how the engine settled the
+    /// step and how many attempts ran here.
+    async fn drive<'a>(
         &'a self,
         name: &'a str,
         config: Option<&EngineStepConfig>,
         rollback: Option<super::engine::RollbackCall<'w>>,
-        attempt: &'a dyn Fn(StepContext) -> LocalBoxFuture<'a, Result<T, StepError>>,
-        mut settle: impl FnMut(T) -> Result<JsValue, StepError>,
+        attempt: &dyn Fn(StepContext) -> JsAttemptFuture<'a>,
     ) -> Result<(Result<JsValue, JsValue>, u32), StepError> {
         let (config_js, _delay) = match config {
             Some(config) => {
@@ -316,7 +324,7 @@ impl<'w> JsStepEngine<'w> {
         .map_err(|e| js::step_error_from_js(&e))?;
         let mut engine = JsFuture::from(engine);
 
-        let mut running: Vec<RunningAttempt<'a, T>> = Vec::new();
+        let mut running: Vec<(JsAttemptFuture<'a>, Function, Function)> = Vec::new();
         let mut attempts_started = 0_u32;
         let outcome = poll_fn(|cx| {
             *inbox.waker.borrow_mut() = Some(cx.waker().clone());
@@ -332,10 +340,7 @@ impl<'w> JsStepEngine<'w> {
             running.retain_mut(|(future, resolve, reject)| {
                 let settled = match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
                     Ok(Poll::Pending) => return true,
-                    Ok(Poll::Ready(Ok(value))) => match settle(value) {
-                        Ok(value) => resolve.call1(&JsValue::UNDEFINED, &value),
-                        Err(error) => reject.call1(&JsValue::UNDEFINED, &error.into()),
-                    },
+                    Ok(Poll::Ready(Ok(value))) => resolve.call1(&JsValue::UNDEFINED, &value),
                     Ok(Poll::Ready(Err(error))) => reject.call1(&JsValue::UNDEFINED, &error.into()),
                     Err(panic) => reject.call1(&JsValue::UNDEFINED, &js::js_error("PanicError", &panic_message("step", &*panic))),
                 };
