@@ -27,8 +27,23 @@ fn crate_modules(source: &str) -> BTreeSet<String> {
     for (i, _) in code.match_indices("crate::") {
         let rest = &code[i + "crate::".len()..];
         if let Some(group) = rest.strip_prefix('{') {
-            let body = &group[..group.find('}').unwrap_or(group.len())];
-            found.extend(body.split(',').map(|item| ident(item.trim())).filter(|m| !m.is_empty()));
+            // The items at the group's top level, nested groups skipped by depth:
+            // `crate::{core::{a, b}, http::x}` names `core` and `http`.
+            let mut depth = 0usize;
+            let mut item_start = true;
+            for (j, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => item_start = true,
+                    c if item_start && !c.is_whitespace() => {
+                        found.insert(ident(&group[j..]));
+                        item_start = false;
+                    }
+                    _ => {}
+                }
+            }
         } else {
             found.insert(ident(rest));
         }
@@ -116,6 +131,8 @@ fn the_scanners_see_grouped_imports_and_gated_modules() {
     let source = "use crate::core::x;\n// crate::http in a comment\nuse crate::{bridge::a, registry};\nlet _ = crate::triggers::jobs::f();";
     let found: Vec<String> = crate_modules(source).into_iter().collect();
     assert_eq!(found, ["bridge", "core", "registry", "triggers"]);
+    let nested = "use crate::{core::{a, b}, http::x};";
+    assert_eq!(crate_modules(nested).into_iter().collect::<Vec<_>>(), ["core", "http"], "a nested group hides no module");
     let mod_rs = "pub mod api;\n#[cfg(target_arch = \"wasm32\")]\npub(crate) mod handler;\n";
     assert_eq!(wasm_files(mod_rs).into_iter().collect::<Vec<_>>(), ["handler.rs"]);
 }

@@ -11,7 +11,7 @@ use crate::core::engine_error::BindingError;
 use crate::core::instance_batch::{self, codes, CreateEntry, CreateOutcome, DeleteEntry, DeleteOutcome, EngineEntryError, EntryError};
 use crate::core::instance_events::{self as events, InstanceEvent};
 use crate::core::instance_options::{self, EngineCreateOptions, EngineRetention, RestartFrom, Retention};
-use crate::core::status::InstanceStatus;
+use crate::core::status::{InstanceState, InstanceStatus};
 use crate::core::validate;
 use js_sys::{Array, Promise, Reflect};
 use serde::Serialize;
@@ -172,8 +172,9 @@ impl WorkflowBinding {
         Ok(WorkflowBinding { js: value.unchecked_into() })
     }
 
-    /// Creates an instance. An id that exists is [`BindingError::AlreadyExists`]: the
-    /// engine refuses it atomically, so two racing creates give one instance.
+    /// Creates an instance. An id that exists is [`BindingError::AlreadyExists`]; the
+    /// local engine checks, then creates, so two racing creates of one id may both be
+    /// `Ok` (one run). `instances::create` claims the id first when that matters.
     pub async fn create<P: Serialize>(&self, id: Option<&str>, params: &P) -> Result<Instance, BindingError> {
         self.create_with(&NewInstance { id: id.map(str::to_string), params, retention: None }).await
     }
@@ -293,6 +294,14 @@ impl Instance {
             cut_error_message(&js::get(&status, "error"));
         }
         js::from_js(&status).map_err(|e| BindingError::Serialization(e.to_string()))
+    }
+
+    /// Only the instance's state, for listings: its output and error are never copied
+    /// out of the engine's answer (a page of 100 could otherwise hold 100 MiB of outputs).
+    pub async fn state(&self) -> Result<InstanceState, BindingError> {
+        let status = call(&self.id, self.js.status()).await?;
+        let state = js::get(&status, "status");
+        js::from_js(&state).map_err(|e| BindingError::Serialization(e.to_string()))
     }
 
     pub async fn pause(&self) -> Result<(), BindingError> {

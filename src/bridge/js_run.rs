@@ -11,7 +11,7 @@
 
 use super::{js, js_env, js_step, output_text, webhook_delivery, Env, Step, Workflow, WorkflowEvent};
 use crate::core::callback;
-use crate::core::rollback::{is_engine_abort, RunEnd};
+use crate::core::rollback::{frames_to_end, is_engine_abort, FrameState, RunEnd, RunKey};
 use crate::core::step_error::StepError;
 use crate::core::validate;
 use crate::registry::WorkflowSpec;
@@ -83,10 +83,10 @@ pub(crate) fn start<F: Future<Output = ()> + 'static>(frame: impl FnOnce(Rc<RunP
     promise
 }
 
-/// What every live frame shares with the others in this isolate: which instance it runs,
+/// What every live frame shares with the others in this isolate: which run it serves,
 /// whether it has been told to end, and, once its workflow ended, until when it lingers.
 struct FrameControl {
-    instance_id: String,
+    key: RunKey,
     closed: Cell<bool>,
     waker: RefCell<Option<Waker>>,
     /// Set once the workflow ended and rollbacks may still come: the idle limit, and
@@ -101,38 +101,31 @@ impl FrameControl {
             waker.wake();
         }
     }
-
-    fn expired(&self, now: f64) -> bool {
-        self.linger.get().is_some_and(|(limit, since)| now - since > limit.as_millis() as f64)
-    }
 }
 
 thread_local! {
     static FRAMES: RefCell<Vec<Weak<FrameControl>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Registers a new frame for `instance_id`. A newer run of an instance means the engine
-/// is done with its older one (resume and restart clear the engine's rollbacks), so older
-/// frames of it end; so do frames idle past their limit.
-fn register_frame(instance_id: &str) -> Rc<FrameControl> {
+/// Registers a new frame for a run of `key`, ending the frames `frames_to_end` names.
+fn register_frame(key: RunKey) -> Rc<FrameControl> {
     let now = js_sys::Date::now();
-    let frame = Rc::new(FrameControl {
-        instance_id: instance_id.to_string(),
-        closed: Cell::new(false),
-        waker: RefCell::default(),
-        linger: Cell::new(None),
-    });
+    let frame = Rc::new(FrameControl { key, closed: Cell::new(false), waker: RefCell::default(), linger: Cell::new(None) });
     FRAMES.with(|frames| {
         let mut frames = frames.borrow_mut();
-        frames.retain(|weak| {
-            let Some(other) = weak.upgrade() else { return false };
-            if other.instance_id == instance_id || other.expired(now) {
+        let live: Vec<Rc<FrameControl>> = frames.iter().filter_map(Weak::upgrade).collect();
+        let states: Vec<FrameState<'_>> = live.iter().map(|f| FrameState { key: &f.key, linger: f.linger.get() }).collect();
+        let end = frames_to_end(&states, &frame.key, now);
+        let mut kept = Vec::with_capacity(live.len() + 1);
+        for (other, end) in live.iter().zip(end) {
+            if end {
                 other.close();
-                return false;
+            } else {
+                kept.push(Rc::downgrade(other));
             }
-            true
-        });
-        frames.push(Rc::downgrade(&frame));
+        }
+        kept.push(Rc::downgrade(&frame));
+        *frames = kept;
     });
     frame
 }
@@ -195,7 +188,7 @@ pub(crate) async fn run<W: Workflow>(spec: &WorkflowSpec, event: JsValue, step: 
         let outcome = async { output_text(&workflow.run(&event, step.clone()).await?) }.await;
         report(&step, &env, spec, &event.instance_id, callback_url, outcome).await
     };
-    serve(&event.instance_id, &engine, Box::pin(body), &promise).await;
+    serve(RunKey { workflow: spec.name.to_string(), instance_id: event.instance_id.clone() }, &engine, Box::pin(body), &promise).await;
 }
 
 /// An instance created with a callback URL reports how it ended from a durable step; a
@@ -230,8 +223,8 @@ async fn report(
 /// The frame's loop, the same for every workflow: polls the workflow (`body`) and the
 /// rollback calls the engine queues, settles `promise` when the workflow ends, and
 /// returns when the engine is done with the rollbacks, or the frame is closed.
-async fn serve<'w>(instance_id: &str, engine: &js_step::JsStepEngine<'w>, body: BodyFuture<'_>, promise: &RunPromise) {
-    let frame = register_frame(instance_id);
+async fn serve<'w>(key: RunKey, engine: &js_step::JsStepEngine<'w>, body: BodyFuture<'_>, promise: &RunPromise) {
+    let frame = register_frame(key);
     let mut body = Some(body);
     let mut end: Option<RunEnd> = None;
 

@@ -91,12 +91,19 @@ pub struct RollbackLedger {
 /// replay of a terminated instance (it runs the rollbacks right after a replayed run
 /// ends, successful or not); a completed run's rollbacks are otherwise never called.
 pub const LINGER_AFTER_SUCCESS: Duration = Duration::from_secs(60);
-/// How long a run keeps its rollbacks without a call after it failed, was paused or was
-/// terminated, at the least: the engine may wait this long between a rollback's attempts
-/// only if its config says so (then the limit grows to fit), and a paused instance can be
-/// terminated with rollback meanwhile.
+/// How long a run keeps its rollbacks without a call after it failed or was terminated,
+/// at the least: the engine may wait this long between a rollback's attempts only if its
+/// config says so (then the limit grows to fit, up to [`LINGER_MAX`]; a delay function's
+/// waits are not known beforehand, so it gets the maximum).
 pub const LINGER_IDLE: Duration = Duration::from_secs(15 * 60);
 const LINGER_MAX: Duration = Duration::from_secs(24 * 60 * 60);
+/// A paused run keeps its rollbacks with no time limit: the instance may be terminated
+/// with rollback any time later, and the engine then calls the rollbacks of that run.
+/// It ends when a newer run of the instance replaces it, or under [`MAX_LINGERING_RUNS`].
+pub const LINGER_UNTIL_REPLACED: Duration = Duration::MAX;
+/// At most this many ended runs keep their rollbacks in one isolate; the oldest goes first.
+/// (Each holds its workflow and event; an isolate has 128 MB.)
+pub const MAX_LINGERING_RUNS: usize = 200;
 
 /// How a run's own future ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,7 +180,8 @@ impl RollbackLedger {
         }
         Some(match end {
             RunEnd::Completed => LINGER_AFTER_SUCCESS,
-            RunEnd::Failed | RunEnd::Aborted | RunEnd::Terminated => self.idle_limit(),
+            RunEnd::Aborted => LINGER_UNTIL_REPLACED,
+            RunEnd::Failed | RunEnd::Terminated => self.idle_limit(),
         })
     }
 
@@ -181,9 +189,46 @@ impl RollbackLedger {
     /// call them: [`LINGER_IDLE`], or the longest retry delay their configs allow plus a
     /// minute (at most a day).
     fn idle_limit(&self) -> Duration {
-        let longest = self.entries.iter().filter_map(|e| e.longest_delay).max().unwrap_or(Duration::ZERO);
+        let longest = self.entries.iter().map(|e| e.longest_delay.unwrap_or(LINGER_MAX)).max().unwrap_or(Duration::ZERO);
         longest.saturating_add(Duration::from_secs(60)).clamp(LINGER_IDLE, LINGER_MAX)
     }
+}
+
+/// One run of one instance of one workflow, as a live frame in this isolate knows it:
+/// instance ids are unique only within a workflow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunKey {
+    pub workflow: String,
+    pub instance_id: String,
+}
+
+/// A live frame as [`frames_to_end`] sees it: whose run it is, and once its workflow
+/// ended, its idle limit and last activity (ms since the epoch).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrameState<'a> {
+    pub key: &'a RunKey,
+    pub linger: Option<(Duration, f64)>,
+}
+
+/// When a new run of `key` begins at `now`, which live frames (oldest first) end: the
+/// older runs of the same instance (a newer run means the engine is done with them:
+/// resume and restart clear its rollbacks), those idle past their limit, and the oldest
+/// ended ones beyond [`MAX_LINGERING_RUNS`]. Running frames of other instances never end.
+pub fn frames_to_end(frames: &[FrameState<'_>], key: &RunKey, now: f64) -> Vec<bool> {
+    let mut end: Vec<bool> =
+        frames.iter().map(|f| f.key == key || f.linger.is_some_and(|(limit, since)| now - since > limit.as_millis() as f64)).collect();
+    let lingering = frames.iter().zip(&end).filter(|(f, ended)| f.linger.is_some() && !**ended).count();
+    let mut excess = lingering.saturating_sub(MAX_LINGERING_RUNS);
+    for (frame, ended) in frames.iter().zip(end.iter_mut()) {
+        if excess == 0 {
+            break;
+        }
+        if frame.linger.is_some() && !*ended {
+            *ended = true;
+            excess -= 1;
+        }
+    }
+    end
 }
 
 /// The longest wait the engine puts between two attempts of a step with this config
@@ -284,7 +329,7 @@ mod tests {
         let mut ledger = RollbackLedger::default();
         ledger.register("a", None);
         assert_eq!(ledger.linger(RunEnd::Completed), Some(LINGER_AFTER_SUCCESS));
-        assert_eq!(ledger.linger(RunEnd::Aborted), Some(LINGER_IDLE));
+        assert_eq!(ledger.linger(RunEnd::Aborted), Some(LINGER_UNTIL_REPLACED), "a paused run may be terminated any time later");
         assert_eq!(ledger.linger(RunEnd::Terminated), Some(LINGER_IDLE));
         // A rollback whose retries wait an hour keeps the run that long, plus a minute.
         let hourly = StepConfig::new().retries(Retries::new(3).delay("15 minutes").backoff(Backoff::Exponential)).to_engine().unwrap();
@@ -293,5 +338,47 @@ mod tests {
         let absurd = StepConfig::new().retries(Retries::new(10_000).delay("1 day")).to_engine().unwrap();
         ledger.register("absurd", Some(&absurd));
         assert_eq!(ledger.linger(RunEnd::Failed), Some(LINGER_MAX));
+    }
+
+    #[test]
+    fn a_rollback_with_a_delay_function_keeps_its_run_the_longest_time() {
+        let mut ledger = RollbackLedger::default();
+        let dynamic = StepConfig::new().retries(Retries::new(3).delay_fn(|_, _| Duration::from_secs(1))).to_engine().unwrap();
+        ledger.register("dynamic", Some(&dynamic));
+        assert_eq!(ledger.linger(RunEnd::Failed), Some(LINGER_MAX));
+    }
+
+    fn key(workflow: &str, id: &str) -> RunKey {
+        RunKey { workflow: workflow.into(), instance_id: id.into() }
+    }
+
+    #[test]
+    fn a_new_run_ends_the_older_runs_of_its_own_instance_only() {
+        let (order, onboarding, other) = (key("order-processing", "o-42"), key("user-onboarding", "o-42"), key("order-processing", "o-43"));
+        let frames = [
+            FrameState { key: &order, linger: None },
+            FrameState { key: &onboarding, linger: None },
+            FrameState { key: &other, linger: Some((LINGER_IDLE, 0.0)) },
+        ];
+        assert_eq!(frames_to_end(&frames, &key("order-processing", "o-42"), 1.0), [true, false, false]);
+        assert_eq!(frames_to_end(&frames, &key("user-onboarding", "o-42"), 1.0), [false, true, false], "same id, other workflow");
+    }
+
+    #[test]
+    fn idle_runs_end_past_their_limit_and_paused_ones_only_when_too_many_linger() {
+        let (a, b) = (key("w", "a"), key("w", "b"));
+        let idle_ms = LINGER_IDLE.as_millis() as f64;
+        let frames =
+            [FrameState { key: &a, linger: Some((LINGER_IDLE, 0.0)) }, FrameState { key: &b, linger: Some((LINGER_UNTIL_REPLACED, 0.0)) }];
+        assert_eq!(frames_to_end(&frames, &key("w", "c"), idle_ms), [false, false]);
+        assert_eq!(frames_to_end(&frames, &key("w", "c"), idle_ms + 1.0), [true, false]);
+        let years_later = 10.0 * 365.0 * 24.0 * 3600.0 * 1000.0;
+        assert_eq!(frames_to_end(&frames, &key("w", "c"), years_later), [true, false], "a paused run waits to be replaced");
+
+        let keys: Vec<RunKey> = (0..MAX_LINGERING_RUNS + 2).map(|i| key("w", &i.to_string())).collect();
+        let many: Vec<FrameState> = keys.iter().map(|k| FrameState { key: k, linger: Some((LINGER_UNTIL_REPLACED, 0.0)) }).collect();
+        let ended = frames_to_end(&many, &key("w", "new"), 1.0);
+        assert_eq!(ended.iter().filter(|e| **e).count(), 2, "the oldest beyond the cap");
+        assert!(ended[0] && ended[1] && !ended[2]);
     }
 }

@@ -440,7 +440,7 @@ pub const DEMO_RETRY_AFTER_SECONDS: u32 = 60;
 /// The rate-limit key of a client: its address as Cloudflare saw it (`CF-Connecting-IP`).
 pub fn client_key(connecting_ip: Option<&str>) -> String {
     match connecting_ip.map(str::trim).filter(|ip| !ip.is_empty()) {
-        Some(ip) => format!("ip:{}", &ip[..ip.len().min(64)]),
+        Some(ip) => format!("ip:{}", ip.chars().take(64).collect::<String>()),
         None => "ip:unknown".to_string(),
     }
 }
@@ -792,5 +792,7 @@ mod tests {
         assert_eq!(client_key(Some(" ")), "ip:unknown");
         assert_eq!(client_key(None), "ip:unknown");
         assert_eq!(client_key(Some(&"a".repeat(500))).len(), 3 + 64);
+        // A multi-byte character across the 64th byte is kept whole, never split (a panic).
+        assert_eq!(client_key(Some(&format!("{}é", "a".repeat(63)))), format!("ip:{}é", "a".repeat(63)));
     }
 }

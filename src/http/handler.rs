@@ -305,7 +305,7 @@ async fn list_instances(spec: &'static WorkflowSpec, req: &Request, env: &Env) -
         let binding = binding.clone();
         async move {
             match binding.get(&row.id).await {
-                Ok(instance) => instance.status().await.map(|s| s.status).unwrap_or(InstanceState::Unknown),
+                Ok(instance) => instance.state().await.unwrap_or(InstanceState::Unknown),
                 Err(_) => InstanceState::Unknown,
             }
         }
@@ -377,20 +377,30 @@ async fn instance_history(spec: &'static WorkflowSpec, id: &str, req: &Request, 
     match format {
         HistoryFormat::Json => {
             // A finished instance's events end by themselves; a live one's are read until
-            // none comes for a moment.
-            let idle = (!instance.status().await.map_err(fail)?.status.is_finished()).then_some(HISTORY_IDLE);
+            // none comes for a moment. Either way reading stops at the deadline (an
+            // instance restarted meanwhile would otherwise be followed for as long as it runs).
+            let finished = instance.state().await.map_err(fail)?.is_finished();
             let mut events = instance.subscribe(None).await.map_err(fail)?;
             let mut history = History::new();
             let started = js_sys::Date::now();
             let mut truncated = false;
             loop {
-                if js_sys::Date::now() - started > HISTORY_DEADLINE_MS {
+                let left = HISTORY_DEADLINE_MS - (js_sys::Date::now() - started);
+                if left <= 0.0 {
                     truncated = true;
                     break;
                 }
-                match next_or_idle(&mut events, idle).await {
+                let left = std::time::Duration::from_millis(left as u64);
+                let wait = if finished { left } else { left.min(HISTORY_IDLE) };
+                match next_or_idle(&mut events, Some(wait)).await {
                     Next::Event(event) => history.apply(&event),
-                    Next::End | Next::Idle => break,
+                    Next::End => break,
+                    // Quiet for a moment: all there is of a live instance, as far as anyone can tell.
+                    Next::Idle if !finished && wait == HISTORY_IDLE => break,
+                    Next::Idle => {
+                        truncated = true;
+                        break;
+                    }
                     Next::Failed(e) => return Err(fail(e)),
                 }
             }
@@ -474,8 +484,8 @@ async fn control_instance(
         },
     }
     .map_err(fail)?;
-    let status = instance.status().await.map_err(fail)?;
-    json_response(200, &json!({"id": id, "status": status.status}))
+    let state = instance.state().await.map_err(fail)?;
+    json_response(200, &json!({"id": id, "status": state}))
 }
 
 async fn send_event(spec: &'static WorkflowSpec, id: &str, event_type: &str, req: &mut Request, env: &Env) -> Result<Response, ApiError> {
@@ -504,8 +514,8 @@ async fn demo_status(id: &str, env: &Env) -> Result<Response, ApiError> {
     check_id(id)?;
     let fail = |e| ApiError::from_binding(spec.name, e);
     let instance = WorkflowBinding::from_env(env, spec.binding).map_err(fail)?.get(id).await.map_err(fail)?;
-    let status = instance.status().await.map_err(fail)?;
-    json_response(200, &json!({"id": id, "status": status.status}))
+    let state = instance.state().await.map_err(fail)?;
+    json_response(200, &json!({"id": id, "status": state}))
 }
 
 /// `POST /jobs`: every job is checked like a create request; one bad job queues nothing.

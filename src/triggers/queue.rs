@@ -189,11 +189,8 @@ async fn remembered_failure(env: &Env, message_id: &str) -> worker::Result<Optio
 }
 
 /// Forgets a message's remembered failure once it no longer matters (best effort: a
-/// leftover row only costs space).
+/// leftover row only costs space, but lists the job under `GET /jobs/retrying`).
 async fn forget_failure(env: &Env, message: &JsMessage) {
-    if message.attempts() <= 1.0 {
-        return; // nothing was remembered for a first delivery
-    }
     let result = async { env.d1("DB")?.prepare(jobs::FORGET_FAILURE).bind(&[message.id().into()])?.run().await }.await;
     if let Err(e) = result {
         log_error("forgetting a transient failure", e);
@@ -231,6 +228,8 @@ pub async fn consume(batch: JsMessageBatch, env: Env) {
                 }
             };
             if recorded {
+                // Also on the dead-letter queue's first delivery: the row was written
+                // while the job was retried on the jobs queue.
                 forget_failure(&env, message).await;
                 message.ack();
             } else {
@@ -260,6 +259,9 @@ pub async fn consume(batch: JsMessageBatch, env: Env) {
             }
             Err(poison) => {
                 if record_dead_letter(&env, &queue, &message, &poison.to_string(), message.attempts() as u32).await {
+                    if message.attempts() > 1.0 {
+                        forget_failure(&env, &message).await;
+                    }
                     message.ack();
                 } else {
                     retry_later(&message);
@@ -325,7 +327,9 @@ async fn create_jobs(env: &Env, spec: &'static WorkflowSpec, items: Vec<PendingJ
                     retry_after_failure(env, message, &format!("simulated redelivery after creating {id}")).await;
                     continue;
                 }
-                forget_failure(env, message).await;
+                if message.attempts() > 1.0 {
+                    forget_failure(env, message).await; // a first delivery left nothing to forget
+                }
                 message.ack();
             }
             failed => {

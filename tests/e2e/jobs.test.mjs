@@ -112,6 +112,9 @@ describe("queue and cron", { concurrency: true }, () => {
     // dead-letter queue, whose first recording also fails (an "unrecordable" body).
     const id = uniqueId("doomed-unrecordable");
     assert.equal((await api("POST", "/jobs", { workflow: "step-tour", id, params: { actions: [] } })).status, 202);
+    // A twin whose dead letter is recorded on the dead-letter queue's first delivery.
+    const twin = uniqueId("doomed");
+    assert.equal((await api("POST", "/jobs", { workflow: "step-tour", id: twin, params: { actions: [] } })).status, 202);
     // Six deliveries, 5+10+20+40+80 s apart; the last failure stays listed as retrying
     // until the dead letter is recorded.
     let lastFailure;
@@ -127,6 +130,9 @@ describe("queue and cron", { concurrency: true }, () => {
     assert.ok(letter.recordedAt - lastFailure.failedAt >= 5000, `recorded ${letter.recordedAt - lastFailure.failedAt} ms after the last failure`);
     assert.equal((await retrying()).find((r) => r.reason.includes(id)), undefined, "no longer listed as retrying once recorded");
     assert.equal((await getInstance("step-tour", id)).status, 404);
+    const twinLetter = await until("the twin's dead letter", deadLetter((d) => d.queue === "workflow-jobs-dlq" && d.body.includes(twin)), 60_000, 500);
+    assert.equal(twinLetter.attempts, 6, JSON.stringify(twinLetter));
+    assert.equal((await retrying()).find((r) => r.reason.includes(twin)), undefined, "recorded at once, and no longer listed as retrying");
   });
 
   it("poison messages become dead letters with their reason, not endless retries", async () => {

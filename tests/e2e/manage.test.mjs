@@ -71,7 +71,7 @@ describe("managing instances", { concurrency: true }, () => {
     assert.deepEqual(calls(), [2, 3], "without a body every step ran again");
   });
 
-  it("terminate with rollback is accepted and ends the instance terminated; a malformed body is 400 and terminates nothing", async () => {
+  it("the terminate body is checked: a malformed one is 400 and terminates nothing, {rollback: true} ends the instance terminated (its compensations: sagas.test.mjs)", async () => {
     const id = uniqueId("term-rb");
     const params = { actions: [{ sleep: { name: "long", duration: "10 minutes" } }] };
     assert.equal((await createInstance("step-tour", { id, params })).status, 201);
