@@ -9,7 +9,7 @@ use crate::bridge::{Instance, WorkflowBinding, WorkflowEnv};
 use crate::core::engine_error::BindingError;
 use crate::core::history::History;
 use crate::core::instance_batch::{CreateEntry, CreateOutcome};
-use crate::core::instance_events::InstanceEvent;
+use crate::core::instance_events::{EventKind, InstanceEvent};
 use crate::core::instance_index;
 use crate::core::status::{InstanceState, InstanceStatus};
 use crate::core::url_policy;
@@ -473,6 +473,11 @@ async fn control_instance(
     };
     let fail = |e| ApiError::from_binding(spec.name, e);
     let instance = WorkflowBinding::from_env(env, spec.binding).map_err(fail)?.get(id).await.map_err(fail)?;
+    if action == ControlAction::Restart && compensations_ran(&instance).await.map_err(fail)? {
+        return Err(ApiError::InvalidState(format!(
+            "instance {id}'s compensations (rollbacks) have run: a restart would reuse results they undid; create a new instance"
+        )));
+    }
     match action {
         ControlAction::Pause => instance.pause().await,
         ControlAction::Resume => instance.resume().await,
@@ -486,6 +491,30 @@ async fn control_instance(
     .map_err(fail)?;
     let state = instance.state().await.map_err(fail)?;
     json_response(200, &json!({"id": id, "status": state}))
+}
+
+/// Whether a finished instance's rollbacks ran (a `rollback_started` in its history). Its
+/// steps' cached results then describe work that was undone (a refunded charge), so the
+/// API refuses to restart it; the Rust `Instance::restart*` stay as the engine has them.
+/// A history that cannot be read to its end in time counts as none ran.
+async fn compensations_ran(instance: &Instance) -> Result<bool, BindingError> {
+    if !matches!(instance.state().await?, InstanceState::Errored | InstanceState::Terminated) {
+        return Ok(false);
+    }
+    let mut events = instance.subscribe(None).await?;
+    let started = js_sys::Date::now();
+    loop {
+        let left = HISTORY_DEADLINE_MS - (js_sys::Date::now() - started);
+        if left <= 0.0 {
+            return Ok(false);
+        }
+        match next_or_idle(&mut events, Some(std::time::Duration::from_millis(left as u64))).await {
+            Next::Event(event) if matches!(event.kind, EventKind::RollbackStarted) => return Ok(true),
+            Next::Event(_) => {}
+            Next::End | Next::Idle => return Ok(false),
+            Next::Failed(e) => return Err(e),
+        }
+    }
 }
 
 async fn send_event(spec: &'static WorkflowSpec, id: &str, event_type: &str, req: &mut Request, env: &Env) -> Result<Response, ApiError> {

@@ -164,6 +164,16 @@ describe("the order saga", { concurrency: true }, () => {
     assert.equal(calls(standin, "/payments/charge", orderId), 1);
     assert.equal(calls(standin, "/shipping/create", orderId), 1, "a 4xx is final");
     assert.equal(calls(standin, "/notify/send", orderId), 0, "no confirmation");
+    // Its cached charge was refunded: restarting it (from a step or from the start)
+    // would ship on a refunded payment, so the API refuses.
+    for (const body of [{ from: { name: "create-shipment" } }, {}]) {
+      const restart = await control("order-processing", orderId, "restart", body);
+      assert.equal(restart.status, 409, JSON.stringify(restart.body));
+      assert.equal(restart.body.error.code, "invalid_state");
+      assert.match(restart.body.error.message, /compensations/);
+    }
+    await sleep(1000);
+    assert.equal(calls(standin, "/shipping/create", orderId), 1, "not shipped again");
   });
 
   it("a shipment whose retries run out refunds the charge exactly once", async () => {
