@@ -183,7 +183,7 @@ pub(crate) async fn run<W: Workflow>(spec: &WorkflowSpec, event: JsValue, step: 
     let env = Env::new(Rc::new(js_env::WorkerEnv::new(env.unchecked_into())));
     let workflow = W::new(env.clone());
     let engine = Rc::new(js_step::JsStepEngine::new(step.unchecked_into(), &event.instance_id));
-    let step = Step::new(engine.clone());
+    let step = Step::new(engine.clone(), W::EVENTS);
     let body = async {
         let outcome = async { output_text(&workflow.run(&event, step.clone()).await?) }.await;
         report(&step, &env, spec, &event.instance_id, callback_url, outcome).await

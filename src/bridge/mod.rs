@@ -60,6 +60,14 @@ pub trait Workflow: Sized + 'static {
     type Params: DeserializeOwned;
     type Output: Serialize;
 
+    /// The events this workflow waits for, with their payload types
+    /// (`EventSpec::of::<ApprovalResponse>()`, the type implementing
+    /// [`Event`](crate::core::events::Event)). `POST …/events/{type}` refuses an event
+    /// type not listed and a payload that does not read as its type, so a malformed
+    /// payload never reaches a waiting instance; a wait for a type not listed here fails
+    /// the step at once, so a forgotten entry shows in the first test.
+    const EVENTS: &'static [crate::core::events::EventSpec] = &[];
+
     /// Builds the workflow for one run, with the Worker's environment.
     fn new(env: Env) -> Self;
 

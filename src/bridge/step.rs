@@ -11,6 +11,7 @@ use super::engine::{
     AttemptFuture, BytesAttemptFuture, EventRecord, LocalBoxFuture, RollbackCall, RollbackInput, StepCall, StepEngine, StreamCall,
 };
 use crate::core::duration::{self, IntoDuration, IntoEpochMillis};
+use crate::core::events::{self, Event, EventSpec};
 use crate::core::step_config::StepConfig;
 use crate::core::step_error::StepError;
 use crate::core::validate;
@@ -70,11 +71,13 @@ pub struct ReceivedEvent<T> {
 #[derive(Clone)]
 pub struct Step<'w> {
     engine: Rc<dyn StepEngine<'w> + 'w>,
+    /// The events the workflow declares (`Workflow::EVENTS`): the only ones it may wait for.
+    events: &'static [EventSpec],
 }
 
 impl<'w> Step<'w> {
-    pub fn new(engine: Rc<dyn StepEngine<'w> + 'w>) -> Self {
-        Step { engine }
+    pub fn new(engine: Rc<dyn StepEngine<'w> + 'w>, events: &'static [EventSpec]) -> Self {
+        Step { engine, events }
     }
 
     /// Runs a step with the engine's default config (5 retries, exponential backoff).
@@ -271,10 +274,20 @@ impl<'w> Step<'w> {
         self.engine.sleep_until(name, at.into_epoch_millis()).await
     }
 
+    /// Waits for an event of type `E::TYPE` with an `E` payload, for at most `timeout`:
+    /// the event type and payload type come from one declaration, the one `Workflow::EVENTS`
+    /// lists (`EventSpec::of::<E>()`) and the HTTP API checks payloads against.
+    pub async fn wait_for<E: Event>(&self, name: &str, timeout: impl IntoDuration) -> Result<ReceivedEvent<E>, StepError> {
+        self.wait_for_event::<E>(name, E::TYPE, timeout).await
+    }
+
     /// Waits for an event of `event_type` sent to this instance, for at most `timeout`.
     /// Running out of time is [`StepError::Timeout`], which workflow code can match and
     /// continue from. Events sent before the wait are buffered by the engine.
-    pub async fn wait_for_event<T: DeserializeOwned>(
+    ///
+    /// The type must be declared with `T` in the workflow's `Workflow::EVENTS` (else the
+    /// wait fails with [`StepError::Invalid`]); [`Step::wait_for`] takes the type from `T`.
+    pub async fn wait_for_event<T: DeserializeOwned + 'static>(
         &self,
         name: &str,
         event_type: &str,
@@ -282,6 +295,7 @@ impl<'w> Step<'w> {
     ) -> Result<ReceivedEvent<T>, StepError> {
         validate::step_name(name)?;
         validate::event_type(event_type)?;
+        events::declares::<T>(self.events, event_type).map_err(StepError::Invalid)?;
         let timeout = duration::within_sleep_limit(timeout.into_duration()?)?;
         let record: EventRecord = self.engine.wait_for_event(name, event_type, timeout).await?;
         let payload = serde_json::from_str(&record.payload_json)

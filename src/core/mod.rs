@@ -13,6 +13,7 @@ pub mod bounded;
 pub mod callback;
 pub mod duration;
 pub mod engine_error;
+pub mod events;
 pub mod history;
 pub mod instance_batch;
 pub mod instance_events;

@@ -3,6 +3,7 @@
 
 use crate::core::callback::DeliveryOutcome;
 use crate::core::engine_error::BindingError;
+use crate::core::events::EventProblem;
 use crate::core::instance_batch::{codes, EntryError};
 use crate::core::instance_options::{RestartFrom, Retention};
 use crate::core::platform_limits::PlatformLimit;
@@ -184,6 +185,12 @@ pub enum ApiError {
     InvalidId(String),
     #[error("{0}")]
     InvalidEventType(String),
+    /// An event type the workflow does not wait for (not in its `Workflow::EVENTS`).
+    #[error("{0}")]
+    UnknownEventType(String),
+    /// An event payload that does not read as the type the workflow declares for it.
+    #[error("{0}")]
+    InvalidEventPayload(String),
     #[error("{0}")]
     InvalidCallbackUrl(String),
     #[error("{0}")]
@@ -242,6 +249,8 @@ impl ApiError {
             ApiError::InvalidJson(_)
             | ApiError::InvalidId(_)
             | ApiError::InvalidEventType(_)
+            | ApiError::UnknownEventType(_)
+            | ApiError::InvalidEventPayload(_)
             | ApiError::InvalidParams(_)
             | ApiError::InvalidCallbackUrl(_)
             | ApiError::InvalidWait(_)
@@ -266,6 +275,8 @@ impl ApiError {
             ApiError::InvalidJson(_) => "invalid_json",
             ApiError::InvalidId(_) => "invalid_id",
             ApiError::InvalidEventType(_) => "invalid_event_type",
+            ApiError::UnknownEventType(_) => "unknown_event_type",
+            ApiError::InvalidEventPayload(_) => "invalid_event_payload",
             ApiError::InvalidCallbackUrl(_) => "invalid_callback_url",
             ApiError::InvalidWait(_) => "invalid_wait",
             ApiError::InvalidQuery(_) => "invalid_query",
@@ -339,6 +350,8 @@ impl ApiError {
             ApiError::InvalidJson(String::new()),
             ApiError::InvalidId(String::new()),
             ApiError::InvalidEventType(String::new()),
+            ApiError::UnknownEventType(String::new()),
+            ApiError::InvalidEventPayload(String::new()),
             ApiError::InvalidCallbackUrl(String::new()),
             ApiError::InvalidWait(String::new()),
             ApiError::InvalidQuery(String::new()),
@@ -367,6 +380,8 @@ impl ApiError {
                 ApiError::InvalidJson(_)
                 | ApiError::InvalidId(_)
                 | ApiError::InvalidEventType(_)
+                | ApiError::UnknownEventType(_)
+                | ApiError::InvalidEventPayload(_)
                 | ApiError::InvalidCallbackUrl(_)
                 | ApiError::InvalidWait(_)
                 | ApiError::InvalidQuery(_)
@@ -391,6 +406,14 @@ impl ApiError {
             }
         }
         all
+    }
+
+    /// What an event the workflow does not take answers.
+    pub fn from_event_problem(problem: EventProblem) -> Self {
+        match problem {
+            EventProblem::UnknownType { .. } => ApiError::UnknownEventType(problem.to_string()),
+            EventProblem::InvalidPayload { .. } => ApiError::InvalidEventPayload(problem.to_string()),
+        }
     }
 
     /// The one mapping from a binding error to what the API answers.
@@ -550,6 +573,16 @@ mod tests {
         assert!(!internal.body().to_string().contains("secrets"));
         assert_eq!(ApiError::MethodNotAllowed { allow: "GET" }.status(), 405);
         assert_eq!(ApiError::PayloadTooLarge.status(), 413);
+    }
+
+    #[test]
+    fn events_a_workflow_does_not_take_are_400_with_their_own_codes() {
+        let unknown = ApiError::from_event_problem(EventProblem::UnknownType { event_type: "x".into(), expected: "\"y\"".into() });
+        assert_eq!((unknown.status(), unknown.code()), (400, "unknown_event_type"));
+        assert!(unknown.to_string().contains("\"x\""), "{unknown}");
+        let invalid = ApiError::from_event_problem(EventProblem::InvalidPayload { event_type: "y".into(), detail: "approved: bad".into() });
+        assert_eq!((invalid.status(), invalid.code()), (400, "invalid_event_payload"));
+        assert!(invalid.to_string().ends_with("approved: bad"), "{invalid}");
     }
 
     #[test]

@@ -521,6 +521,8 @@ async fn send_event(spec: &'static WorkflowSpec, id: &str, event_type: &str, req
     check_id(id)?;
     validate::event_type(event_type).map_err(|e| ApiError::InvalidEventType(e.to_string()))?;
     let payload: Value = read_json(req, b"null").await?;
+    // Checked before the engine gets it: a payload the wait cannot read would end the instance.
+    crate::workflows::check_workflow_event(spec.class_name, event_type, &payload).map_err(ApiError::from_event_problem)?;
     let fail = |e| ApiError::from_binding(spec.name, e);
     let instance = WorkflowBinding::from_env(env, spec.binding).map_err(fail)?.get(id).await.map_err(fail)?;
     instance.send_event(event_type, &payload).await.map_err(fail)?;

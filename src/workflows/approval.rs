@@ -5,6 +5,7 @@
 
 use crate::bridge::{Database, Env, SqlValue, Step, Workflow, WorkflowEvent};
 use crate::core::duration::DurationParam;
+use crate::core::events::{Event, EventSpec};
 use crate::core::step_error::StepError;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -26,6 +27,10 @@ pub struct ApprovalResponse {
     /// Who decided; recorded as `decided_by`.
     #[serde(default)]
     pub by: Option<String>,
+}
+
+impl Event for ApprovalResponse {
+    const TYPE: &'static str = "approval-response";
 }
 
 /// How the approval ended, as written to `approvals.status` and to the output.
@@ -89,6 +94,8 @@ impl Workflow for ApprovalWorkflow {
     type Params = ApprovalParams;
     type Output = ApprovalOutput;
 
+    const EVENTS: &'static [EventSpec] = &[EventSpec::of::<ApprovalResponse>()];
+
     fn new(env: Env) -> Self {
         ApprovalWorkflow { env }
     }
@@ -105,7 +112,7 @@ impl Workflow for ApprovalWorkflow {
         .await?;
 
         let timeout = params.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0);
-        let (decision, by) = match step.wait_for_event::<ApprovalResponse>("wait-for-approval", "approval-response", timeout).await {
+        let (decision, by) = match step.wait_for::<ApprovalResponse>("wait-for-approval", timeout).await {
             Ok(response) if response.payload.approved => (Decision::Approved, response.payload.by),
             Ok(response) => (Decision::Rejected, response.payload.by),
             // Nobody answered in time: the safe outcome is a rejection.

@@ -10,6 +10,7 @@
 //! Never on the HTTP API or the triggers.
 
 use crate::bridge::Workflow;
+use crate::core::events::EventProblem;
 use crate::core::validate::{typed_params, ParamsMismatch};
 
 macro_rules! workflows {
@@ -32,6 +33,16 @@ macro_rules! workflows {
                 _ => return promise.reject(&unknown()),
             };
             run.await
+        }
+
+        /// Checks an event against the events the workflow with this class declares
+        /// (`Workflow::EVENTS`): its type, and its payload against that type's.
+        pub fn check_workflow_event(class_name: &str, event_type: &str, payload: &serde_json::Value) -> Result<(), EventProblem> {
+            let declared = match class_name {
+                $( stringify!($class) => <$class as Workflow>::EVENTS, )*
+                _ => &[],
+            };
+            crate::core::events::check(declared, event_type, payload)
         }
 
         /// Checks params against the typed params of the workflow with this class.

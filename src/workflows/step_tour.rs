@@ -5,6 +5,7 @@
 use crate::bridge::{Env, Rollback, RollbackContext, Step, StepContext, Workflow, WorkflowEvent};
 use crate::core::bounded;
 use crate::core::duration::DurationParam;
+use crate::core::events::EventSpec;
 use crate::bridge::outbound::ServiceCall;
 use crate::core::records;
 use crate::core::step_config::{Backoff, Retries, StepConfig};
@@ -202,6 +203,9 @@ fn context_json(ctx: &StepContext) -> Value {
 impl Workflow for StepTourWorkflow {
     type Params = TourParams;
     type Output = Vec<Value>;
+
+    /// A probe: it waits for whatever event types its params name, with any JSON payload.
+    const EVENTS: &'static [EventSpec] = &[EventSpec::any_type::<Value>()];
 
     fn new(env: Env) -> Self {
         StepTourWorkflow { env }

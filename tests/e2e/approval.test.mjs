@@ -67,6 +67,33 @@ describe("approval", { concurrency: true }, () => {
     assert.equal(typeof r.decided_at, "number");
   });
 
+  it("a malformed approval-response is 400 naming the field and the instance keeps waiting; a good one then completes it", async () => {
+    const id = uniqueId("badevent");
+    assert.equal((await approval(id, { timeout: "2 minutes" })).status, 201);
+    await waitingForResponse(id);
+    for (const [payload, field] of [[{ approved: "yes", by: "eve" }, /^the approval-response event's payload does not fit: approved: invalid type: string "yes", expected a boolean/], [{ by: "eve" }, /missing field `approved`/], ["null", /invalid type: null/]]) {
+      const res = await respond(id, payload);
+      assert.equal(res.status, 400, JSON.stringify(res.body));
+      assert.equal(res.body.error.code, "invalid_event_payload");
+      assert.match(res.body.error.message, field);
+    }
+    const unknown = await api("POST", `/workflows/approval/instances/${id}/events/approval`, { approved: true });
+    assert.equal(unknown.status, 400, JSON.stringify(unknown.body));
+    assert.equal(unknown.body.error.code, "unknown_event_type");
+    assert.match(unknown.body.error.message, /"approval-response"/);
+    // Refused events never reached it: it is still at its wait, not errored, not decided.
+    await sleep(1000);
+    const still = await getInstance("approval", id);
+    assert.ok(["waiting", "running"].includes(still.body.status), JSON.stringify(still.body));
+    assert.equal((await row(id)).status, "pending");
+
+    assert.equal((await respond(id, { approved: true, by: "ada" })).status, 202);
+    const done = await waitFor("approval", id, finished);
+    assert.equal(done.status, "complete", JSON.stringify(done));
+    assert.deepEqual(done.output, { decision: "approved" });
+    assert.equal((await row(id)).decided_by, "ada");
+  });
+
   it("refuses a malformed timeout in params, naming the field, before anything is created", async () => {
     const id = uniqueId("badtimeout");
     const res = await approval(id, { timeout: "soon" });

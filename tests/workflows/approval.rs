@@ -80,3 +80,26 @@ fn a_response_after_the_timeout_changes_nothing() {
     assert_eq!(engine.instance("ap-5").status, Status::Complete);
     assert_eq!(row(&engine, "ap-5")["status"], "auto-rejected");
 }
+
+/// What `POST …/events/{type}` checks before an approval instance gets an event: the
+/// type it declares and its payload type, naming the field that does not fit.
+#[test]
+fn events_are_checked_against_the_declared_approval_response() {
+    use rust_workflows::core::events::EventProblem;
+    use rust_workflows::workflows::check_workflow_event;
+    let check = |event_type: &str, payload: Value| check_workflow_event("ApprovalWorkflow", event_type, &payload);
+    assert_eq!(check("approval-response", json!({"approved": true, "by": "ada"})), Ok(()));
+    assert_eq!(check("approval-response", json!({"approved": false})), Ok(()));
+    let Err(EventProblem::InvalidPayload { detail, .. }) = check("approval-response", json!({"approved": "yes"})) else {
+        panic!("a string for approved must be refused")
+    };
+    assert!(detail.starts_with("approved: invalid type: string \"yes\""), "{detail}");
+    let Err(EventProblem::InvalidPayload { detail, .. }) = check("approval-response", json!({"by": "ada"})) else { panic!() };
+    assert!(detail.contains("missing field `approved`"), "{detail}");
+    let Err(EventProblem::UnknownType { expected, .. }) = check("approval", json!({"approved": true})) else { panic!() };
+    assert_eq!(expected, "\"approval-response\"");
+    // The probe waits for whatever types its params name: any type, any JSON.
+    assert_eq!(check_workflow_event("StepTourWorkflow", "anything", &json!([1])), Ok(()));
+    // A workflow that waits for nothing takes no event.
+    assert!(matches!(check_workflow_event("OrderWorkflow", "x", &json!({})), Err(EventProblem::UnknownType { .. })));
+}

@@ -336,7 +336,7 @@ where
         let invocation = Rc::new(Invocation::new(Rc::clone(core), Rc::clone(world), run));
         world.set_running(Some(self.event.instance_id.clone()));
         let (result, in_flight) = {
-            let mut future = pin!(workflow.run(&self.event, Step::new(invocation.clone())));
+            let mut future = pin!(workflow.run(&self.event, Step::new(invocation.clone(), W::EVENTS)));
             let flag = Arc::new(WakeFlag(AtomicBool::new(false)));
             let waker = Waker::from(Arc::clone(&flag));
             let mut context = Context::from_waker(&waker);

@@ -328,6 +328,7 @@ struct ApprovalParams {
 impl Workflow for Approval {
     type Params = ApprovalParams;
     type Output = Vec<Value>;
+    const EVENTS: &'static [crate::core::events::EventSpec] = &[crate::core::events::EventSpec::any_type::<Value>()];
     fn new(_: Env) -> Self {
         Approval
     }
