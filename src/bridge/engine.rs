@@ -119,22 +119,31 @@ impl HttpMethod {
     }
 }
 
-/// An outbound HTTP request, as plain data.
+/// An outbound HTTP request, as plain data. Redirects are never followed: a 3xx comes
+/// back as the answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboundRequest {
     pub method: HttpMethod,
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub body: Option<Vec<u8>>,
+    /// The most bytes of the answer's body to read: reading stops there (or before the
+    /// first byte, when the answer declares a longer `Content-Length`).
+    pub max_response_bytes: usize,
 }
 
 /// The answer to an outbound request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboundResponse {
     pub status: u16,
+    /// The body, at most the request's `max_response_bytes` of it.
     pub body: Vec<u8>,
+    /// The body was longer than `max_response_bytes`: `body` holds only its start.
+    pub body_over_limit: bool,
     /// How long the service asked to wait before trying again (`Retry-After`).
     pub retry_after: Option<Duration>,
+    /// Where a 3xx answer points (`Location`, at most 256 bytes of it); never followed.
+    pub location: Option<String>,
 }
 
 /// A value bound to a SQL statement's `?` parameter.

@@ -8,14 +8,16 @@ use super::engine::{
     SqlStatement, SqlValue,
 };
 use super::js;
+use crate::core::service::CappedBody;
 use crate::core::step_error::StepError;
 use crate::registry;
+use futures_util::StreamExt;
 use js_sys::Reflect;
 use serde_json::Value;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use wasm_bindgen::JsValue;
-use worker::{D1Database, D1PreparedStatement, Fetch, Headers, HttpMetadata, Method, Request, RequestInit};
+use worker::{D1Database, D1PreparedStatement, Fetch, Headers, HttpMetadata, Method, Request, RequestInit, RequestRedirect};
 
 /// Conveniences on `worker::Env` for the HTTP handler and the triggers.
 pub trait WorkflowEnv {
@@ -89,6 +91,10 @@ impl EnvBackend for WorkerEnv {
     }
 }
 
+/// One request through the runtime's `fetch`: redirects are not followed (`redirect:
+/// "manual"`, so a 3xx is the answer), and the body is read chunk by chunk up to the
+/// request's cap, never whole: past the cap (or with a `Content-Length` over it) the rest
+/// of the body is cancelled unread.
 async fn fetch(request: OutboundRequest) -> Result<OutboundResponse, StepError> {
     let failed = |e: worker::Error| StepError::Failed(e.to_string());
     let headers = Headers::new();
@@ -104,13 +110,29 @@ async fn fetch(request: OutboundRequest) -> Result<OutboundResponse, StepError> 
         init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
     }
     init.with_headers(headers);
+    init.with_redirect(RequestRedirect::Manual);
     let js_request = Request::new_with_init(&request.url, &init).map_err(failed)?;
     let mut response = Fetch::Request(js_request).send().await.map_err(failed)?;
-    let retry_after = response.headers().get("retry-after").ok().flatten();
+    let status = response.status_code();
+    let header = |name: &str| response.headers().get(name).ok().flatten();
     let now = UNIX_EPOCH + Duration::from_millis(js_sys::Date::now() as u64);
-    let retry_after = retry_after.and_then(|value| crate::core::service::parse_retry_after(&value, now));
-    let body = response.bytes().await.map_err(failed)?;
-    Ok(OutboundResponse { status: response.status_code(), body, retry_after })
+    let retry_after = header("retry-after").and_then(|value| crate::core::service::parse_retry_after(&value, now));
+    let redirect = (300..400).contains(&status);
+    let location = header("location").filter(|_| redirect).map(|l| l.chars().take(256).collect::<String>());
+    let mut body = CappedBody::new(request.max_response_bytes, header("content-length").as_deref());
+    // No body (a 204, say) is not a stream; a redirect's body is never read.
+    if let Ok(mut stream) = response.stream() {
+        if !redirect {
+            while !body.is_over() {
+                let Some(chunk) = stream.next().await else { break };
+                body.push(&chunk.map_err(failed)?);
+            }
+        }
+        // Dropping the stream cancels whatever is left of the body.
+        drop(stream);
+    }
+    let (body, body_over_limit) = body.finish();
+    Ok(OutboundResponse { status, body, body_over_limit, retry_after, location })
 }
 
 struct WorkerDatabase {

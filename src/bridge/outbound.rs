@@ -1,11 +1,17 @@
 //! Calls from steps to outside services, through the env's `fetch` (the runtime's in
 //! the Worker, the test engine's router on the host), with their answers mapped to step
 //! outcomes by `service::check_status`.
+//!
+//! Every call keeps the same rules: redirects are never followed (a 3xx fails the step,
+//! non-retryable); the answer's body is read up to a cap (1 MiB unless the call sets
+//! another) and never further; a URL a caller gave is checked against the URL policy
+//! right before each fetch; and a call with a side effect carries an `Idempotency-Key`.
 
 use super::engine::{HttpMethod, OutboundRequest, OutboundResponse};
 use super::Env;
-use crate::core::service::{check_status, ClientErrors};
+use crate::core::service::{self, check_status, ClientErrors, MAX_SERVICE_ANSWER_BYTES};
 use crate::core::step_error::StepError;
+use crate::core::url_policy::{self, PrivateHosts};
 use serde::{de::DeserializeOwned, Serialize};
 
 /// A request to one service, named for error messages.
@@ -15,11 +21,38 @@ pub struct ServiceCall<'a> {
     pub url: String,
     pub client_errors: ClientErrors,
     pub headers: Vec<(&'a str, String)>,
+    /// The most bytes of the answer's body read ([`MAX_SERVICE_ANSWER_BYTES`] unless set).
+    pub max_response_bytes: usize,
+    /// The var that set `max_response_bytes`, named when an answer is over it.
+    limit_var: Option<&'static str>,
+    /// The URL came from a caller (params, a callback): checked against the URL policy
+    /// right before each fetch, however the instance was created.
+    pub caller_given_url: bool,
 }
 
 impl<'a> ServiceCall<'a> {
     pub fn new(env: &'a Env, service: &'a str, url: String) -> Self {
-        ServiceCall { env, service, url, client_errors: ClientErrors::Retry, headers: Vec::new() }
+        ServiceCall {
+            env,
+            service,
+            url,
+            client_errors: ClientErrors::Retry,
+            headers: Vec::new(),
+            max_response_bytes: MAX_SERVICE_ANSWER_BYTES,
+            limit_var: None,
+            caller_given_url: false,
+        }
+    }
+
+    /// A GET of a data source a caller named (data-pipeline's `sourceUrl`, step-tour's
+    /// downloads): the URL policy applies, and the body is read up to the var
+    /// `MAX_SOURCE_BYTES` (10 MiB when unset). A var that does not read is a
+    /// non-retryable error naming it.
+    pub fn data_source(env: &'a Env, url: String) -> Result<Self, StepError> {
+        let max = service::max_source_bytes(env.var(service::MAX_SOURCE_BYTES_VAR).as_deref()).map_err(StepError::NonRetryable)?;
+        let mut call = ServiceCall::new(env, "source", url).caller_given_url().max_response_bytes(max);
+        call.limit_var = Some(service::MAX_SOURCE_BYTES_VAR);
+        Ok(call)
     }
 
     /// 4xx answers fail the step without retries.
@@ -33,14 +66,37 @@ impl<'a> ServiceCall<'a> {
         self
     }
 
+    /// The `Idempotency-Key` header: the same on every attempt of the step, so the service
+    /// performs the side effect once however often the call is repeated
+    /// (`StepContext::idempotency_key` derives one from the instance and the step).
+    pub fn idempotency_key(self, key: String) -> Self {
+        self.header("idempotency-key", key)
+    }
+
+    /// Reads at most `bytes` of the answer's body; a 2xx answer with a longer one fails
+    /// the step (non-retryable) where its body is used.
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
+        self
+    }
+
+    /// The URL came from a caller: checked against the URL policy (https to a public
+    /// host, or a host in `ALLOW_PRIVATE_HOSTS`) right before each fetch; a refused URL
+    /// fails the step (non-retryable) without a request.
+    pub fn caller_given_url(mut self) -> Self {
+        self.caller_given_url = true;
+        self
+    }
+
     pub async fn get<T: DeserializeOwned>(&self) -> Result<T, StepError> {
         let response = self.send(HttpMethod::Get, None).await?;
-        read_json(self.service, &response.body)
+        read_json(self.service, &self.whole_body(response)?)
     }
 
     /// GETs the body as bytes, unparsed (a large source goes to storage as it came).
     pub async fn get_bytes(&self) -> Result<Vec<u8>, StepError> {
-        Ok(self.send(HttpMethod::Get, None).await?.body)
+        let response = self.send(HttpMethod::Get, None).await?;
+        self.whole_body(response)
     }
 
     pub async fn post<T: DeserializeOwned, B: Serialize + ?Sized>(&self, body: &B) -> Result<T, StepError> {
@@ -51,19 +107,52 @@ impl<'a> ServiceCall<'a> {
     /// POSTs JSON text exactly as given (a signed body must be sent byte for byte).
     pub async fn post_text<T: DeserializeOwned>(&self, body: String) -> Result<T, StepError> {
         let response = self.send(HttpMethod::Post, Some(body)).await?;
-        read_json(self.service, &response.body)
+        read_json(self.service, &self.whole_body(response)?)
+    }
+
+    /// POSTs JSON and needs only the answer's status: a 2xx is success whatever its body
+    /// (read at most up to the cap, for the message of a failure).
+    pub async fn post_for_status<B: Serialize + ?Sized>(&self, body: &B) -> Result<(), StepError> {
+        self.post_text_for_status(serde_json::to_string(body)?).await
+    }
+
+    /// [`post_for_status`](Self::post_for_status) with JSON text sent exactly as given.
+    pub async fn post_text_for_status(&self, body: String) -> Result<(), StepError> {
+        self.send(HttpMethod::Post, Some(body)).await.map(drop)
+    }
+
+    /// The body of a 2xx answer, which must have been read whole.
+    fn whole_body(&self, response: OutboundResponse) -> Result<Vec<u8>, StepError> {
+        if response.body_over_limit {
+            return Err(service::body_too_large(self.service, response.status, self.max_response_bytes, self.limit_var));
+        }
+        Ok(response.body)
+    }
+
+    /// The URL to fetch: checked against the URL policy when a caller gave it.
+    fn url(&self) -> Result<String, StepError> {
+        if !self.caller_given_url {
+            return Ok(self.url.clone());
+        }
+        let allowed = PrivateHosts::parse(&self.env.var(url_policy::ALLOW_PRIVATE_HOSTS_VAR).unwrap_or_default());
+        url_policy::check(&self.url, super::parse_url, &allowed).map_err(|e| StepError::NonRetryable(format!("{}: {e}", self.service)))
     }
 
     async fn send(&self, method: HttpMethod, body: Option<String>) -> Result<OutboundResponse, StepError> {
+        let url = self.url()?;
         let mut headers: Vec<(String, String)> = self.headers.iter().map(|(n, v)| (n.to_string(), v.clone())).collect();
         if body.is_some() {
             headers.push(("content-type".into(), "application/json".into()));
         }
-        let request = OutboundRequest { method, url: self.url.clone(), headers, body: body.map(String::into_bytes) };
+        let request =
+            OutboundRequest { method, url, headers, body: body.map(String::into_bytes), max_response_bytes: self.max_response_bytes };
         let response = self.env.fetch(request).await.map_err(|e| match e {
             StepError::Failed(m) => StepError::Failed(format!("{} unreachable: {m}", self.service)),
             other => other,
         })?;
+        if (300..400).contains(&response.status) {
+            return Err(service::redirect_refused(self.service, response.status, response.location.as_deref()));
+        }
         let excerpt = String::from_utf8_lossy(&response.body[..response.body.len().min(200)]);
         check_status(self.service, response.status, &excerpt, self.client_errors, response.retry_after)?;
         Ok(response)

@@ -7,6 +7,7 @@ use super::outbound::ServiceCall;
 use super::{Env, Step};
 use crate::core::callback::{self, DeliveryOutcome, DeliveryRetries};
 use crate::core::rollback::is_engine_abort;
+use crate::core::service::MAX_CALLBACK_ANSWER_BYTES;
 use crate::core::step_config::{Retries, StepConfig};
 use crate::core::step_error::StepError;
 use crate::core::webhook::WebhookKey;
@@ -65,13 +66,18 @@ async fn send(step: &Step<'_>, env: &Env, message_id: &str, url: &str, body: Str
                 // Signed per attempt, so the timestamp is fresh for the receiver's tolerance window.
                 let timestamp = env.now_millis() / 1000;
                 let signed = key.sign(message_id, timestamp, body);
-                let mut call = ServiceCall::new(env, "callback receiver", url.clone());
+                // Only the status matters: at most 16 KiB of the answer is read. The key is the
+                // message's id, so a receiver that honours it processes each message once.
+                let mut call = ServiceCall::new(env, "callback receiver", url.clone())
+                    .caller_given_url()
+                    .max_response_bytes(MAX_CALLBACK_ANSWER_BYTES)
+                    .idempotency_key(message_id.to_string());
                 for (name, value) in signed.header_pairs() {
                     call = call.header(name, value.to_string());
                 }
                 // The attempt number rides in the error, so the failed step's error (which
                 // the engine keeps) says how many attempts were made.
-                call.post_text::<serde_json::Value>(body.clone())
+                call.post_text_for_status(body.clone())
                     .await
                     .map(|_| ctx.attempt)
                     .map_err(|e| callback::tag_attempt(ctx.attempt, e))

@@ -1,6 +1,11 @@
 //! What an answer from an outside service means for the step that called it:
 //! a 2xx is success; anything else fails the attempt so the engine retries,
-//! except the answers a retry cannot change (a 4xx from a service that says so).
+//! except the answers a retry cannot change (a 4xx from a service that says so, a
+//! redirect, which is never followed, and a body over the call's cap).
+//!
+//! Also the rules every outbound call keeps: how much of an answer is read
+//! ([`CappedBody`], the caps below) and the `Idempotency-Key` of a call with a side
+//! effect ([`idempotency_key`]).
 
 use crate::core::step_error::StepError;
 use std::time::{Duration, SystemTime};
@@ -27,6 +32,9 @@ pub fn check_status(
     if (200..300).contains(&status) {
         return Ok(());
     }
+    if (300..400).contains(&status) {
+        return Err(redirect_refused(service, status, None));
+    }
     let excerpt: String = body.chars().take(200).collect();
     let message = match retry_after {
         Some(wait) => format!("{service} answered {status} ({RETRY_AFTER_MARK}{} ms): {excerpt}", crate::core::duration::as_millis(wait)),
@@ -38,6 +46,130 @@ pub fn check_status(
         Err(StepError::Failed(message))
     }
 }
+
+/// A 3xx answer: redirects are never followed (a caller-given URL could otherwise lead
+/// the Worker past the URL policy to an internal address). Final, not retried: the
+/// same request gets the same answer, and a service configured at a URL that redirects
+/// (moved, or http upgraded to https) is a mistake a retry cannot fix; failing at once
+/// says so now rather than after the step's whole retry ladder.
+pub fn redirect_refused(service: &str, status: u16, location: Option<&str>) -> StepError {
+    match location {
+        Some(to) => {
+            let to: String = to.chars().take(200).collect();
+            StepError::NonRetryable(format!("{service} answered {status} (redirects are not followed; it points to {to})"))
+        }
+        None => StepError::NonRetryable(format!("{service} answered {status} (redirects are not followed)")),
+    }
+}
+
+/// A 2xx answer whose body is over the call's cap: final, since the same request gets
+/// the same body, and retrying would only download it again. `limit_var` names the var
+/// that sets the cap, if one does.
+pub fn body_too_large(service: &str, status: u16, max_bytes: usize, limit_var: Option<&str>) -> StepError {
+    let set_by = limit_var.map(|var| format!(" (set by {var})")).unwrap_or_default();
+    StepError::NonRetryable(format!(
+        "{service} answered {status} with a body over the {max_bytes}-byte limit{set_by}; it was not read further"
+    ))
+}
+
+/// The most of a service's answer read by default: 1 MiB (a step's result is capped at
+/// 1 MiB too, so a larger JSON answer could not be returned from the step anyway).
+pub const MAX_SERVICE_ANSWER_BYTES: usize = 1024 * 1024;
+
+/// The most of a webhook receiver's answer read: only its status matters.
+pub const MAX_CALLBACK_ANSWER_BYTES: usize = 16 * 1024;
+
+/// The var that sets the most bytes read from a data source (data-pipeline's
+/// `sourceUrl`, step-tour's download and transform).
+pub const MAX_SOURCE_BYTES_VAR: &str = "MAX_SOURCE_BYTES";
+/// [`MAX_SOURCE_BYTES_VAR`] when unset: 10 MiB.
+pub const DEFAULT_MAX_SOURCE_BYTES: usize = 10 * 1024 * 1024;
+/// The range [`MAX_SOURCE_BYTES_VAR`] may set: 1 KiB to 32 MiB. The body is held in the
+/// isolate's 128 MB of memory, then copied to R2 and parsed, so a larger cap could let a
+/// source exhaust it (an allocation failure aborts the whole isolate).
+pub const MIN_SOURCE_BYTES: usize = 1024;
+pub const MAX_SOURCE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Reads [`MAX_SOURCE_BYTES_VAR`]: a whole number of bytes in
+/// [`MIN_SOURCE_BYTES`]..=[`MAX_SOURCE_BYTES`]; unset or blank is the default.
+pub fn max_source_bytes(var: Option<&str>) -> Result<usize, String> {
+    let Some(text) = var.map(str::trim).filter(|t| !t.is_empty()) else { return Ok(DEFAULT_MAX_SOURCE_BYTES) };
+    let shown: String = text.chars().take(32).collect();
+    text.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| text.parse::<usize>().ok())
+        .flatten()
+        .filter(|n| (MIN_SOURCE_BYTES..=MAX_SOURCE_BYTES).contains(n))
+        .ok_or_else(|| {
+            format!("{MAX_SOURCE_BYTES_VAR} must be a whole number of bytes from {MIN_SOURCE_BYTES} to {MAX_SOURCE_BYTES}, not {shown:?}")
+        })
+}
+
+/// An answer's body as it streams in, kept up to a hard cap: past the cap reading stops
+/// (the rest is never allocated), and a `Content-Length` over the cap stops it before
+/// the first byte.
+#[derive(Debug)]
+pub struct CappedBody {
+    max: usize,
+    bytes: Vec<u8>,
+    over: bool,
+}
+
+impl CappedBody {
+    /// An empty body capped at `max` bytes; over the cap at once when the declared
+    /// `Content-Length` says so.
+    pub fn new(max: usize, content_length: Option<&str>) -> Self {
+        let declared = content_length.and_then(|v| v.trim().parse::<u64>().ok());
+        CappedBody { max, bytes: Vec::new(), over: declared.is_some_and(|n| n > max as u64) }
+    }
+
+    /// Whether the body is over the cap: stop reading.
+    pub fn is_over(&self) -> bool {
+        self.over
+    }
+
+    /// Takes the next chunk; false when the body went over the cap with it (keeping
+    /// only what fits), so reading must stop.
+    pub fn push(&mut self, chunk: &[u8]) -> bool {
+        if self.over {
+            return false;
+        }
+        let room = self.max - self.bytes.len();
+        if chunk.len() > room {
+            self.bytes.extend_from_slice(&chunk[..room]);
+            self.over = true;
+            return false;
+        }
+        self.bytes.extend_from_slice(chunk);
+        true
+    }
+
+    /// The bytes read (at most the cap), and whether the body was longer.
+    pub fn finish(self) -> (Vec<u8>, bool) {
+        (self.bytes, self.over)
+    }
+}
+
+/// The `Idempotency-Key` of a call with a side effect made from the `count`-th step
+/// named `step` of instance `instance_id`: the same on every attempt and every replay
+/// of that step (neither the attempt nor anything random is in it), different for every
+/// other step and instance. `{instanceId}:{step}:{count}`, the step name percent-encoded
+/// (a header value is ASCII; `:` cannot occur in it or in an instance id); a key over
+/// 255 characters (the longest many services accept) carries the step name's SHA-256
+/// instead.
+pub fn idempotency_key(instance_id: &str, step: &str, count: u32) -> String {
+    let key = format!("{instance_id}:{}:{count}", encode_uri_component(step));
+    if key.len() <= MAX_IDEMPOTENCY_KEY_LEN {
+        return key;
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(step.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{instance_id}:sha256-{hex}:{count}")
+}
+
+/// The longest key [`idempotency_key`] writes with the step name in clear.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
 /// How a failure's message carries the wait a service asked for: "(retry after 2000 ms)".
 const RETRY_AFTER_MARK: &str = "retry after ";
@@ -143,6 +275,75 @@ mod tests {
         assert_eq!(encode_uri_component("!~*'()"), "!~*'()");
         assert_eq!(encode_uri_component("ü"), "%C3%BC");
         assert_eq!(encode_uri_component(".."), "..");
+    }
+
+    #[test]
+    fn redirects_are_final_and_say_they_were_not_followed() {
+        let err = check_status("service", 302, "moved", ClientErrors::Retry, None).unwrap_err();
+        assert_eq!(err, StepError::NonRetryable("service answered 302 (redirects are not followed)".into()));
+        assert_eq!(
+            redirect_refused("callback receiver", 307, Some("http://127.0.0.1/x")),
+            StepError::NonRetryable("callback receiver answered 307 (redirects are not followed; it points to http://127.0.0.1/x)".into())
+        );
+        let long = "h".repeat(1000);
+        let StepError::NonRetryable(message) = redirect_refused("s", 301, Some(&long)) else { panic!() };
+        assert!(message.len() < 300, "{message}");
+    }
+
+    #[test]
+    fn a_body_is_kept_up_to_its_cap_and_no_further() {
+        let mut body = CappedBody::new(10, None);
+        assert!(body.push(b"12345"));
+        assert!(body.push(b"67890"));
+        assert!(!body.is_over());
+        assert!(!body.push(b"x"));
+        assert!(!body.push(b"more"));
+        assert_eq!(body.finish(), (b"1234567890".to_vec(), true));
+
+        let mut exact = CappedBody::new(4, Some("4"));
+        assert!(exact.push(b"abcd"));
+        assert_eq!(exact.finish(), (b"abcd".to_vec(), false));
+
+        // A declared length over the cap stops it before the first byte.
+        let declared = CappedBody::new(4, Some(" 5 "));
+        assert!(declared.is_over());
+        assert_eq!(declared.finish(), (Vec::new(), true));
+        // An unreadable length is ignored: the stream is capped anyway.
+        assert!(!CappedBody::new(4, Some("lots")).is_over());
+    }
+
+    #[test]
+    fn over_the_cap_is_final_and_names_the_var() {
+        assert_eq!(
+            body_too_large("source", 200, 1024, Some(MAX_SOURCE_BYTES_VAR)),
+            StepError::NonRetryable(
+                "source answered 200 with a body over the 1024-byte limit (set by MAX_SOURCE_BYTES); it was not read further".into()
+            )
+        );
+    }
+
+    #[test]
+    fn the_source_cap_is_read_from_its_var_within_bounds() {
+        assert_eq!(max_source_bytes(None), Ok(DEFAULT_MAX_SOURCE_BYTES));
+        assert_eq!(max_source_bytes(Some(" ")), Ok(DEFAULT_MAX_SOURCE_BYTES));
+        assert_eq!(max_source_bytes(Some("2048")), Ok(2048));
+        assert_eq!(max_source_bytes(Some("33554432")), Ok(MAX_SOURCE_BYTES));
+        for bad in ["1023", "33554433", "-1", "1e6", "10 MiB", "99999999999999999999999999", "0x400"] {
+            let err = max_source_bytes(Some(bad)).unwrap_err();
+            assert!(err.starts_with("MAX_SOURCE_BYTES must be a whole number of bytes from 1024 to 33554432"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn idempotency_keys_name_the_instance_the_step_and_its_count() {
+        assert_eq!(idempotency_key("order-1", "create-shipment", 1), "order-1:create-shipment:1");
+        assert_eq!(idempotency_key("i", "send email", 2), "i:send%20email:2");
+        assert_ne!(idempotency_key("i", "a", 1), idempotency_key("i", "a", 2));
+        assert_ne!(idempotency_key("i", "a:1", 1), idempotency_key("i:a", "1", 1));
+        let long = idempotency_key("i", &"ü".repeat(256), 1);
+        assert!(long.len() <= MAX_IDEMPOTENCY_KEY_LEN && long.starts_with("i:sha256-") && long.ends_with(":1"), "{long}");
+        assert_ne!(long, idempotency_key("i", &"ü".repeat(255), 1));
+        assert!(long.bytes().all(|b| b.is_ascii_graphic()));
     }
 
     #[test]

@@ -75,6 +75,13 @@ impl ResolvedStepConfig {
 }
 
 impl StepContext {
+    /// The `Idempotency-Key` for a call with a side effect made from this step of
+    /// instance `instance_id` (`service::idempotency_key`): the same on every attempt and
+    /// every replay, since it holds the step's name and count but not the attempt.
+    pub fn idempotency_key(&self, instance_id: &str) -> String {
+        crate::core::service::idempotency_key(instance_id, &self.name, self.count)
+    }
+
     /// The context of attempt `attempt` of the `count`-th step named `name`, resolved
     /// from the step's own config (for engines that pass no context object).
     pub fn resolved(name: &str, count: u32, attempt: u32, config: Option<&EngineStepConfig>) -> Self {

@@ -86,9 +86,57 @@ pub fn step_name(name: &str) -> Result<(), NameError> {
     }
 }
 
+/// Longest value accepted as one path segment of a service URL.
+pub const MAX_PATH_SEGMENT_LEN: usize = 256;
+
+/// A value that goes into a service URL as one path segment, percent-encoded with
+/// `service::encode_uri_component`. Encoding keeps `/`, `?`, `#` and `%` from changing
+/// the URL, but `.` and `..` stay dot segments (a URL parser resolves them, so
+/// `check/..` would call the service's parent path), so those are refused, as are an
+/// empty value, control characters and more than [`MAX_PATH_SEGMENT_LEN`] characters.
+pub fn path_segment(value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        Err("must not be empty".into())
+    } else if value == "." || value == ".." {
+        Err(format!("{value:?} is not allowed: it would change the service URL's path"))
+    } else if value.chars().count() > MAX_PATH_SEGMENT_LEN {
+        Err(format!("is longer than {MAX_PATH_SEGMENT_LEN} characters"))
+    } else if value.chars().any(char::is_control) {
+        Err("must not contain control characters".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// [`path_segment`] as a serde `deserialize_with`, so a bad value is a params error
+/// naming its field (`items[0].productId: ".." is not allowed: …`).
+pub fn path_segment_param<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let value = <String as serde::Deserialize>::deserialize(deserializer)?;
+    path_segment(&value).map_err(serde::de::Error::custom)?;
+    Ok(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_segments() {
+        for ok in ["p-1", "a/b?c#d", "%2e%2e", "...", ".x", "ü", &"x".repeat(256)] {
+            assert_eq!(path_segment(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", ".", "..", "a\nb", &"x".repeat(257)] {
+            assert!(path_segment(bad).is_err(), "{bad}");
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Item {
+            #[serde(deserialize_with = "path_segment_param")]
+            id: String,
+        }
+        let err = typed_params::<Vec<Item>>(&serde_json::json!([{"id": "ok"}, {"id": ".."}])).unwrap_err();
+        assert!(err.0.starts_with(r#"[1].id: ".." is not allowed"#), "{}", err.0);
+    }
 
     #[test]
     fn instance_ids() {

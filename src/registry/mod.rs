@@ -76,7 +76,16 @@ pub const DEV_PROBES: &[DevProbe] = &[DevProbe { workflow: "step-tour", enabled_
 /// for every element of a list.
 pub const URL_PARAMS: &[(&str, &[&str])] = &[
     ("data-pipeline", &["sourceUrl"]),
-    ("step-tour", &["actions.*.call.url", "actions.*.download.url", "actions.*.transform.url", "actions.*.parallel.url"]),
+    (
+        "step-tour",
+        &[
+            "actions.*.call.url",
+            "actions.*.download.url",
+            "actions.*.transform.url",
+            "actions.*.parallel.url",
+            "actions.*.compensated.undoUrl",
+        ],
+    ),
 ];
 
 /// The URL fields of a workflow's params.

@@ -69,8 +69,6 @@ struct ProcessedRow<'a> {
 
 const DATA_BUCKET: &str = "DATA";
 const DATABASE: &str = "DB";
-/// The service name in a non-2xx answer's message ("source answered 503: …").
-const SOURCE_SERVICE: &str = "source";
 
 /// Rows per `db.batch` call: one round trip and one transaction each. 50,000 rows are
 /// 500 calls, within the 1,000 D1 queries a Worker invocation (here: a step) may make.
@@ -106,14 +104,6 @@ fn load_config() -> StepConfig {
         .timeout("15 minutes")
 }
 
-/// The source URL, checked before any step: a malformed one cannot pass on a retry.
-fn check_source_url(source_url: &str) -> Result<(), StepError> {
-    let parsed = crate::bridge::parse_url(source_url).map_err(|e| StepError::non_retryable(format!("sourceUrl {source_url:?} is not a URL: {e}")))?;
-    match parsed.scheme.as_str() {
-        "http" | "https" => Ok(()),
-        other => Err(StepError::non_retryable(format!("sourceUrl must be http or https, not {other}"))),
-    }
-}
 
 /// `INSERT … VALUES (?, ?, ?, ?, ?), …` for `rows` rows, skipping ids already loaded.
 fn insert_sql(rows: usize) -> String {
@@ -160,7 +150,8 @@ impl DataPipelineWorkflow {
     /// GETs the source and stores its body unchanged at `raw_key`.
     async fn extract(&self, source_url: &str, raw_key: &str) -> Result<RawObject, StepError> {
         let bucket = self.data_bucket()?;
-        let body = ServiceCall::new(&self.env, SOURCE_SERVICE, source_url.to_string()).get_bytes().await?;
+        // At most MAX_SOURCE_BYTES (10 MiB unless set) are read; a longer body fails the step.
+        let body = ServiceCall::data_source(&self.env, source_url.to_string())?.get_bytes().await?;
         let bytes = body.len() as u64;
         write_json_object(&bucket, raw_key, body).await?;
         Ok(RawObject { key: raw_key.to_string(), bytes })
@@ -234,8 +225,9 @@ impl Workflow for DataPipelineWorkflow {
     }
 
     async fn run(&self, event: &WorkflowEvent<PipelineParams>, step: Step<'_>) -> Result<PipelineOutput, StepError> {
+        // The URL policy is applied inside `extract`, right before the fetch (however the
+        // instance was created), so a refused URL fails that step without a request.
         let source_url = event.payload.source_url.as_str();
-        check_source_url(source_url)?;
         let instance_id = event.instance_id.as_str();
         let raw_key = format!("raw/{instance_id}.json");
         let processed_key = format!("processed/{instance_id}.json");

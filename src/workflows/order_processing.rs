@@ -28,6 +28,9 @@ pub struct OrderParams {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OrderItem {
+    /// One path segment of the inventory URL (`{INVENTORY_URL}/check/{productId}`,
+    /// percent-encoded): `.` and `..` are refused, since they would change the path.
+    #[serde(deserialize_with = "crate::core::validate::path_segment_param")]
     pub product_id: String,
     pub quantity: u32,
 }
@@ -108,9 +111,15 @@ impl Workflow for OrderWorkflow {
             .await?;
 
         if !in_stock {
-            step.run("notify-out-of-stock", |_| async {
-                let message = serde_json::json!({"userId": order.user_id, "message": "Items out of stock"});
-                ServiceCall::new(&self.env, "notifications", join_url(&notify, "send")).post::<serde_json::Value, _>(&message).await.map(drop)
+            step.run("notify-out-of-stock", |ctx| {
+                let idempotency_key = ctx.idempotency_key(&event.instance_id);
+                async {
+                    let message = serde_json::json!({"userId": order.user_id, "message": "Items out of stock"});
+                    ServiceCall::new(&self.env, "notifications", join_url(&notify, "send"))
+                        .idempotency_key(idempotency_key)
+                        .post_for_status(&message)
+                        .await
+                }
             })
             .await?;
             return Ok(OrderOutput::Cancelled { reason: "out_of_stock".into() });
@@ -124,10 +133,9 @@ impl Workflow for OrderWorkflow {
             let Some(payment) = undo.output else { return Ok(()) };
             let payments = self.env.required_var("PAYMENTS_URL")?;
             ServiceCall::new(&self.env, "payments", join_url(&payments, "refund"))
-                .header("idempotency-key", format!("order-refund-{}", event.instance_id))
-                .post::<serde_json::Value, _>(&serde_json::json!({"orderId": order.order_id, "transactionId": payment.transaction_id}))
+                .idempotency_key(format!("order-refund-{}", event.instance_id))
+                .post_for_status(&serde_json::json!({"orderId": order.order_id, "transactionId": payment.transaction_id}))
                 .await
-                .map(drop)
         })
         .config(refund_config());
         let payment: Payment = step
@@ -137,7 +145,7 @@ impl Workflow for OrderWorkflow {
                 |_| async {
                     ServiceCall::new(&self.env, "payments", join_url(&payments, "charge"))
                         .client_errors_are_final()
-                        .header("idempotency-key", idempotency_key.clone())
+                        .idempotency_key(idempotency_key.clone())
                         .post(&serde_json::json!({"orderId": order.order_id, "userId": order.user_id}))
                         .await
                 },
@@ -149,20 +157,28 @@ impl Workflow for OrderWorkflow {
         step.sleep("wait-before-fulfillment", delay).await?;
 
         let shipment: Shipment = step
-            .run_with("create-shipment", shipping_config(), |_| async {
-                ServiceCall::new(&self.env, "shipping", join_url(&shipping, "create"))
-                    .client_errors_are_final()
-                    .post(&serde_json::json!({"orderId": order.order_id, "items": order.items}))
-                    .await
+            .run_with("create-shipment", shipping_config(), |ctx| {
+                // The carrier creates one shipment however often this step is tried.
+                let idempotency_key = ctx.idempotency_key(&event.instance_id);
+                async {
+                    ServiceCall::new(&self.env, "shipping", join_url(&shipping, "create"))
+                        .client_errors_are_final()
+                        .idempotency_key(idempotency_key)
+                        .post(&serde_json::json!({"orderId": order.order_id, "items": order.items}))
+                        .await
+                }
             })
             .await?;
 
-        step.run("send-confirmation", |_| async {
-            let message = format!("Order {} shipped! Tracking: {}", order.order_id, shipment.tracking_number);
-            ServiceCall::new(&self.env, "notifications", join_url(&notify, "send"))
-                .post::<serde_json::Value, _>(&serde_json::json!({"userId": order.user_id, "message": message}))
-                .await
-                .map(drop)
+        step.run("send-confirmation", |ctx| {
+            let idempotency_key = ctx.idempotency_key(&event.instance_id);
+            async {
+                let message = format!("Order {} shipped! Tracking: {}", order.order_id, shipment.tracking_number);
+                ServiceCall::new(&self.env, "notifications", join_url(&notify, "send"))
+                    .idempotency_key(idempotency_key)
+                    .post_for_status(&serde_json::json!({"userId": order.user_id, "message": message}))
+                    .await
+            }
         })
         .await?;
 

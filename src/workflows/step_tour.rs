@@ -214,14 +214,14 @@ impl Workflow for StepTourWorkflow {
     async fn run<'w>(&'w self, event: &'w WorkflowEvent<TourParams>, step: Step<'w>) -> Result<Vec<Value>, StepError> {
         let mut results = Vec::with_capacity(event.payload.actions.len());
         for action in &event.payload.actions {
-            results.push(perform(&self.env, &step, action).await?);
+            results.push(perform(&self.env, &event.instance_id, &step, action).await?);
         }
         Ok(results)
     }
 }
 
 // `'w`: the workflow's env and the event's actions outlive the run, so rollbacks may borrow them.
-async fn perform<'w>(env: &'w Env, step: &Step<'w>, action: &'w Action) -> Result<Value, StepError> {
+async fn perform<'w>(env: &'w Env, instance_id: &'w str, step: &Step<'w>, action: &'w Action) -> Result<Value, StepError> {
     Ok(match action {
         Action::Call { name, url, retries, timeout } => {
             let config = match timeout {
@@ -231,7 +231,7 @@ async fn perform<'w>(env: &'w Env, step: &Step<'w>, action: &'w Action) -> Resul
             let body: Value = step
                 .run_with(name, config, |ctx| async move {
                     let url = format!("{url}{}attempt={}", if url.contains('?') { '&' } else { '?' }, ctx.attempt);
-                    ServiceCall::new(env, "service", url).get::<Value>().await
+                    ServiceCall::new(env, "service", url).caller_given_url().get::<Value>().await
                 })
                 .await?;
             json!({"name": name, "body": body})
@@ -269,7 +269,7 @@ async fn perform<'w>(env: &'w Env, step: &Step<'w>, action: &'w Action) -> Resul
             let steps = names.iter().enumerate().map(|(i, step_name)| {
                 step.run(step_name, move |_| async move {
                     if let Some(url) = url {
-                        ServiceCall::new(env, "service", format!("{url}/{i}")).get::<Value>().await?;
+                        ServiceCall::new(env, "service", format!("{url}/{i}")).caller_given_url().get::<Value>().await?;
                     }
                     Ok(i)
                 })
@@ -284,13 +284,13 @@ async fn perform<'w>(env: &'w Env, step: &Step<'w>, action: &'w Action) -> Resul
             json!({"name": name, "steps": count})
         }
         Action::Download { name, url } => {
-            let bytes: usize = step.run(name, |_| async { Ok(ServiceCall::new(env, "source", url.clone()).get_bytes().await?.len()) }).await?;
+            let bytes: usize = step.run(name, |_| async { Ok(ServiceCall::data_source(env, url.clone())?.get_bytes().await?.len()) }).await?;
             json!({"name": name, "bytes": bytes})
         }
         Action::Transform { name, url, repeat } => {
             let (records, dropped): (usize, usize) = step
                 .run(name, |_| async {
-                    let body = ServiceCall::new(env, "source", url.clone()).get_bytes().await?;
+                    let body = ServiceCall::data_source(env, url.clone())?.get_bytes().await?;
                     let mut counts = (0, 0);
                     for _ in 0..(*repeat).max(1) {
                         let transformed = records::transform(&body).map_err(|e| StepError::non_retryable(format!("not a JSON array of records: {e}")))?;
@@ -324,7 +324,9 @@ async fn perform<'w>(env: &'w Env, step: &Step<'w>, action: &'w Action) -> Resul
                     "output": r.output,
                     "error": {"name": r.error.name, "message": r.error.message},
                 });
-                ServiceCall::new(env, "undo", undo_url.clone()).post::<Value, _>(&report).await.map(drop)
+                // One key per rolled-back step, the same on every attempt of its rollback.
+                let key = crate::core::service::idempotency_key(instance_id, &format!("rollback of {}", r.step.name), r.step.count);
+                ServiceCall::new(env, "undo", undo_url.clone()).caller_given_url().idempotency_key(key).post_for_status(&report).await
             };
             let mut rollback = Rollback::new(undo);
             if let Some(r) = rollback_retries {

@@ -41,12 +41,13 @@ pub struct UserLifecycleWorkflow {
 }
 
 impl UserLifecycleWorkflow {
-    /// One email through the notifications service; a failed call is retried by the engine.
-    async fn send_email(&self, notify: &str, params: &LifecycleParams, message: &str) -> Result<(), StepError> {
+    /// One email through the notifications service; a failed call is retried by the engine,
+    /// under the same `idempotency_key` each time, so the user gets it once.
+    async fn send_email(&self, notify: &str, params: &LifecycleParams, message: &str, idempotency_key: String) -> Result<(), StepError> {
         ServiceCall::new(&self.env, "notifications", join_url(notify, "send"))
-            .post::<serde_json::Value, _>(&json!({"userId": params.user_id, "email": params.email, "message": message}))
+            .idempotency_key(idempotency_key)
+            .post_for_status(&json!({"userId": params.user_id, "email": params.email, "message": message}))
             .await
-            .map(drop)
     }
 
     /// Whether the user's subscription is active. A user with no row has not converted.
@@ -69,7 +70,7 @@ impl Workflow for UserLifecycleWorkflow {
         let params = &event.payload;
         let notify = self.env.required_var("NOTIFY_URL")?;
 
-        step.run("send-welcome-email", |_| self.send_email(&notify, params, WELCOME_MESSAGE)).await?;
+        step.run("send-welcome-email", |ctx| self.send_email(&notify, params, WELCOME_MESSAGE, ctx.idempotency_key(&event.instance_id))).await?;
 
         let trial = params.trial_period.map_or(DEFAULT_TRIAL_PERIOD, |d| d.0);
         step.sleep("trial-period", trial).await?;
@@ -78,7 +79,9 @@ impl Workflow for UserLifecycleWorkflow {
         let converted: bool = step.run("check-conversion", |_| self.has_converted(&params.user_id)).await?;
 
         if !converted {
-            step.run("send-trial-expiration-email", |_| self.send_email(&notify, params, TRIAL_EXPIRED_MESSAGE)).await?;
+            step.run("send-trial-expiration-email", |ctx| {
+                self.send_email(&notify, params, TRIAL_EXPIRED_MESSAGE, ctx.idempotency_key(&event.instance_id))
+            }).await?;
         }
 
         Ok(LifecycleOutput { converted })

@@ -94,13 +94,16 @@ impl Workflow for OnboardingWorkflow {
             })
             .await?;
 
-        step.run("send-welcome-email", |_| async {
-            let notify = self.env.required_var("NOTIFY_URL")?;
-            let message = format!("Welcome, {}!", user.name);
-            ServiceCall::new(&self.env, "notifications", join_url(&notify, "send"))
-                .post::<serde_json::Value, _>(&json!({"userId": user_id, "email": user.email, "message": message}))
-                .await
-                .map(drop)
+        step.run("send-welcome-email", |ctx| {
+            let idempotency_key = ctx.idempotency_key(&event.instance_id);
+            async {
+                let notify = self.env.required_var("NOTIFY_URL")?;
+                let message = format!("Welcome, {}!", user.name);
+                ServiceCall::new(&self.env, "notifications", join_url(&notify, "send"))
+                    .idempotency_key(idempotency_key)
+                    .post_for_status(&json!({"userId": user_id, "email": user.email, "message": message}))
+                    .await
+            }
         })
         .await?;
 

@@ -135,3 +135,66 @@ fn a_declined_charge_is_not_refunded() {
     assert_eq!(run.rolled_back(), ["process-payment"], "its rollback ran, with no charge to refund");
     assert!(knobs.refunds.borrow().is_empty());
 }
+
+/// The `Idempotency-Key` of every request to `prefix`, in order.
+fn keys(engine: &rust_workflows::bridge::testing::TestEngine, prefix: &str) -> Vec<String> {
+    engine.requests_to(prefix).iter().map(|r| r.header("idempotency-key").unwrap_or("(none)").to_string()).collect()
+}
+
+#[test]
+fn a_shipment_failing_once_is_retried_under_one_key_derived_from_the_instance_and_step() {
+    let (engine, knobs) = engine();
+    knobs.shipping_failures.set(1);
+    let run = engine.run::<OrderWorkflow>("o10", order("o10", &["p-1"]));
+    assert_eq!(run.status, Status::Complete, "{}", run.summary());
+    assert_eq!(run.step("create-shipment").attempts.len(), 2);
+    assert_eq!(keys(&engine, SHIPPING), ["o10:create-shipment:1", "o10:create-shipment:1"]);
+    assert_eq!(keys(&engine, NOTIFY), ["o10:send-confirmation:1"]);
+}
+
+#[test]
+fn a_notification_whose_answer_is_lost_is_sent_again_under_the_same_key() {
+    let (engine, knobs) = engine();
+    let engine = engine.fail_step_after_running("notify-out-of-stock", 1, StepError::failed("answer lost"));
+    let run = engine.run::<OrderWorkflow>("o11", order("o11", &["oos-1"]));
+    assert_eq!(run.status, Status::Complete, "{}", run.summary());
+    assert_eq!(knobs.notifications.borrow().len(), 2, "sent, answer lost, sent again");
+    assert_eq!(keys(&engine, NOTIFY), ["o11:notify-out-of-stock:1", "o11:notify-out-of-stock:1"]);
+}
+
+#[test]
+fn every_side_effect_has_its_own_key_and_the_same_ones_when_the_instance_runs_again() {
+    let (engine, _) = engine();
+    engine.run::<OrderWorkflow>("o12", order("o12", &["p-1"]));
+    let posts = |engine: &rust_workflows::bridge::testing::TestEngine| -> Vec<String> {
+        engine
+            .requests()
+            .iter()
+            .filter(|r| r.method == rust_workflows::bridge::engine::HttpMethod::Post)
+            .map(|r| r.header("idempotency-key").unwrap_or("(none)").to_string())
+            .collect()
+    };
+    let first = posts(&engine);
+    assert_eq!(first, ["order-payment-o12", "o12:create-shipment:1", "o12:send-confirmation:1"]);
+    // Replays (after the sleep) re-ran no step, and a re-run from the start sends the same
+    // keys, so services that keep them do not charge, ship or notify twice.
+    engine.restart("o12");
+    assert_eq!(posts(&engine)[3..], first[..]);
+}
+
+#[test]
+fn a_product_id_cannot_change_the_inventory_path() {
+    use rust_workflows::core::validate::typed_params;
+    for bad in ["..", "."] {
+        let params =
+            json!({"orderId": "o", "userId": "u", "items": [{"productId": "p-1", "quantity": 1}, {"productId": bad, "quantity": 1}]});
+        let err = typed_params::<OrderParams>(&params).unwrap_err();
+        assert!(err.0.starts_with(&format!("items[1].productId: {bad:?} is not allowed")), "{}", err.0);
+    }
+    // Anything else is one encoded path segment: it cannot add segments, a query or a fragment.
+    let (engine, _) = engine();
+    let run = engine.run::<OrderWorkflow>("o13", order("o13", &["a/b?c#d", "%2e%2e", "..."]));
+    assert_eq!(run.status, Status::Complete, "{}", run.summary());
+    let paths: Vec<String> = engine.requests_to(crate::services::INVENTORY).iter().map(|r| r.path()).collect();
+    assert_eq!(paths, ["/check/a%2Fb%3Fc%23d", "/check/%252e%252e", "/check/..."]);
+}

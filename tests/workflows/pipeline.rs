@@ -116,9 +116,82 @@ fn a_source_that_is_not_a_json_array_errors_without_loading_or_retrying() {
 }
 
 #[test]
-fn a_source_url_that_is_not_http_fails_before_any_step() {
+fn a_source_url_that_is_not_http_fails_the_extract_without_a_request() {
     let engine = pipeline(records(1), 0);
     let run = engine.run::<DataPipelineWorkflow>("pipe-6", from_json(json!({"sourceUrl": "ftp://source.test/x"})));
-    assert_eq!(run.error().message, "sourceUrl must be http or https, not ftp");
-    assert!(run.steps.is_empty());
+    assert_eq!(run.error().name, "NonRetryableError");
+    assert!(run.error().message.starts_with(r#"source: URL "ftp://source.test/x" uses scheme "ftp""#), "{}", run.error().message);
+    assert_eq!(run.step("extract").attempts.len(), 1);
+    assert!(engine.requests().is_empty());
+}
+
+// The URL policy holds inside the step, right before the fetch, for a URL that reached
+// the workflow without the API's check (straight through the binding, the queue or a
+// cron). Safe: the test engine's fetch never leaves the process.
+#[test]
+fn a_private_source_url_given_straight_to_the_workflow_is_refused_at_fetch_time() {
+    let engine = pipeline(records(1), 0).route("https://10.1.2.3/", |_: &Request| Response::ok(&json!([])));
+    for (id, url) in
+        [("pipe-7", "https://10.1.2.3/users.json"), ("pipe-8", "https://169.254.169.254/latest"), ("pipe-9", "https://[::ffff:10.1.2.3]/x")]
+    {
+        let run = engine.run::<DataPipelineWorkflow>(id, from_json(json!({"sourceUrl": url})));
+        assert_eq!(run.error().name, "NonRetryableError", "{url}");
+        assert!(run.error().message.contains("which is not a public host"), "{url}: {}", run.error().message);
+        assert_eq!(run.step("extract").attempts.len(), 1, "{url}: refused, not retried");
+    }
+    assert!(engine.requests().is_empty(), "no request was sent");
+}
+
+#[test]
+fn a_private_host_named_in_allow_private_hosts_is_fetched() {
+    let engine =
+        pipeline(records(1), 0).var("ALLOW_PRIVATE_HOSTS", "10.1.2.3").route("http://10.1.2.3/", |_: &Request| Response::ok(&records(3)));
+    let run = engine.run::<DataPipelineWorkflow>("pipe-10", from_json(json!({"sourceUrl": "http://10.1.2.3/users.json"})));
+    assert_eq!(run.output::<PipelineOutput>().records, 3);
+}
+
+#[test]
+fn a_source_over_max_source_bytes_fails_the_extract_once_and_stores_nothing() {
+    let body = records(100);
+    let size = serde_json::to_vec(&body).unwrap().len();
+    assert!(size > 2048);
+    let engine = pipeline(body, 0).var("MAX_SOURCE_BYTES", "2048");
+    let run = engine.run::<DataPipelineWorkflow>("pipe-11", params());
+    assert_eq!(run.error().name, "NonRetryableError");
+    assert_eq!(
+        run.error().message,
+        "source answered 200 with a body over the 2048-byte limit (set by MAX_SOURCE_BYTES); it was not read further"
+    );
+    assert_eq!(engine.requests_to(SOURCE).len(), 1, "not retried");
+    assert!(engine.r2_keys("DATA").is_empty());
+    // Under the default cap (10 MiB) the same source loads.
+    let engine = pipeline(records(100), 0);
+    assert_eq!(engine.run::<DataPipelineWorkflow>("pipe-12", params()).status, Status::Complete);
+}
+
+#[test]
+fn a_max_source_bytes_that_does_not_read_fails_naming_the_var() {
+    let engine = pipeline(records(1), 0).var("MAX_SOURCE_BYTES", "10 MiB");
+    let run = engine.run::<DataPipelineWorkflow>("pipe-13", params());
+    assert_eq!(run.error().name, "NonRetryableError");
+    assert!(
+        run.error().message.starts_with("MAX_SOURCE_BYTES must be a whole number of bytes from 1024 to 33554432"),
+        "{}",
+        run.error().message
+    );
+    assert!(engine.requests().is_empty());
+}
+
+#[test]
+fn a_redirecting_source_is_not_followed() {
+    let engine = TestEngine::new()
+        .d1("DB")
+        .r2("DATA")
+        .route(SOURCE, |_: &Request| Response::redirect(302, "https://elsewhere.test/users.json"))
+        .route("https://elsewhere.test/", |_: &Request| Response::ok(&records(1)));
+    let run = engine.run::<DataPipelineWorkflow>("pipe-14", params());
+    assert_eq!(run.error().name, "NonRetryableError");
+    assert_eq!(run.error().message, "source answered 302 (redirects are not followed; it points to https://elsewhere.test/users.json)");
+    assert_eq!(engine.requests_to(SOURCE).len(), 1, "not retried");
+    assert!(engine.requests_to("https://elsewhere.test/").is_empty(), "the target was never requested");
 }

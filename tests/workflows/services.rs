@@ -40,6 +40,12 @@ fn take_one(left: &Cell<u32>) -> bool {
     n > 0
 }
 
+/// A POST without an `Idempotency-Key` is refused, as the e2e stand-ins refuse it: every
+/// test that calls a service with a side effect thereby checks the key is sent.
+fn missing_key(request: &Request) -> Option<Response> {
+    request.header("idempotency-key").is_none().then(|| Response::json(400, &json!({"error": "missing Idempotency-Key"})))
+}
+
 /// An engine with the four service vars pointed at the stand-ins.
 pub fn engine() -> (TestEngine, Knobs) {
     let knobs = Knobs::default();
@@ -54,6 +60,9 @@ pub fn engine() -> (TestEngine, Knobs) {
             Response::ok(&json!({"available": !product.starts_with("oos-")}))
         })
         .route(&format!("{PAYMENTS}/charge"), move |request: &Request| {
+            if let Some(refused) = missing_key(request) {
+                return refused;
+            }
             let order = request.json::<Value>()["orderId"].as_str().unwrap_or_default().to_string();
             if let Some(status) = payments.payment_status.get() {
                 return Response::json(status, &json!({"error": "card declined"}));
@@ -64,10 +73,16 @@ pub fn engine() -> (TestEngine, Knobs) {
             Response::ok(&json!({"transactionId": format!("tx-{order}")}))
         })
         .route(&format!("{PAYMENTS}/refund"), move |request: &Request| {
+            if let Some(refused) = missing_key(request) {
+                return refused;
+            }
             refunds.refunds.borrow_mut().push(request.json());
             Response::ok(&json!({"refunded": true}))
         })
         .route(&format!("{SHIPPING}/create"), move |request: &Request| {
+            if let Some(refused) = missing_key(request) {
+                return refused;
+            }
             if let Some(status) = shipping.shipping_status.get() {
                 return Response::json(status, &json!({"error": "carrier refuses the order"}));
             }
@@ -77,6 +92,9 @@ pub fn engine() -> (TestEngine, Knobs) {
             Response::ok(&json!({"trackingNumber": format!("trk-{}", request.json::<Value>()["orderId"].as_str().unwrap_or_default())}))
         })
         .route(&format!("{NOTIFY}/send"), move |request: &Request| {
+            if let Some(refused) = missing_key(request) {
+                return refused;
+            }
             notify.notifications.borrow_mut().push(request.json());
             Response::ok(&json!({"sent": true}))
         });

@@ -7,6 +7,7 @@ use crate::bridge::engine::{
     BucketBackend, DatabaseBackend, EnvBackend, HttpMethod, KvBackend, LocalBoxFuture, OutboundRequest, OutboundResponse, SqlRow,
     SqlStatement,
 };
+use crate::core::service::CappedBody;
 use crate::core::step_error::StepError;
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::Value;
@@ -74,6 +75,8 @@ pub struct Response {
     pub hangs: bool,
     /// The wait the answer asks for (its `Retry-After` header).
     pub retry_after: Option<Duration>,
+    /// Where a 3xx answer points (its `Location` header); never followed, as in the Worker.
+    pub location: Option<String>,
 }
 
 impl Response {
@@ -85,6 +88,7 @@ impl Response {
             network_error: None,
             hangs: false,
             retry_after: None,
+            location: None,
         }
     }
 
@@ -95,17 +99,22 @@ impl Response {
 
     /// `status` with a text body.
     pub fn text(status: u16, body: impl Into<String>) -> Self {
-        Response { status, body: body.into().into_bytes(), network_error: None, hangs: false, retry_after: None }
+        Response { status, body: body.into().into_bytes(), network_error: None, hangs: false, retry_after: None, location: None }
     }
 
     /// `status` with no body.
     pub fn status(status: u16) -> Self {
-        Response { status, body: Vec::new(), network_error: None, hangs: false, retry_after: None }
+        Response { status, body: Vec::new(), network_error: None, hangs: false, retry_after: None, location: None }
     }
 
     /// No answer, ever: the attempt waits until its step's timeout fails it.
     pub fn hang() -> Self {
-        Response { status: 0, body: Vec::new(), network_error: None, hangs: true, retry_after: None }
+        Response { status: 0, body: Vec::new(), network_error: None, hangs: true, retry_after: None, location: None }
+    }
+
+    /// A redirect (`status` 3xx) to `location`. Not followed: the step fails, as in the Worker.
+    pub fn redirect(status: u16, location: impl Into<String>) -> Self {
+        Response { location: Some(location.into()), ..Self::status(status) }
     }
 
     /// The same answer with a `Retry-After` header asking the caller to wait `wait`.
@@ -116,7 +125,7 @@ impl Response {
 
     /// No answer at all: `fetch` fails with `message` (a refused connection, a DNS failure).
     pub fn unreachable(message: impl Into<String>) -> Self {
-        Response { status: 0, body: Vec::new(), network_error: Some(message.into()), hangs: false, retry_after: None }
+        Response { status: 0, body: Vec::new(), network_error: Some(message.into()), hangs: false, retry_after: None, location: None }
     }
 }
 
@@ -300,6 +309,7 @@ impl World {
 
     /// The answer to a request; `None` when it never comes.
     fn fetch(&self, outbound: OutboundRequest) -> Option<Result<OutboundResponse, StepError>> {
+        let max_response_bytes = outbound.max_response_bytes;
         let request = Request {
             method: outbound.method,
             url: outbound.url,
@@ -322,7 +332,14 @@ impl World {
         match response.network_error {
             _ if response.hangs => None,
             Some(message) => Some(Err(StepError::failed(message))),
-            None => Some(Ok(OutboundResponse { status: response.status, body: response.body, retry_after: response.retry_after })),
+            None => {
+                // Capped as the Worker reads it: a body over the cap is cut there.
+                let mut body = CappedBody::new(max_response_bytes, None);
+                body.push(&response.body);
+                let (body, body_over_limit) = body.finish();
+                let location = response.location.filter(|_| (300..400).contains(&response.status));
+                Some(Ok(OutboundResponse { status: response.status, body, body_over_limit, retry_after: response.retry_after, location }))
+            }
         }
     }
 
