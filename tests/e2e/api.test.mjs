@@ -117,6 +117,9 @@ describe("HTTP API", { concurrency: true }, () => {
     await waitFor("step-tour", id, () => standin.callsTo(`/hooks/${id}`).length === 2, { timeoutMs: 60_000 });
     const calls = standin.callsTo(`/hooks/${id}`);
     assert.equal(calls[0].headers["webhook-id"], calls[1].headers["webhook-id"]);
+    // The Idempotency-Key is the message's id: the same on the retry.
+    assert.ok(calls[0].headers["idempotency-key"]);
+    for (const call of calls) assert.equal(call.headers["idempotency-key"], call.headers["webhook-id"]);
     for (const call of calls) assert.ok(verifyWebhook(call));
     assert.deepEqual(calls[1].body, { id, workflow: "step-tour", status: "errored", error: { name: "NonRetryableError", message: "card declined" } });
     const done = await waitFor("step-tour", id, finished);
@@ -168,6 +171,8 @@ describe("HTTP API", { concurrency: true }, () => {
   });
 
   it("checks the URLs in params with the same policy: data-pipeline's sourceUrl, step-tour's URLs", async () => {
+    const { standin } = await worker();
+    const port = new URL(standin.url).port;
     const hold = { sleep: { name: "hold", duration: "1 hour" } };
     const cases = [
       ["data-pipeline", { sourceUrl: "http://10.0.0.1/users.json" }, /^params do not match the workflow's params: sourceUrl: URL "http:\/\/10\.0\.0\.1\/users\.json"/],
@@ -176,6 +181,7 @@ describe("HTTP API", { concurrency: true }, () => {
       ["step-tour", { actions: [hold, { download: { name: "d", url: "https://localhost/x" } }] }, /actions\[1\]\.download\.url: URL/],
       ["step-tour", { actions: [hold, { transform: { name: "t", url: "http://example.com/x" } }] }, /actions\[1\]\.transform\.url: URL .* only https/],
       ["step-tour", { actions: [hold, { parallel: { name: "p", count: 2, url: "https://[::ffff:192.168.0.1]/x" } }] }, /actions\[1\]\.parallel\.url: URL/],
+      ["step-tour", { actions: [hold, { compensated: { name: "r", undoUrl: `http://127.0.0.2:${port}/call/x` } }] }, /actions\[1\]\.compensated\.undoUrl: URL .* not a public host/],
     ];
     for (const [workflow, params, message] of cases) {
       const id = uniqueId("urlparam");

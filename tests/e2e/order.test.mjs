@@ -37,6 +37,8 @@ describe("order-processing", { concurrency: true }, () => {
     const confirm = standin.callsTo("/notify/send", (c) => c.body?.userId === `user-${orderId}`);
     assert.equal(confirm.length, 1);
     assert.equal(confirm[0].body.message, `Order ${orderId} shipped! Tracking: trk-${orderId}`);
+    assert.equal(ship[0].headers["idempotency-key"], `${orderId}:create-shipment:1`);
+    assert.equal(confirm[0].headers["idempotency-key"], `${orderId}:send-confirmation:1`);
     // Every item was checked, each once, inside the one validate-inventory step.
     for (const item of order(orderId).items) assert.equal(standin.callsTo(`/inventory/check/${item.productId}`).length, 1, item.productId);
   });
@@ -67,6 +69,18 @@ describe("order-processing", { concurrency: true }, () => {
     const charges = standin.callsTo("/payments/charge", (c) => c.body?.orderId === orderId);
     assert.equal(charges.length, 3);
     assert.deepEqual(new Set(charges.map((c) => c.headers["idempotency-key"])), new Set([`order-payment-${orderId}`]));
+  });
+
+  it("retries a shipment that fails once under the same Idempotency-Key, derived from the instance and step", async () => {
+    const { standin } = await worker();
+    const orderId = uniqueId("shipflaky");
+    standin.failNext(`shipping:${orderId}`, 1);
+    assert.equal((await createInstance("order-processing", { id: orderId, params: order(orderId) })).status, 201);
+    const done = await waitFor("order-processing", orderId, finished, { timeoutMs: 90_000 });
+    assert.equal(done.status, "complete", JSON.stringify(done));
+    const ships = standin.callsTo("/shipping/create", (c) => c.body?.orderId === orderId);
+    assert.equal(ships.length, 2, "failed once, then retried");
+    assert.deepEqual(ships.map((c) => c.headers["idempotency-key"]), [`${orderId}:create-shipment:1`, `${orderId}:create-shipment:1`]);
   });
 
   it("errors after one attempt when payments answers 4xx, with the message in status.error", async () => {
@@ -104,9 +118,26 @@ describe("order-processing", { concurrency: true }, () => {
     assert.equal(res.status, 400);
     assert.equal(res.body.error.code, "invalid_params");
     assert.match(res.body.error.message, /items\[0\]\.quantity/);
+    // A product id is one path segment of the inventory URL: a dot segment would change the path.
+    const traversal = await createInstance("order-processing", { params: { orderId: "x", userId: "u", items: [{ productId: "p", quantity: 1 }, { productId: "..", quantity: 1 }] } });
+    assert.equal(traversal.status, 400, JSON.stringify(traversal.body));
+    assert.equal(traversal.body.error.code, "invalid_params");
+    assert.match(traversal.body.error.message, /items\[1\]\.productId: "\.\." is not allowed/);
     const bad = await createInstance("order-processing", { params: { orderId: "x", userId: "u", items: [], fulfillmentDelay: "eventually" } });
     assert.equal(bad.status, 400);
     assert.match(bad.body.error.message, /fulfillmentDelay.*eventually/);
+  });
+
+  it("sends a product id with /, ? and # as one encoded path segment of the inventory URL", async () => {
+    const { standin } = await worker();
+    const orderId = uniqueId("segment");
+    const productId = `${orderId}/../../payments/refund?x=1#y`;
+    const params = order(orderId, { items: [{ productId, quantity: 1 }] });
+    assert.equal((await createInstance("order-processing", { id: orderId, params })).status, 201);
+    const done = await waitFor("order-processing", orderId, finished);
+    assert.equal(done.status, "complete", JSON.stringify(done));
+    assert.equal(standin.callsTo(`/inventory/check/${encodeURIComponent(productId)}`).length, 1);
+    assert.equal(standin.callsTo("/payments/refund", (c) => c.query.x !== undefined).length, 0);
   });
 
   it("answers 404 JSON for a missing instance and 400 for a malformed id", async () => {

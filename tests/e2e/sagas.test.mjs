@@ -57,6 +57,9 @@ describe("rollbacks", { concurrency: true }, () => {
     assert.equal(done.error.message, "c failed", "the instance keeps its own error, not a rollback's");
     // c once; b failed at the service once, then succeeded; a panicked once, then reported attempt 2.
     assert.deepEqual((await undone(id)).map((b) => [b.step, b.attempt]), [["c", 1], ["b", 1], ["b", 2], ["a", 2]]);
+    // b's rollback was retried under one Idempotency-Key, from the instance and the rolled-back step.
+    const keys = standin.callsTo(`/call/${id}-undo-b`).map((c) => c.headers["idempotency-key"]);
+    assert.deepEqual(keys, [`${id}:rollback%20of%20b:1`, `${id}:rollback%20of%20b:1`]);
     assert.equal((await api("GET", "/health")).status, 200, "the Worker keeps serving after a panic in a rollback");
   });
 

@@ -55,6 +55,9 @@ export function startStandin() {
       return false;
     };
     const parts = url.pathname.split("/").filter(Boolean);
+    // Every POST the Worker sends has a side effect, so it must carry an Idempotency-Key:
+    // without one it is refused, and every test that sees a POST succeed proves the key.
+    if (req.method === "POST" && !req.headers["idempotency-key"]) return send(400, { error: "missing Idempotency-Key" });
     if (parts[0] === "inventory" && parts[1] === "check") {
       const productId = decodeURIComponent(parts[2] ?? "");
       return send(200, { available: !productId.startsWith("oos-") });
@@ -70,6 +73,7 @@ export function startStandin() {
     }
     if (parts[0] === "shipping" && parts[1] === "create") {
       if (shippingStatus.has(body?.orderId)) return send(shippingStatus.get(body?.orderId), { error: "carrier refuses the order" });
+      if (failOnce(`shipping:${body?.orderId}`)) return send(503, { error: "carrier busy" });
       return send(200, { trackingNumber: `trk-${body?.orderId}` });
     }
     if (parts[0] === "notify" && parts[1] === "send") {
@@ -98,6 +102,32 @@ export function startStandin() {
       await new Promise((r) => setTimeout(r, ms));
       call.answeredAt = Date.now();
       return send(200, { key: parts[1], i: parts[2] });
+    }
+    if (parts[0] === "redirect") {
+      // A redirect to another stand-in route, which the Worker must never follow.
+      return send(302, { moved: true }, { location: `http://${req.headers.host}/call/${parts[1]}-target` });
+    }
+    if (parts[0] === "big") {
+      // A body of `bytes` bytes (at most 64 MiB), streamed in 64 KiB chunks without a
+      // Content-Length (chunked), or with one when `declare=1`. `call.sent` counts what
+      // was written before the Worker hung up; `call.complete` says whether all of it was.
+      const total = Math.min(Number(url.searchParams.get("bytes") ?? 0), 64 * 1024 * 1024);
+      const headers = { "content-type": "application/json" };
+      if (url.searchParams.get("declare") === "1") headers["content-length"] = String(total);
+      res.writeHead(200, headers);
+      const chunk = Buffer.alloc(64 * 1024, "x");
+      call.sent = 0;
+      let closed = false;
+      res.on("close", () => { closed = true; });
+      while (call.sent < total && !closed) {
+        const n = Math.min(chunk.length, total - call.sent);
+        const flushed = res.write(chunk.subarray(0, n));
+        call.sent += n;
+        if (!flushed) await new Promise((r) => { res.once("drain", r); res.once("close", r); });
+      }
+      call.complete = call.sent === total && !closed;
+      res.end();
+      return;
     }
     if (parts[0] === "call") {
       const key = parts[1];

@@ -174,6 +174,7 @@ export class OrderWorkflow extends WorkflowEntrypoint<Env, OrderParams> {
       await step.do("notify-out-of-stock", async () => {
         await callService("notifications", joinUrl(notify, "send"), {
           method: "POST",
+          headers: { "idempotency-key": `${event.instanceId}:notify-out-of-stock:1` },
           body: { userId: order.userId, message: "Items out of stock" },
         });
         return null;
@@ -196,6 +197,7 @@ export class OrderWorkflow extends WorkflowEntrypoint<Env, OrderParams> {
     const shipment = await step.do("create-shipment", async () => {
       const answer = await callService("shipping", joinUrl(shipping, "create"), {
         method: "POST",
+        headers: { "idempotency-key": `${event.instanceId}:create-shipment:1` },
         body: { orderId: order.orderId, items: order.items },
       });
       return { trackingNumber: answerField<string>("shipping", answer, "trackingNumber", "string") };
@@ -204,6 +206,7 @@ export class OrderWorkflow extends WorkflowEntrypoint<Env, OrderParams> {
     await step.do("send-confirmation", async () => {
       await callService("notifications", joinUrl(notify, "send"), {
         method: "POST",
+        headers: { "idempotency-key": `${event.instanceId}:send-confirmation:1` },
         body: { userId: order.userId, message: `Order ${order.orderId} shipped! Tracking: ${shipment.trackingNumber}` },
       });
       return null;
