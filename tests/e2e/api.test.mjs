@@ -181,7 +181,7 @@ describe("HTTP API", { concurrency: true }, () => {
       ["step-tour", { actions: [hold, { download: { name: "d", url: "https://localhost/x" } }] }, /actions\[1\]\.download\.url: URL/],
       ["step-tour", { actions: [hold, { transform: { name: "t", url: "http://example.com/x" } }] }, /actions\[1\]\.transform\.url: URL .* only https/],
       ["step-tour", { actions: [hold, { parallel: { name: "p", count: 2, url: "https://[::ffff:192.168.0.1]/x" } }] }, /actions\[1\]\.parallel\.url: URL/],
-      ["step-tour", { actions: [hold, { compensated: { name: "r", undoUrl: `http://127.0.0.2:${port}/call/x` } }] }, /actions\[1\]\.compensated\.undoUrl: URL .* not a public host/],
+      ["step-tour", { actions: [hold, { compensated: { name: "r", undoUrl: `https://127.0.0.2:${port}/call/x` } }] }, /actions\[1\]\.compensated\.undoUrl: URL .* not a public host \(a loopback address\)/],
     ];
     for (const [workflow, params, message] of cases) {
       const id = uniqueId("urlparam");
