@@ -77,10 +77,7 @@ async fn send(step: &Step<'_>, env: &Env, message_id: &str, url: &str, body: Str
                 }
                 // The attempt number rides in the error, so the failed step's error (which
                 // the engine keeps) says how many attempts were made.
-                call.post_text_for_status(body.clone())
-                    .await
-                    .map(|_| ctx.attempt)
-                    .map_err(|e| callback::tag_attempt(ctx.attempt, e))
+                call.post_text_for_status(body.clone()).await.map(|_| ctx.attempt).map_err(|e| callback::tag_attempt(ctx.attempt, e))
             }
         })
         .await;
