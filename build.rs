@@ -6,7 +6,8 @@
 //! - `$OUT_DIR/readme_example.rs`: README's "Writing a workflow" example, compiled with the crate;
 //!   `$OUT_DIR/readme_saga_example.rs`: its "Sagas and compensation" example, likewise;
 //! - `$OUT_DIR/readme_testing_example.rs`: README's "Testing a workflow" example, run by `cargo test`
-//!   (`tests/workflows.rs`).
+//!   (`tests/workflows.rs`);
+//! - `$OUT_DIR/openapi.min.json`: `src/http/openapi.json` without its whitespace, as served.
 
 #[path = "src/registry/mod.rs"]
 #[allow(dead_code)]
@@ -75,6 +76,8 @@ fn main() {
     let saga = codegen::markdown_rust_block(&readme, "## Sagas and compensation")
         .unwrap_or_else(|| panic!("README.md has no ```rust block under \"## Sagas and compensation\""));
     write_if_changed(&Path::new(&out_dir).join("readme_saga_example.rs"), &saga);
+    // The OpenAPI document as served: the hand-written one without its indentation.
+    write_if_changed(&Path::new(&out_dir).join("openapi.min.json"), &codegen::minify_json(&read("src/http/openapi.json")));
 
     // Only the Worker build needs the shim's classes; host builds leave build/ alone.
     if env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("wasm32") {

@@ -158,8 +158,7 @@ fn engine_event(event: &JsValue, workflow_name: &str) -> Result<EngineEvent, Ste
 /// The typed event. Params that do not match `P` can never succeed, so they are a
 /// non-retryable error naming the mismatch.
 fn typed_event<P: DeserializeOwned>(event: EngineEvent) -> Result<(WorkflowEvent<P>, Option<String>), StepError> {
-    let payload = validate::typed_params(&event.params)
-        .map_err(|e| StepError::NonRetryable(format!("params do not match the workflow's params: {e}")))?;
+    let payload = validate::typed_params(&event.params).map_err(params_mismatch)?;
     let typed = WorkflowEvent {
         payload,
         timestamp: UNIX_EPOCH + Duration::from_millis(event.timestamp_millis.max(0.0) as u64),
@@ -167,6 +166,11 @@ fn typed_event<P: DeserializeOwned>(event: EngineEvent) -> Result<(WorkflowEvent
         workflow_name: event.workflow_name,
     };
     Ok((typed, event.callback_url))
+}
+
+#[inline(never)]
+fn params_mismatch(e: validate::ParamsMismatch) -> StepError {
+    StepError::NonRetryable(format!("params do not match the workflow's params: {e}"))
 }
 
 /// The workflow and its callback, until they end.
@@ -180,15 +184,28 @@ pub(crate) async fn run<W: Workflow>(spec: &WorkflowSpec, event: JsValue, step: 
         Ok(parsed) => parsed,
         Err(e) => return promise.reject(&e.into()),
     };
-    let env = Env::new(Rc::new(js_env::WorkerEnv::new(env.unchecked_into())));
+    let env = worker_env(env);
     let workflow = W::new(env.clone());
-    let engine = Rc::new(js_step::JsStepEngine::new(step.unchecked_into(), &event.instance_id));
+    let engine = step_engine(step, &event.instance_id);
     let step = Step::new(engine.clone(), W::EVENTS);
     let body = async {
         let outcome = async { output_text(&workflow.run(&event, step.clone()).await?) }.await;
         report(&step, &env, spec, &event.instance_id, callback_url, outcome).await
     };
-    serve(RunKey { workflow: spec.name.to_string(), instance_id: event.instance_id.clone() }, &engine, Box::pin(body), &promise).await;
+    serve(spec.name, &event.instance_id, &engine, Box::pin(body), &promise).await;
+}
+
+// The run's env and step engine over the engine's JS values. Not inlined: they would be
+// compiled into every workflow's `run` again.
+
+#[inline(never)]
+fn worker_env(env: JsValue) -> Env {
+    Env::new(Rc::new(js_env::WorkerEnv::new(env.unchecked_into())))
+}
+
+#[inline(never)]
+fn step_engine<'w>(step: JsValue, instance_id: &str) -> Rc<js_step::JsStepEngine<'w>> {
+    Rc::new(js_step::JsStepEngine::new(step.unchecked_into(), instance_id))
 }
 
 /// An instance created with a callback URL reports how it ended from a durable step; a
@@ -223,8 +240,8 @@ async fn report(
 /// The frame's loop, the same for every workflow: polls the workflow (`body`) and the
 /// rollback calls the engine queues, settles `promise` when the workflow ends, and
 /// returns when the engine is done with the rollbacks, or the frame is closed.
-async fn serve<'w>(key: RunKey, engine: &js_step::JsStepEngine<'w>, body: BodyFuture<'_>, promise: &RunPromise) {
-    let frame = register_frame(key);
+async fn serve<'w>(workflow: &str, instance_id: &str, engine: &js_step::JsStepEngine<'w>, body: BodyFuture<'_>, promise: &RunPromise) {
+    let frame = register_frame(RunKey { workflow: workflow.to_string(), instance_id: instance_id.to_string() });
     let mut body = Some(body);
     let mut end: Option<RunEnd> = None;
 
