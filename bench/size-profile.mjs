@@ -13,7 +13,9 @@ const out = mkdtempSync(path.join(os.tmpdir(), "size-profile-"));
 const run = (cmd, args, env = {}) => execFileSync(cmd, args, { cwd: root, env: { ...process.env, ...env }, maxBuffer: 1 << 28 }).toString();
 
 execFileSync("bash", ["scripts/build.sh"], { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
-run("wasm-bindgen", ["--target", "bundler", "--out-dir", out, input], { WASM_BINDGEN_USE_JS_SYS: "1" });
+// The wasm-bindgen CLI setup installed for this project (scripts/tools.sh says where).
+const wasmBindgen = run("bash", ["-c", "source scripts/tools.sh && echo \"$WASM_BINDGEN_BIN\""]).trim();
+run(wasmBindgen, ["--target", "bundler", "--out-dir", out, input], { WASM_BINDGEN_USE_JS_SYS: "1" });
 const opt = path.join(out, "opt.wasm");
 const features = ["mutable-globals", "sign-ext", "nontrapping-float-to-int", "bulk-memory", "multivalue", "reference-types", "exception-handling"];
 run(path.join(root, "node_modules/.bin/wasm-opt"), [path.join(out, "rust_workflows_bg.wasm"), "-o", opt, "-O", "-g", ...features.map((f) => `--enable-${f}`)]);

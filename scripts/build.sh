@@ -6,7 +6,7 @@
 # when nothing it reads has changed since the last one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+source scripts/tools.sh
 
 # The stamp is taken when a build starts, so a file saved during a build is newer than it.
 STAMP=target/.worker-build-stamp
@@ -19,9 +19,8 @@ mkdir -p target
 touch "$STAMP.next"
 
 bash scripts/setup.sh
-export WASM_BINDGEN_BIN="$(command -v wasm-bindgen)"
-export ESBUILD_BIN="$PWD/node_modules/.bin/esbuild"
-worker-build --release --panic-unwind
+export WASM_BINDGEN_BIN ESBUILD_BIN="$PWD/node_modules/.bin/esbuild"
+"$WORKER_BUILD_BIN" --release --panic-unwind
 # wasm-opt runs here rather than in worker-build (off in Cargo.toml), because worker-build's
 # run passes --debuginfo, which keeps the name section: dropping it saves about 55 KiB of
 # gzip upload, and a panic still carries its message. The feature flags are the ones
