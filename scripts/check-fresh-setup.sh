@@ -37,7 +37,7 @@ git clone --quiet --no-hardlinks "$root" "$work/repo"
 cd "$work/repo"
 source scripts/tools.sh
 channel=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
-host=$(rustup show 2>/dev/null | sed -n 's/^Default host: //p')
+host=$(cd / && rustup show | sed -n "s/^Default host: //p")
 toolchains="$RUSTUP_HOME/toolchains"
 
 say "pretending to be the machine of issue 18: '$channel' a link to a bare stable, a bare nightly"
