@@ -11,7 +11,7 @@ source scripts/tools.sh
 # The stamp is taken when a build starts, so a file saved during a build is newer than it.
 STAMP=target/.worker-build-stamp
 if [ -f build/index.js ] && [ -f build/workflows.mjs ] && [ -f "$STAMP" ] && [ -z "${FORCE_BUILD:-}" ] \
-  && [ -z "$(find src shim Cargo.toml Cargo.lock build.rs wrangler.jsonc README.md rust-toolchain.toml -newer "$STAMP" -print -quit)" ]; then
+  && [ -z "$(find src crates shim Cargo.toml Cargo.lock build.rs wrangler.jsonc README.md rust-toolchain.toml -newer "$STAMP" -print -quit)" ]; then
   echo "build: up to date" >&2
   exit 0
 fi

@@ -9,14 +9,14 @@ bash scripts/setup.sh
 source scripts/tools.sh
 
 echo "== formatting (cargo fmt --check)"
-cargo fmt --check
+cargo fmt --all --check
 
 echo "== lints (cargo clippy, host and wasm32)"
-cargo clippy --quiet --all-targets -- -D warnings
-cargo clippy --quiet --all-targets --target wasm32-unknown-unknown -- -D warnings
+cargo clippy --quiet --workspace --all-targets -- -D warnings
+cargo clippy --quiet --workspace --all-targets --target wasm32-unknown-unknown -- -D warnings
 
 echo "== host tests (cargo test)"
-cargo test --quiet
+cargo test --quiet --workspace
 
 echo "== building the Worker"
 bash scripts/build.sh

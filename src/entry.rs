@@ -1,9 +1,14 @@
-//! The Worker's entry points: `fetch` for HTTP, and `run_workflow`, which the
-//! shim's workflow classes call with `run(event, step)`.
+//! The Worker's entry points: `fetch` (the seed demo's routes, then the HTTP API), the
+//! queue consumer and crons, all over the workflows registered in `build.rs`. The
+//! `run_workflow` export the shim's workflow classes call comes with
+//! `include_workflows!` (src/workflows/mod.rs).
 
-use std::panic::AssertUnwindSafe;
-use wasm_bindgen::prelude::*;
+use crate::workflows::WORKFLOWS;
 use worker::{event, Context, Env, Request, Response, ScheduleContext, ScheduledEvent};
+use worker_workflows_api::Api;
+
+/// The HTTP API over this Worker's workflows, its OpenAPI document with the demo routes.
+static API: Api = Api::new(&WORKFLOWS).with_openapi(&[crate::demo::OPENAPI]);
 
 #[event(start)]
 fn start() {
@@ -12,28 +17,16 @@ fn start() {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
-    crate::http::handler::handle(req, env).await
-}
-
-/// `run(event, step)` of the workflow class `class_name`. A panic anywhere in the
-/// run rejects this promise (with the panic-unwind build) instead of aborting the isolate.
-/// The run may go on after the promise settles, to serve its steps' rollbacks.
-#[wasm_bindgen]
-pub fn run_workflow(class_name: String, event: JsValue, step: JsValue, env: JsValue, _ctx: JsValue) -> js_sys::Promise {
-    crate::bridge::start(move |promise| async move { crate::workflows::dispatch(&class_name, event, step, env, promise).await })
+    if crate::demo::serves_path(&req.path()) {
+        return crate::demo::handler::handle(&API, req, env).await;
+    }
+    API.handle(req, env).await
 }
 
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-    crate::triggers::cron::run(&event.cron(), event.schedule(), &env).await;
+    worker_workflows_api::triggers::cron::run(&WORKFLOWS, &event.cron(), event.schedule(), &env).await;
 }
 
-/// The queue consumer, bound by hand (not `#[event(queue)]`) to read each message's
-/// `attempts` and its body as the producer sent it.
-#[wasm_bindgen]
-pub fn queue(batch: JsValue, env: JsValue, _ctx: JsValue) -> js_sys::Promise {
-    wasm_bindgen_futures::future_to_promise(AssertUnwindSafe(async move {
-        crate::triggers::queue::consume(batch.unchecked_into(), env.unchecked_into()).await;
-        Ok(JsValue::UNDEFINED)
-    }))
-}
+// The `workflow-jobs` consumer (and its dead-letter queue's).
+worker_workflows_api::export_queue_consumer!(crate::workflows::WORKFLOWS);

@@ -1,138 +1,21 @@
-//! Holds each folder to what its `mod.rs` says it may depend on, and the pure parts to
-//! having no Workers code: a newcomer can trust the tree's story because it is checked.
+//! Holds each folder of the catalogue to what its `mod.rs` says it may depend on, and
+//! its pure parts (the workflows above all: they run on the host) to having no Workers code.
 
-use std::collections::BTreeSet;
-use std::fs;
 use std::path::Path;
+use worker_workflows_build::layering::{dependency_problems, workers_code_in_pure_files};
 
 /// Each folder of `src/` and the top-level modules it may name as `crate::…`.
-const ALLOWED: &[(&str, &[&str])] = &[
-    ("core", &["core"]),
-    ("registry", &[]),
-    ("bridge", &["core", "registry", "bridge"]),
-    ("workflows", &["core", "registry", "bridge", "workflows"]),
-    ("triggers", &["core", "registry", "bridge", "workflows", "triggers"]),
-    ("http", &["core", "registry", "bridge", "workflows", "triggers", "http"]),
-];
-
-/// Crates only the wasm edge may use.
-const WASM_ONLY: &[&str] = &["worker::", "js_sys", "wasm_bindgen", "web_sys"];
-
-/// The top-level modules a source text names as `crate::x` or `crate::{x, …}`,
-/// outside comments.
-fn crate_modules(source: &str) -> BTreeSet<String> {
-    let code: String = source.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
-    let mut found = BTreeSet::new();
-    let ident = |s: &str| s.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect::<String>();
-    for (i, _) in code.match_indices("crate::") {
-        let rest = &code[i + "crate::".len()..];
-        if let Some(group) = rest.strip_prefix('{') {
-            // The items at the group's top level, nested groups skipped by depth:
-            // `crate::{core::{a, b}, http::x}` names `core` and `http`.
-            let mut depth = 0usize;
-            let mut item_start = true;
-            for (j, c) in group.char_indices() {
-                match c {
-                    '{' => depth += 1,
-                    '}' if depth == 0 => break,
-                    '}' => depth -= 1,
-                    ',' if depth == 0 => item_start = true,
-                    c if item_start && !c.is_whitespace() => {
-                        found.insert(ident(&group[j..]));
-                        item_start = false;
-                    }
-                    _ => {}
-                }
-            }
-        } else {
-            found.insert(ident(rest));
-        }
-    }
-    found
-}
-
-/// The files of a folder that its `mod.rs` gates on `wasm32` (the edge).
-fn wasm_files(mod_rs: &str) -> BTreeSet<String> {
-    let mut gated = BTreeSet::new();
-    let mut next_is_wasm = false;
-    for line in mod_rs.lines().map(str::trim) {
-        if line.starts_with("#[cfg(target_arch = \"wasm32\")]") {
-            next_is_wasm = true;
-            continue;
-        }
-        if let Some(module) = line.split("mod ").nth(1).filter(|_| line.ends_with(';') && !line.starts_with("//")) {
-            if next_is_wasm {
-                gated.insert(format!("{}.rs", module.trim_end_matches(';')));
-            }
-        }
-        next_is_wasm = false;
-    }
-    gated
-}
-
-/// Every `.rs` file under `dir`, subfolders included, by its path relative to `dir`.
-fn sources(dir: &Path) -> Vec<(String, String)> {
-    let mut files = Vec::new();
-    let mut folders = vec![dir.to_path_buf()];
-    while let Some(folder) = folders.pop() {
-        for path in fs::read_dir(&folder).unwrap_or_else(|e| panic!("{}: {e}", folder.display())).filter_map(|e| e.ok()).map(|e| e.path()) {
-            if path.is_dir() {
-                folders.push(path);
-            } else if path.extension().is_some_and(|x| x == "rs") {
-                let name = path.strip_prefix(dir).unwrap().to_string_lossy().replace('\\', "/");
-                files.push((name, fs::read_to_string(&path).unwrap()));
-            }
-        }
-    }
-    files.sort();
-    files
-}
+const ALLOWED: &[(&str, &[&str])] = &[("workflows", &["workflows", "records"]), ("demo", &["demo", "workflows"])];
 
 #[test]
 fn every_folder_depends_only_on_what_its_mod_rs_allows() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut problems = Vec::new();
-    for (folder, allowed) in ALLOWED {
-        for (file, source) in sources(&src.join(folder)) {
-            for module in crate_modules(&source) {
-                if !allowed.contains(&module.as_str()) {
-                    problems.push(format!("src/{folder}/{file} uses crate::{module}, which {folder}/ may not depend on"));
-                }
-            }
-        }
-    }
+    let problems = dependency_problems(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), ALLOWED);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 #[test]
 fn the_pure_parts_have_no_workers_code() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut problems = Vec::new();
-    let mut pure_files = 0;
-    for (folder, _) in ALLOWED {
-        let files = sources(&src.join(folder));
-        let mod_rs = files.iter().find(|(f, _)| f == "mod.rs").map(|(_, s)| s.as_str()).unwrap_or_default();
-        let edge = wasm_files(mod_rs);
-        for (file, source) in files.iter().filter(|(f, _)| !edge.contains(f)) {
-            pure_files += 1;
-            for forbidden in WASM_ONLY {
-                if source.lines().any(|l| !l.trim_start().starts_with("//") && l.contains(forbidden)) {
-                    problems.push(format!("src/{folder}/{file} is pure (not gated on wasm32) but uses {forbidden}"));
-                }
-            }
-        }
-    }
-    assert!(pure_files > 30, "the scan found only {pure_files} pure files");
+    let (scanned, problems) = workers_code_in_pure_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &["workflows", "demo"]);
+    assert!(scanned >= 8, "the scan found only {scanned} pure files");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
-}
-
-#[test]
-fn the_scanners_see_grouped_imports_and_gated_modules() {
-    let source = "use crate::core::x;\n// crate::http in a comment\nuse crate::{bridge::a, registry};\nlet _ = crate::triggers::jobs::f();";
-    let found: Vec<String> = crate_modules(source).into_iter().collect();
-    assert_eq!(found, ["bridge", "core", "registry", "triggers"]);
-    let nested = "use crate::{core::{a, b}, http::x};";
-    assert_eq!(crate_modules(nested).into_iter().collect::<Vec<_>>(), ["core", "http"], "a nested group hides no module");
-    let mod_rs = "pub mod api;\n#[cfg(target_arch = \"wasm32\")]\npub(crate) mod handler;\n";
-    assert_eq!(wasm_files(mod_rs).into_iter().collect::<Vec<_>>(), ["handler.rs"]);
 }

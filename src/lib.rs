@@ -1,29 +1,22 @@
-//! Cloudflare Workflows in Rust: one Worker with workflows, an HTTP API, a queue
-//! consumer and cron triggers.
+//! The catalogue Worker: this repository's example workflows, served with the HTTP API,
+//! the queue consumer and crons of `worker-workflows-api`, built on `worker-workflows`
+//! exactly as any user's Worker would be.
 //!
-//! Read top-down, the folders tell the story of a request and of a step:
-//! - `entry`: the Worker's entry points (fetch, queue, scheduled, and `run_workflow`,
-//!   which the shim's workflow classes call);
-//! - `http`: the HTTP API, from route to response;
-//! - `triggers`: instances started by the queue and by crons;
-//! - `registry`: the one place a workflow is registered;
-//! - `workflows`: one file per workflow;
-//! - `bridge`: the engine and the outside world in Rust (steps, events, the Workflow
-//!   binding, the env, outbound calls);
-//! - `core`: the pure rules everything shares, tested on the host.
+//! - `entry`: the Worker's entry points (fetch, queue, scheduled; `run_workflow`, which
+//!   the shim's workflow classes call, is generated from `build.rs`);
+//! - `demo`: the seed demo's public routes (`/api/workflow/*`), beside the API;
+//! - `workflows`: one file per workflow, registered in `build.rs`;
+//! - `records`: the data pipeline's record normalisation (pure).
 //!
-//! Each folder's `mod.rs` says what it holds and what it may depend on; the
-//! `layering` test holds them to it. Everything but the wasm edge (files gated on
-//! `wasm32`) builds on the host, workflows included: they run there on the test engine.
+//! Each folder's `mod.rs` says what it may depend on; the `layering` test holds it to it.
 
 #![warn(unused_crate_dependencies)]
 
-pub mod bridge;
-pub mod core;
-pub mod http;
-pub mod registry;
-pub mod triggers;
+pub mod demo;
+pub mod records;
 pub mod workflows;
+
+pub use workflows::WORKFLOWS;
 
 #[cfg(target_arch = "wasm32")]
 mod entry;

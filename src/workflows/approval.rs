@@ -3,10 +3,10 @@
 //! default), and records the decision: approved, rejected, or auto-rejected when
 //! nobody answered in time.
 
-use crate::bridge::{Database, Env, SqlValue, Step, Workflow, WorkflowEvent};
-use crate::core::duration::DurationParam;
-use crate::core::events::{Event, EventSpec};
-use crate::core::step_error::StepError;
+use worker_workflows::bridge::{Database, Env, SqlValue, Step, Workflow, WorkflowEvent};
+use worker_workflows::core::duration::DurationParam;
+use worker_workflows::core::events::{Event, EventSpec};
+use worker_workflows::core::step_error::StepError;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 

@@ -1,9 +1,9 @@
 //! `daily-cleanup`: started by the daily cron, deletes instance-index rows and dead
 //! letters past retention, one step per bounded batch, and outputs the counts.
 
-use crate::bridge::{Env, Step, Workflow, WorkflowEvent};
-use crate::core::retention::{self, BATCH_ROWS, MAX_BATCHES};
-use crate::core::step_error::StepError;
+use worker_workflows::bridge::{Env, Step, Workflow, WorkflowEvent};
+use worker_workflows::core::retention::{self, BATCH_ROWS, MAX_BATCHES};
+use worker_workflows::core::step_error::StepError;
 use serde::{Deserialize, Serialize};
 
 /// What the cron passes: when it fired (Unix ms) and which expression.

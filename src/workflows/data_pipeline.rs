@@ -11,11 +11,11 @@
 //! The load is idempotent on the record id (`ON CONFLICT(id) DO NOTHING`): a
 //! retried or restarted load never duplicates rows.
 
-use crate::bridge::{Bucket, Database, Env, SqlValue, Statement, Step, Workflow, WorkflowEvent};
-use crate::core::records;
-use crate::bridge::outbound::ServiceCall;
-use crate::core::step_config::{Backoff, Retries, StepConfig};
-use crate::core::step_error::StepError;
+use worker_workflows::bridge::{Bucket, Database, Env, SqlValue, Statement, Step, Workflow, WorkflowEvent};
+use crate::records;
+use worker_workflows::bridge::outbound::ServiceCall;
+use worker_workflows::core::step_config::{Backoff, Retries, StepConfig};
+use worker_workflows::core::step_error::StepError;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
@@ -219,6 +219,8 @@ impl DataPipelineWorkflow {
 impl Workflow for DataPipelineWorkflow {
     type Params = PipelineParams;
     type Output = PipelineOutput;
+    // The source is fetched: checked against the URL policy before an instance exists.
+    const URL_PARAMS: &'static [&'static str] = &["sourceUrl"];
 
     fn new(env: Env) -> Self {
         DataPipelineWorkflow { env }

@@ -4,12 +4,12 @@
 //! its retries run out), the charge is refunded by the payment step's rollback, once,
 //! and the instance ends errored.
 
-use crate::bridge::{Env, Rollback, Step, Workflow, WorkflowEvent};
-use crate::core::duration::DurationParam;
-use crate::bridge::outbound::ServiceCall;
-use crate::core::service::{encode_uri_component, join_url};
-use crate::core::step_config::{Backoff, Retries, StepConfig};
-use crate::core::step_error::StepError;
+use worker_workflows::bridge::{Env, Rollback, Step, Workflow, WorkflowEvent};
+use worker_workflows::core::duration::DurationParam;
+use worker_workflows::bridge::outbound::ServiceCall;
+use worker_workflows::core::service::{encode_uri_component, join_url};
+use worker_workflows::core::step_config::{Backoff, Retries, StepConfig};
+use worker_workflows::core::step_error::StepError;
 use futures_util::future::try_join_all;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -30,7 +30,7 @@ pub struct OrderParams {
 pub struct OrderItem {
     /// One path segment of the inventory URL (`{INVENTORY_URL}/check/{productId}`,
     /// percent-encoded): `.` and `..` are refused, since they would change the path.
-    #[serde(deserialize_with = "crate::core::validate::path_segment_param")]
+    #[serde(deserialize_with = "worker_workflows::core::validate::path_segment_param")]
     pub product_id: String,
     pub quantity: u32,
 }
@@ -128,7 +128,7 @@ impl Workflow for OrderWorkflow {
         let idempotency_key = format!("order-payment-{}", event.instance_id);
         // Undone by a refund if a later step fails for good. The refund's own key is
         // derived from the instance too, so its retries (and the engine's) refund once.
-        let refund = Rollback::new(move |undo: crate::bridge::RollbackContext<Payment>| async move {
+        let refund = Rollback::new(move |undo: worker_workflows::bridge::RollbackContext<Payment>| async move {
             // No output: the charge itself failed, so there is nothing to refund.
             let Some(payment) = undo.output else { return Ok(()) };
             let payments = self.env.required_var("PAYMENTS_URL")?;

@@ -2,14 +2,14 @@
 //! Rust step API, and the probe the integration tests use to show each primitive
 //! on the real engine (retries, panics, sleeps, events, fan-out, limits, streamed outputs).
 
-use crate::bridge::{Env, Rollback, RollbackContext, Step, StepContext, Workflow, WorkflowEvent};
-use crate::core::bounded;
-use crate::core::duration::DurationParam;
-use crate::core::events::EventSpec;
-use crate::bridge::outbound::ServiceCall;
-use crate::core::records;
-use crate::core::step_config::{Backoff, Retries, StepConfig};
-use crate::core::step_error::StepError;
+use worker_workflows::bridge::{Env, Rollback, RollbackContext, Step, StepContext, Workflow, WorkflowEvent};
+use worker_workflows::core::bounded;
+use worker_workflows::core::duration::DurationParam;
+use worker_workflows::core::events::EventSpec;
+use worker_workflows::bridge::outbound::ServiceCall;
+use crate::records;
+use worker_workflows::core::step_config::{Backoff, Retries, StepConfig};
+use worker_workflows::core::step_error::StepError;
 use futures_util::future::try_join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -203,6 +203,9 @@ fn context_json(ctx: &StepContext) -> Value {
 impl Workflow for StepTourWorkflow {
     type Params = TourParams;
     type Output = Vec<Value>;
+    // Every URL an action fetches or posts to: checked against the URL policy before an instance exists.
+    const URL_PARAMS: &'static [&'static str] =
+        &["actions.*.call.url", "actions.*.download.url", "actions.*.transform.url", "actions.*.parallel.url", "actions.*.compensated.undoUrl"];
 
     /// A probe: it waits for whatever event types its params name, with any JSON payload.
     const EVENTS: &'static [EventSpec] = &[EventSpec::any_type::<Value>()];
@@ -325,7 +328,7 @@ async fn perform<'w>(env: &'w Env, instance_id: &'w str, step: &Step<'w>, action
                     "error": {"name": r.error.name, "message": r.error.message},
                 });
                 // One key per rolled-back step, the same on every attempt of its rollback.
-                let key = crate::core::service::idempotency_key(instance_id, &format!("rollback of {}", r.step.name), r.step.count);
+                let key = worker_workflows::core::service::idempotency_key(instance_id, &format!("rollback of {}", r.step.name), r.step.count);
                 ServiceCall::new(env, "undo", undo_url.clone()).caller_given_url().idempotency_key(key).post_for_status(&report).await
             };
             let mut rollback = Rollback::new(undo);

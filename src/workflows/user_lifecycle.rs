@@ -2,11 +2,11 @@
 //! default), check in D1 whether they subscribed, and send a trial-expiration
 //! email only to those who did not. Emails go to `{NOTIFY_URL}/send`.
 
-use crate::bridge::{Env, Step, Workflow, WorkflowEvent};
-use crate::core::duration::DurationParam;
-use crate::bridge::outbound::ServiceCall;
-use crate::core::service::join_url;
-use crate::core::step_error::StepError;
+use worker_workflows::bridge::{Env, Step, Workflow, WorkflowEvent};
+use worker_workflows::core::duration::DurationParam;
+use worker_workflows::bridge::outbound::ServiceCall;
+use worker_workflows::core::service::join_url;
+use worker_workflows::core::step_error::StepError;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::time::Duration;

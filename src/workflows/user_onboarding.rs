@@ -4,12 +4,12 @@
 //! welcome email, writes default settings to KV, and starts the user's
 //! `user-lifecycle` as a child instance without waiting for it.
 
-use crate::bridge::outbound::ServiceCall;
-use crate::bridge::{Env, Step, Workflow, WorkflowEvent};
-use crate::core::records::is_valid_email;
-use crate::core::service::join_url;
-use crate::core::step_config::StepConfig;
-use crate::core::step_error::StepError;
+use worker_workflows::bridge::outbound::ServiceCall;
+use worker_workflows::bridge::{Env, Step, Workflow, WorkflowEvent};
+use crate::records::is_valid_email;
+use worker_workflows::core::service::join_url;
+use worker_workflows::core::step_config::StepConfig;
+use worker_workflows::core::step_error::StepError;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 

@@ -1,5 +1,5 @@
 // Adds a throwaway workflow to a copy of this repository exactly as README's "Adding a
-// workflow" says (a file, one registry line, the wrangler.jsonc entry the build prints),
+// workflow" says (a file, one line in build.rs, the wrangler.jsonc entry the build prints),
 // builds it as `npm run dev` does, and runs it on the local runtime: proof that those
 // steps are all it takes. The copy builds in its own target dir (target/add-workflow).
 import { describe, it, after } from "node:test";
@@ -11,9 +11,8 @@ import path from "node:path";
 import { root, startDevServer, sleep } from "./devserver.mjs";
 
 const WORKFLOW_RS = `//! A throwaway workflow: greets, sleeps a second, greets again.
-use crate::bridge::{Env, Step, Workflow, WorkflowEvent};
-use crate::core::step_error::StepError;
 use serde::Deserialize;
+use worker_workflows::{Env, Step, StepError, Workflow, WorkflowEvent};
 
 #[derive(Deserialize)]
 pub struct GreetingParams {
@@ -39,7 +38,7 @@ impl Workflow for GreetingWorkflow {
     }
 }
 `;
-const REGISTRY_LINE = `    WorkflowSpec { name: "greeting", class_name: "GreetingWorkflow", binding: "GREETING_WORKFLOW" },\n`;
+const REGISTRY_LINE = `        .workflow(Workflow::new("greeting", "GreetingWorkflow"))\n`;
 
 /// A copy of the working tree (tracked and new files, not ignored ones), sharing node_modules.
 function copyRepo() {
@@ -78,15 +77,15 @@ describe("adding a workflow the documented way", { timeout: 1_200_000 }, () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("takes a file, one registry line and the wrangler.jsonc entry the build prints", { timeout: 1_200_000 }, async () => {
+  it("takes a file, one line in build.rs and the wrangler.jsonc entry the build prints", { timeout: 1_200_000 }, async () => {
     // 1. The workflow file, named after the workflow.
     writeFileSync(path.join(dir, "src/workflows/greeting.rs"), WORKFLOW_RS);
-    // 2. One line in the registry.
-    const registryPath = path.join(dir, "src/registry/mod.rs");
+    // 2. One line in build.rs, where the workflows are registered.
+    const registryPath = path.join(dir, "build.rs");
     const registry = readFileSync(registryPath, "utf8");
-    const anchor = "pub const WORKFLOWS: &[WorkflowSpec] = &[\n";
-    assert.ok(registry.includes(anchor), "the registry's WORKFLOWS list moved");
-    writeFileSync(registryPath, registry.replace(anchor, anchor + REGISTRY_LINE));
+    const anchor = "        .modules_in(\"src/workflows\")\n";
+    assert.ok(registry.includes(anchor), "build.rs's registration moved");
+    writeFileSync(registryPath, registry.replace(anchor, REGISTRY_LINE + anchor));
 
     // 3. Without the wrangler.jsonc entry the build fails, printing the JSON to paste.
     const refused = build(dir);

@@ -1,5 +1,5 @@
-// The OpenAPI document against the running Worker: the served document is the one on
-// disk, every documented operation answers one of its documented statuses (with a body
+// The OpenAPI document against the running Worker: the served document is the library's
+// on disk with this Worker's own (its demo routes' part, its workflows' names), every documented operation answers one of its documented statuses (with a body
 // of the documented shape), and every documented path answers 405 + Allow for a method
 // it does not document.
 import { describe, it } from "node:test";
@@ -10,7 +10,14 @@ import { fileURLToPath } from "node:url";
 import { api, worker, uniqueId } from "./harness.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const disk = JSON.parse(readFileSync(path.join(here, "../../src/http/openapi.json"), "utf8"));
+const read = (file) => JSON.parse(readFileSync(path.join(here, "../..", file), "utf8"));
+// The library's document with the demo routes' part merged in, as the Worker serves it
+// (`Api::with_openapi`): paths, components by section, tags.
+const disk = read("crates/worker-workflows-api/src/http/openapi.json");
+const demo = read("src/demo/openapi.json");
+Object.assign(disk.paths, demo.paths);
+for (const [section, items] of Object.entries(demo.components ?? {})) disk.components[section] = { ...disk.components[section], ...items };
+disk.tags.push(...(demo.tags ?? []));
 
 const METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 
@@ -95,7 +102,14 @@ describe("OpenAPI document", { concurrency: true }, () => {
     assert.ok(String(res.body.openapi).startsWith("3.1"), res.body.openapi);
     assert.deepEqual(opKeys(res.body), opKeys(disk));
     assert.deepEqual(res.body.paths, disk.paths);
+    // The `{name}` parameter lists exactly the workflows this deployment serves.
+    const listed = (await api("GET", "/workflows")).body.workflows.map((w) => w.name);
+    const served = res.body.components.parameters.WorkflowName.schema;
+    assert.deepEqual(served.enum, listed);
+    assert.ok(listed.includes("order-processing") && listed.includes("step-tour"), JSON.stringify(listed));
+    delete served.enum;
     assert.deepEqual(res.body.components, disk.components);
+    assert.deepEqual(res.body.tags, disk.tags);
   });
 
   for (const { method, template, op } of operations(disk)) {

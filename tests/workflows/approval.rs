@@ -1,11 +1,11 @@
 //! approval: a pending approval in D1, a wait for `approval-response`, the decision recorded.
 
 use crate::services::from_json;
-use rust_workflows::bridge::testing::{Status, StepOutcome, TestEngine};
 use rust_workflows::workflows::approval::{ApprovalOutput, ApprovalParams, Decision};
 use rust_workflows::workflows::ApprovalWorkflow;
 use serde_json::{json, Value};
 use std::time::{Duration, UNIX_EPOCH};
+use worker_workflows::testing::{Status, StepOutcome, TestEngine};
 
 fn params(timeout: Option<&str>) -> ApprovalParams {
     match timeout {
@@ -85,8 +85,10 @@ fn a_response_after_the_timeout_changes_nothing() {
 /// type it declares and its payload type, naming the field that does not fit.
 #[test]
 fn events_are_checked_against_the_declared_approval_response() {
-    use rust_workflows::core::events::EventProblem;
-    use rust_workflows::workflows::check_workflow_event;
+    use rust_workflows::WORKFLOWS;
+    use worker_workflows::core::events::EventProblem;
+    let check_workflow_event =
+        |class: &str, event_type: &str, payload: &Value| WORKFLOWS.by_class(class).expect("registered").check_event(event_type, payload);
     let check = |event_type: &str, payload: Value| check_workflow_event("ApprovalWorkflow", event_type, &payload);
     assert_eq!(check("approval-response", json!({"approved": true, "by": "ada"})), Ok(()));
     assert_eq!(check("approval-response", json!({"approved": false})), Ok(()));

@@ -1,9 +1,9 @@
 //! daily-cleanup: delete index rows and dead letters past retention, in bounded batches.
 
-use rust_workflows::bridge::testing::{Status, TestEngine};
 use rust_workflows::workflows::daily_cleanup::{CleanupOutput, CleanupParams};
 use rust_workflows::workflows::CleanupWorkflow;
 use serde_json::json;
+use worker_workflows::testing::{Status, TestEngine};
 
 const DAY: i64 = 24 * 3600 * 1000;
 const NOW: i64 = 1_767_225_600_000;

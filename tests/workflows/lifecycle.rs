@@ -1,11 +1,11 @@
 //! user-lifecycle: welcome, the trial, then an expiration email to those who did not convert.
 
 use crate::services::{engine, from_json};
-use rust_workflows::bridge::testing::TestEngine;
 use rust_workflows::workflows::user_lifecycle::{LifecycleOutput, LifecycleParams};
 use rust_workflows::workflows::UserLifecycleWorkflow;
 use serde_json::{json, Value};
 use std::time::Duration;
+use worker_workflows::testing::TestEngine;
 
 fn params(user: &str) -> LifecycleParams {
     from_json(json!({"userId": user, "email": format!("{user}@example.com")}))

@@ -3,10 +3,10 @@
 //! the name differs, and the stored result no longer matches. The test engine catches
 //! it on the first replay, naming the step; the fixed twin passes.
 
-use rust_workflows::bridge::testing::{Status, TestEngine};
-use rust_workflows::bridge::{Env, Step, Workflow, WorkflowEvent};
-use rust_workflows::core::step_error::StepError;
 use std::time::UNIX_EPOCH;
+use worker_workflows::bridge::{Env, Step, Workflow, WorkflowEvent};
+use worker_workflows::core::step_error::StepError;
+use worker_workflows::testing::{Status, TestEngine};
 
 pub struct DailyReport {
     env: Env,
@@ -71,3 +71,5 @@ fn the_fixed_workflow_passes() {
     assert_eq!(run.output::<String>(), "report of day 20454");
     assert_eq!(run.runs, 2);
 }
+
+worker_workflows::registered_for_tests!(DailyReport, FixedDailyReport);

@@ -2,11 +2,11 @@
 //! default settings, and the user's lifecycle started as a child.
 
 use crate::services::{engine, from_json, NOTIFY};
-use rust_workflows::bridge::testing::{Status, StepOutcome, TestEngine};
-use rust_workflows::core::step_error::StepError;
 use rust_workflows::workflows::user_onboarding::{OnboardingParams, UserId};
 use rust_workflows::workflows::{OnboardingWorkflow, UserLifecycleWorkflow};
 use serde_json::{json, Value};
+use worker_workflows::core::step_error::StepError;
+use worker_workflows::testing::{Status, StepOutcome, TestEngine};
 
 fn user(email: &str) -> OnboardingParams {
     from_json(json!({"email": email, "name": " Ada Lovelace "}))

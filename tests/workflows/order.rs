@@ -2,12 +2,12 @@
 //! charge when shipping fails for good.
 
 use crate::services::{engine, from_json, NOTIFY, PAYMENTS, SHIPPING};
-use rust_workflows::bridge::testing::{Status, StepOutcome};
-use rust_workflows::core::step_error::StepError;
 use rust_workflows::workflows::order_processing::{OrderOutput, OrderParams};
 use rust_workflows::workflows::OrderWorkflow;
 use serde_json::{json, Value};
 use std::time::Duration;
+use worker_workflows::core::step_error::StepError;
+use worker_workflows::testing::{Status, StepOutcome};
 
 fn order(id: &str, products: &[&str]) -> OrderParams {
     let items: Vec<Value> = products.iter().map(|p| json!({"productId": p, "quantity": 1})).collect();
@@ -137,7 +137,7 @@ fn a_declined_charge_is_not_refunded() {
 }
 
 /// The `Idempotency-Key` of every request to `prefix`, in order.
-fn keys(engine: &rust_workflows::bridge::testing::TestEngine, prefix: &str) -> Vec<String> {
+fn keys(engine: &worker_workflows::testing::TestEngine, prefix: &str) -> Vec<String> {
     engine.requests_to(prefix).iter().map(|r| r.header("idempotency-key").unwrap_or("(none)").to_string()).collect()
 }
 
@@ -166,11 +166,11 @@ fn a_notification_whose_answer_is_lost_is_sent_again_under_the_same_key() {
 fn every_side_effect_has_its_own_key_and_the_same_ones_when_the_instance_runs_again() {
     let (engine, _) = engine();
     engine.run::<OrderWorkflow>("o12", order("o12", &["p-1"]));
-    let posts = |engine: &rust_workflows::bridge::testing::TestEngine| -> Vec<String> {
+    let posts = |engine: &worker_workflows::testing::TestEngine| -> Vec<String> {
         engine
             .requests()
             .iter()
-            .filter(|r| r.method == rust_workflows::bridge::engine::HttpMethod::Post)
+            .filter(|r| r.method == worker_workflows::bridge::engine::HttpMethod::Post)
             .map(|r| r.header("idempotency-key").unwrap_or("(none)").to_string())
             .collect()
     };
@@ -184,7 +184,7 @@ fn every_side_effect_has_its_own_key_and_the_same_ones_when_the_instance_runs_ag
 
 #[test]
 fn a_product_id_cannot_change_the_inventory_path() {
-    use rust_workflows::core::validate::typed_params;
+    use worker_workflows::core::validate::typed_params;
     for bad in ["..", "."] {
         let params =
             json!({"orderId": "o", "userId": "u", "items": [{"productId": "p-1", "quantity": 1}, {"productId": bad, "quantity": 1}]});

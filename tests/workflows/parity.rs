@@ -3,12 +3,12 @@
 //! real engine gives there.
 
 use crate::services::from_json;
-use rust_workflows::bridge::testing::{ErrorInfo, Request, Response, Status, TestEngine};
 use rust_workflows::workflows::StepTourWorkflow;
 use serde_json::{json, Value};
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
+use worker_workflows::testing::{ErrorInfo, Request, Response, Status, TestEngine};
 
 const CALL: &str = "https://standin.test/call/";
 const SLOW: &str = "https://standin.test/slow/";

@@ -1,13 +1,13 @@
 //! data-pipeline: extract to R2, normalise, load into D1 idempotently.
 
 use crate::services::from_json;
-use rust_workflows::bridge::testing::{Request, Response, Status, TestEngine};
 use rust_workflows::workflows::data_pipeline::{PipelineOutput, PipelineParams};
 use rust_workflows::workflows::DataPipelineWorkflow;
 use serde_json::{json, Value};
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
+use worker_workflows::testing::{Request, Response, Status, TestEngine};
 
 const SOURCE: &str = "https://source.test/users.json";
 
@@ -85,7 +85,7 @@ fn a_restart_loads_again_without_duplicating_rows() {
 
 #[test]
 fn a_load_attempt_that_fails_midway_is_retried_without_duplicating_rows() {
-    use rust_workflows::core::step_error::StepError;
+    use worker_workflows::core::step_error::StepError;
     let engine = pipeline(records(300), 0).fail_step_after_running("load", 2, StepError::failed("D1 batch answer lost"));
     let run = engine.run::<DataPipelineWorkflow>("pipe-3", params());
     assert_eq!(run.step("load").attempts.len(), 3);

@@ -1,11 +1,11 @@
 //! Stand-ins for the services the catalogue calls, as routes on the test engine (the
 //! same behaviour as `tests/e2e/standin.mjs`), with knobs a test turns.
 
-use rust_workflows::bridge::testing::{Request, Response, TestEngine};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use worker_workflows::testing::{Request, Response, TestEngine};
 
 pub const INVENTORY: &str = "https://inventory.test";
 pub const PAYMENTS: &str = "https://payments.test";
@@ -51,6 +51,7 @@ pub fn engine() -> (TestEngine, Knobs) {
     let knobs = Knobs::default();
     let (payments, shipping, notify, refunds) = (knobs.clone(), knobs.clone(), knobs.clone(), knobs.clone());
     let engine = TestEngine::new()
+        .registry(&rust_workflows::WORKFLOWS)
         .var("INVENTORY_URL", INVENTORY)
         .var("PAYMENTS_URL", PAYMENTS)
         .var("SHIPPING_URL", SHIPPING)

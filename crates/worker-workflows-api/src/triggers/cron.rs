@@ -1,0 +1,25 @@
+//! Cron triggers: each expression in wrangler.jsonc starts the workflow registered
+//! with it (`Workflow::new(..).cron(..)` in build.rs), as instance
+//! `cron-{workflow}-{scheduledTime}`, so the same tick delivered twice starts one run.
+
+use serde_json::json;
+use worker::{console_log, Env};
+use worker_workflows::bridge::instances;
+use worker_workflows::registry::Registry;
+
+/// Starts the instance of the workflow `cron` is registered to, for the tick at
+/// `scheduled_time` (Unix ms). Returns false (and logs why) when no workflow has the cron.
+pub async fn run(workflows: &'static Registry, cron: &str, scheduled_time: f64, env: &Env) -> bool {
+    let Some(spec) = workflows.for_cron(cron) else {
+        console_log!("{}", json!({"level": "error", "type": "cron", "cron": cron, "error": "no registered workflow has this cron"}));
+        return false;
+    };
+    let scheduled_time = scheduled_time as i64;
+    let id = format!("cron-{}-{scheduled_time}", spec.name);
+    let params = json!({"scheduledTime": scheduled_time, "cron": cron});
+    match instances::create(env, spec, Some(&id), &params).await {
+        Ok(created) => console_log!("{}", json!({"type": "cron", "cron": cron, "instance": id, "created": created.created})),
+        Err(e) => console_log!("{}", json!({"level": "error", "type": "cron", "cron": cron, "instance": id, "error": e.to_string()})),
+    }
+    true
+}

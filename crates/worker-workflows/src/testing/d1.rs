@@ -1,0 +1,162 @@
+//! D1 on the test engine: an in-memory SQLite database (D1 is SQLite) with the
+//! Worker's own migrations (`migrations/*.sql`, or another folder) applied in order, answering as the Worker's D1 backend
+//! does: changed-row counts, rows as column-name maps, batches in one transaction, and
+//! failures as retryable `D1: …` errors.
+
+use crate::bridge::engine::{SqlRow, SqlStatement, SqlValue};
+use crate::core::step_error::StepError;
+use rusqlite::types::{Value as Sql, ValueRef};
+use rusqlite::{params_from_iter, Connection};
+use serde_json::{Number, Value};
+use std::cell::RefCell;
+use std::path::Path;
+
+pub(crate) struct SqliteD1 {
+    connection: RefCell<Connection>,
+}
+
+fn failed(e: rusqlite::Error) -> StepError {
+    StepError::failed(format!("D1: {e}"))
+}
+
+fn bound(statement: &SqlStatement<'_>) -> Vec<Sql> {
+    statement
+        .params
+        .iter()
+        .map(|value| match value {
+            SqlValue::Null => Sql::Null,
+            SqlValue::Integer(n) => Sql::Integer(*n),
+            SqlValue::Real(n) => Sql::Real(*n),
+            SqlValue::Text(s) => Sql::Text(s.to_string()),
+        })
+        .collect()
+}
+
+fn json(value: ValueRef<'_>) -> Value {
+    match value {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(n) => Value::from(n),
+        ValueRef::Real(n) => Number::from_f64(n).map_or(Value::Null, Value::Number),
+        ValueRef::Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::Array(b.iter().map(|&byte| Value::from(byte)).collect()),
+    }
+}
+
+impl SqliteD1 {
+    /// A fresh database with every `*.sql` of `dir` applied, by file name order, as
+    /// `wrangler d1 migrations apply` applies them. A folder that does not exist gives an
+    /// empty database.
+    pub fn with_migrations(dir: &Path) -> Self {
+        let db = Self::empty();
+        if !dir.exists() {
+            return db;
+        }
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("test engine: cannot read {}: {e}", dir.display()))
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+            .collect();
+        files.sort();
+        for file in files {
+            let sql = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("test engine: cannot read {}: {e}", file.display()));
+            db.execute_script(&sql).unwrap_or_else(|e| panic!("test engine: migration {} failed: {e}", file.display()));
+        }
+        db
+    }
+
+    pub fn empty() -> Self {
+        SqliteD1 { connection: RefCell::new(Connection::open_in_memory().expect("an in-memory SQLite database opens")) }
+    }
+
+    /// Runs SQL text (several statements) as the test's own setup or check.
+    pub fn execute_script(&self, sql: &str) -> Result<(), StepError> {
+        self.connection.borrow().execute_batch(sql).map_err(failed)
+    }
+
+    /// Runs one statement; the rows it changed (none for a query).
+    pub fn run(&self, statement: &SqlStatement<'_>) -> Result<u64, StepError> {
+        let connection = self.connection.borrow();
+        let mut prepared = connection.prepare(&statement.sql).map_err(failed)?;
+        let read_only = prepared.readonly();
+        let mut rows = prepared.query(params_from_iter(bound(statement))).map_err(failed)?;
+        while rows.next().map_err(failed)?.is_some() {}
+        drop(rows);
+        Ok(if read_only { 0 } else { connection.changes() })
+    }
+
+    /// Runs a query; every row as a map of column name to value.
+    pub fn rows(&self, statement: &SqlStatement<'_>) -> Result<Vec<SqlRow>, StepError> {
+        let connection = self.connection.borrow();
+        let mut prepared = connection.prepare(&statement.sql).map_err(failed)?;
+        let names: Vec<String> = prepared.column_names().map(str::to_string).collect();
+        let mut rows = prepared.query(params_from_iter(bound(statement))).map_err(failed)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(failed)? {
+            let mut map = SqlRow::new();
+            for (i, name) in names.iter().enumerate() {
+                map.insert(name.clone(), json(row.get_ref(i).map_err(failed)?));
+            }
+            out.push(map);
+        }
+        Ok(out)
+    }
+
+    /// Runs the statements in one transaction: all or nothing.
+    pub fn batch(&self, statements: &[SqlStatement<'_>]) -> Result<(), StepError> {
+        let mut connection = self.connection.borrow_mut();
+        let transaction = connection.transaction().map_err(failed)?;
+        for statement in statements {
+            let mut prepared = transaction.prepare(&statement.sql).map_err(failed)?;
+            let mut rows = prepared.query(params_from_iter(bound(statement))).map_err(failed)?;
+            while rows.next().map_err(failed)?.is_some() {}
+        }
+        transaction.commit().map_err(failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    fn statement<'a>(sql: &'a str, params: Vec<SqlValue<'a>>) -> SqlStatement<'a> {
+        SqlStatement { sql: Cow::Borrowed(sql), params }
+    }
+
+    /// This crate's own migrations: the library's schema.
+    fn library_db() -> SqliteD1 {
+        SqliteD1::with_migrations(&Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations"))
+    }
+
+    #[test]
+    fn migrations_are_applied_and_statements_answer_like_d1() {
+        let db = library_db();
+        let insert = "INSERT INTO instances (workflow, id, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
+        let row = |time: i64| statement(insert, vec!["w".into(), "i-1".into(), SqlValue::Integer(time)]);
+        assert_eq!(db.run(&row(5)).unwrap(), 1);
+        assert_eq!(db.run(&row(6)).unwrap(), 0, "the conflict changes nothing");
+        let rows = db.rows(&statement("SELECT workflow, id, created_at, callback FROM instances", vec![])).unwrap();
+        assert_eq!(Value::Object(rows[0].clone()), serde_json::json!({"workflow": "w", "id": "i-1", "created_at": 5, "callback": null}));
+        assert_eq!(db.run(&statement("SELECT * FROM instances", vec![])).unwrap(), 0);
+        assert!(SqliteD1::with_migrations(Path::new("/nonexistent/migrations")).rows(&statement("SELECT 1 AS one", vec![])).is_ok());
+    }
+
+    #[test]
+    fn a_batch_is_all_or_nothing_and_errors_are_retryable() {
+        let db = library_db();
+        let ok = statement("INSERT INTO job_failures (message_id, reason, attempts, failed_at) VALUES ('m', 'r', 1, 1)", vec![]);
+        let bad = statement("INSERT INTO nowhere VALUES (1)", vec![]);
+        let err = db.batch(&[ok.clone(), bad]).unwrap_err();
+        assert!(matches!(&err, StepError::Failed(m) if m.starts_with("D1: ") && m.contains("nowhere")), "{err:?}");
+        assert!(db.rows(&statement("SELECT * FROM job_failures", vec![])).unwrap().is_empty());
+        db.batch(&[ok]).unwrap();
+        assert_eq!(db.rows(&statement("SELECT * FROM job_failures", vec![])).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn the_library_migration_is_the_one_in_this_crate() {
+        let sql =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(crate::MIGRATION.file_name)).unwrap();
+        assert_eq!(sql, crate::MIGRATION.sql);
+    }
+}
