@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Worker into build/ with worker-build: release, panic=unwind (a panic
 # fails one step attempt instead of aborting the isolate), wasm-opt. build.rs adds
-# build/workflows.mjs, the shim's workflow classes generated from the registry. wrangler runs
+# build/workflows.mjs, the shim's workflow classes generated from the registered workflows. wrangler runs
 # this before `dev` and `deploy` (wrangler.jsonc `build.command`). Skips the build
 # when nothing it reads has changed since the last one.
 set -euo pipefail
@@ -10,8 +10,12 @@ source scripts/tools.sh
 
 # The stamp is taken when a build starts, so a file saved during a build is newer than it.
 STAMP=target/.worker-build-stamp
+watched=()
+for p in src crates shim migrations Cargo.toml Cargo.lock build.rs wrangler.jsonc README.md rust-toolchain.toml; do
+  [ -e "$p" ] && watched+=("$p")
+done
 if [ -f build/index.js ] && [ -f build/workflows.mjs ] && [ -f "$STAMP" ] && [ -z "${FORCE_BUILD:-}" ] \
-  && [ -z "$(find src crates shim Cargo.toml Cargo.lock build.rs wrangler.jsonc README.md rust-toolchain.toml -newer "$STAMP" -print -quit)" ]; then
+  && [ -z "$(find "${watched[@]}" -newer "$STAMP" -print -quit)" ]; then
   echo "build: up to date" >&2
   exit 0
 fi

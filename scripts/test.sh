@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test and quality gate: formatting, clippy (host and wasm32, warnings are
 # errors, unused dependencies included), the host tests (cargo test), then the built
-# Worker on the local workerd runtime (wrangler dev) driven over HTTP with loopback
-# stand-ins for outside services (tests/e2e, node:test).
+# Worker on the local workerd runtime (wrangler dev) driven over HTTP, with loopback
+# stand-ins for outside services where it calls any (tests/e2e, node:test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

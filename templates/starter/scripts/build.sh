@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Builds the Worker into build/ with worker-build: release, panic=unwind (a panic
+# fails one step attempt instead of aborting the isolate), wasm-opt. build.rs adds
+# build/workflows.mjs, the shim's workflow classes generated from the registered workflows. wrangler runs
+# this before `dev` and `deploy` (wrangler.jsonc `build.command`). Skips the build
+# when nothing it reads has changed since the last one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/tools.sh
+
+# The stamp is taken when a build starts, so a file saved during a build is newer than it.
+STAMP=target/.worker-build-stamp
+watched=()
+for p in src crates shim migrations Cargo.toml Cargo.lock build.rs wrangler.jsonc README.md rust-toolchain.toml; do
+  [ -e "$p" ] && watched+=("$p")
+done
+if [ -f build/index.js ] && [ -f build/workflows.mjs ] && [ -f "$STAMP" ] && [ -z "${FORCE_BUILD:-}" ] \
+  && [ -z "$(find "${watched[@]}" -newer "$STAMP" -print -quit)" ]; then
+  echo "build: up to date" >&2
+  exit 0
+fi
+mkdir -p target
+touch "$STAMP.next"
+
+bash scripts/setup.sh
+export WASM_BINDGEN_BIN ESBUILD_BIN="$PWD/node_modules/.bin/esbuild"
+"$WORKER_BUILD_BIN" --release --panic-unwind
+# wasm-opt runs here rather than in worker-build (off in Cargo.toml), because worker-build's
+# run passes --debuginfo, which keeps the name section: dropping it saves about 55 KiB of
+# gzip upload, and a panic still carries its message. The feature flags are the ones
+# worker-build passes, so nothing newer than workerd supports is emitted.
+wasm-opt build/index_bg.wasm -o build/index_bg.wasm -O --strip-debug \
+  --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int --enable-bulk-memory \
+  --enable-multivalue --enable-reference-types --enable-exception-handling
+mv "$STAMP.next" "$STAMP"
