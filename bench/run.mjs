@@ -8,7 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import autocannon from "autocannon";
 import { startStandin } from "../tests/e2e/standin.mjs";
-import { startDevServer, root, wrangler, sleep } from "../tests/e2e/devserver.mjs";
+import { copyStarter, startDevServer, root, wrangler, sleep } from "../tests/e2e/devserver.mjs";
 
 const TOKEN = "bench-token";
 const twinDir = path.join(root, "bench/ts-twin");
@@ -24,9 +24,9 @@ const median = (xs) => {
 const log = (...a) => console.error("bench:", ...a);
 const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" };
 
-function uploadSize(cwd) {
+function uploadSize(cwd, extraEnv = {}) {
   const out = mkdtempSync(path.join(os.tmpdir(), "bench-dry-"));
-  const text = execFileSync(wrangler, ["deploy", "--dry-run", "--outdir", out], { cwd, env, stdio: ["ignore", "pipe", "pipe"] }).toString();
+  const text = execFileSync(wrangler, ["deploy", "--dry-run", "--outdir", out], { cwd, env: { ...env, ...extraEnv }, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 1 << 26 }).toString();
   const m = text.match(/Total Upload: ([\d.]+) KiB \/ gzip: ([\d.]+) KiB/);
   if (!m) throw new Error(`no upload size in: ${text}`);
   return { raw: Number(m[1]), gzip: Number(m[2]) };
@@ -147,6 +147,7 @@ async function measureOrders(server, name) {
 /// Rust/TS ratio, with the bound it must stay under (`max`) or over (`min`).
 const TARGETS = [
   { figure: "upload, gzip (KiB)", name: "gzip upload", absolute: true, max: 300, unit: " KiB" },
+  { figure: "starter upload, gzip (KiB)", name: "starter gzip upload", absolute: true, max: 200, unit: " KiB" },
   { figure: "start-up CPU, median (ms)", name: "start-up CPU", max: 1.5 },
   { figure: "step overhead", name: "step overhead", max: 1.1 },
   { figure: "transform of", name: "transform", max: 0.7 },
@@ -194,6 +195,17 @@ async function main() {
     const size = { rust: uploadSize(root), ts: uploadSize(twinDir) };
     row("upload, raw (KiB)", { rust: size.rust.raw, ts: size.ts.raw });
     row("upload, gzip (KiB)", { rust: size.rust.gzip, ts: size.ts.gzip });
+    // The starter (one workflow, the HTTP API) as a user copies it, built the same way; its
+    // TypeScript column is the twin's, the nearest TypeScript Worker there is.
+    log("building the starter Worker (templates/starter, copied out)");
+    const starter = copyStarter();
+    try {
+      const built = uploadSize(starter, { CARGO_TARGET_DIR: path.join(root, "target/starter") });
+      row("starter upload, raw (KiB)", { rust: built.raw, ts: size.ts.raw });
+      row("starter upload, gzip (KiB)", { rust: built.gzip, ts: size.ts.gzip });
+    } finally {
+      rmSync(starter, { recursive: true, force: true });
+    }
   }
   if (ONLY.has("startup")) {
     log("start-up CPU (wrangler check startup)");
@@ -274,7 +286,7 @@ Targets (from the benchmarks issue):
 ${verdicts.join("\n")}
 
 How each figure is taken:
-- upload: \`wrangler deploy --dry-run\` of each Worker.
+- upload: \`wrangler deploy --dry-run\` of each Worker; the starter's is templates/starter copied out of the repository and built as a user would.
 - start-up CPU: \`wrangler check startup\`'s CPU profile, non-idle sample time.
 - step overhead: create-to-complete wall time of a ${STEPS}-step no-op step-tour instance minus that of a 0-step one, divided by ${STEPS} (polled every 25 ms).
 - transform: parse and normalisation of ${RECORDS} records (${(RECORDS / 1000).toFixed(0)}k-record JSON array from a loopback source), measured from outside because the Workers clock does not advance during computation: create-to-complete of a one-step instance that transforms the downloaded body ${REPEAT} times, minus that of one that transforms it once, divided by ${REPEAT - 1}.

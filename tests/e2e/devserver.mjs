@@ -1,7 +1,7 @@
 // Starts a Worker under `wrangler dev` on free loopback ports with fresh local state,
 // and waits until it answers. Used by the integration tests and the benchmarks.
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, createWriteStream, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, mkdirSync, createWriteStream, readFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -73,4 +73,23 @@ export async function startDevServer({ cwd = root, vars = {}, migrate = false, r
       if (exited === null) child.kill("SIGKILL");
     },
   };
+}
+
+/// A plain copy of the starter template (templates/starter) in a new directory outside
+/// this repository, its library dependencies pointed at this checkout's crates: the
+/// starter as a user begins from it. Returns the directory.
+export function copyStarter() {
+  const template = path.join(root, "templates/starter");
+  const dir = mkdtempSync(path.join(os.tmpdir(), "starter-"));
+  // Only what the template holds, as a plain copy would take it (no build output).
+  cpSync(template, dir, {
+    recursive: true,
+    filter: (src) => !["node_modules", "target", "build", ".wrangler", "tests/.tmp"].some((skip) => src.startsWith(path.join(template, skip))),
+  });
+  const manifest = path.join(dir, "Cargo.toml");
+  const original = readFileSync(manifest, "utf8");
+  const pointed = original.replaceAll('path = "../../crates/', `path = "${root}/crates/`);
+  if (pointed === original || pointed.includes("../../")) throw new Error("templates/starter/Cargo.toml's library paths moved");
+  writeFileSync(manifest, pointed);
+  return dir;
 }
