@@ -53,6 +53,8 @@ mod replay;
 mod world;
 
 #[cfg(test)]
+mod env_reach_tests;
+#[cfg(test)]
 mod step_features_tests;
 #[cfg(test)]
 mod tests;
