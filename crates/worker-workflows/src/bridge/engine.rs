@@ -31,9 +31,13 @@ pub use crate::core::step_context::StepContext;
 /// One `step.do`: its name, its config as the engine reads it (`None`: the engine's
 /// defaults), the attempt to run, once per attempt, and the step's rollback if it has one.
 pub struct StepCall<'a, 'w> {
+    /// The step's name.
     pub name: &'a str,
+    /// Its retries and timeout as the engine reads them (`None`: the engine's defaults).
     pub config: Option<EngineStepConfig>,
+    /// Runs one attempt.
     pub attempt: &'a dyn Fn(StepContext) -> AttemptFuture<'a>,
+    /// The step's rollback, if it has one.
     pub rollback: Option<RollbackCall<'w>>,
 }
 
@@ -44,8 +48,11 @@ pub type BytesAttemptFuture<'a> = LocalBoxFuture<'a, Result<Vec<u8>, StepError>>
 /// outputs): no 1 MiB limit, no rollback (the engine would hand a rollback the stream it
 /// already returned, consumed).
 pub struct StreamCall<'a> {
+    /// The step's name.
     pub name: &'a str,
+    /// Its retries and timeout as the engine reads them (`None`: the engine's defaults).
     pub config: Option<EngineStepConfig>,
+    /// Runs one attempt.
     pub attempt: &'a dyn Fn(StepContext) -> BytesAttemptFuture<'a>,
 }
 
@@ -78,8 +85,11 @@ pub struct RollbackInput {
 /// was sent (Unix milliseconds, when the engine says).
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventRecord {
+    /// The payload, as JSON text.
     pub payload_json: String,
+    /// The event's type.
     pub event_type: String,
+    /// When it was sent, in Unix milliseconds (when the engine says).
     pub timestamp_millis: Option<u64>,
 }
 
@@ -96,7 +106,9 @@ pub trait StepEngine<'w> {
     /// result is the bytes the engine stored, read back from the stream it returns (live
     /// and on replay alike), at most [`MAX_STREAM_STEP_BYTES`](crate::core::step_error::MAX_STREAM_STEP_BYTES).
     fn run_stream<'a>(&'a self, call: StreamCall<'a>) -> LocalBoxFuture<'a, Result<Vec<u8>, StepError>>;
+    /// Sleeps for `duration` (`step.sleep`).
     fn sleep<'a>(&'a self, name: &'a str, duration: Duration) -> LocalBoxFuture<'a, Result<(), StepError>>;
+    /// Sleeps until a time, in Unix milliseconds (`step.sleepUntil`).
     fn sleep_until<'a>(&'a self, name: &'a str, epoch_millis: u64) -> LocalBoxFuture<'a, Result<(), StepError>>;
     /// Waits for an event of `event_type`; running out of time is [`StepError::Timeout`].
     fn wait_for_event<'a>(
@@ -257,16 +269,22 @@ impl OutboundResponse {
 /// A value bound to a SQL statement's `?` parameter.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SqlValue<'a> {
+    /// SQL `NULL`.
     Null,
+    /// An integer.
     Integer(i64),
+    /// A floating-point number.
     Real(f64),
+    /// Text.
     Text(Cow<'a, str>),
 }
 
 /// A SQL statement with its bound values.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SqlStatement<'a> {
+    /// The SQL, with `?` parameters.
     pub sql: Cow<'a, str>,
+    /// The parameters' values, in order.
     pub params: Vec<SqlValue<'a>>,
 }
 

@@ -256,11 +256,13 @@ struct WorkerQueue {
 }
 
 impl WorkerQueue {
+    /// A JSON message of `body_json`.
     fn message(&self, body_json: &str) -> Result<SendMessage<JsValue>, StepError> {
         let value = js::parse_json_text(body_json)?;
         Ok(RawMessageBuilder::new(value).build_with_content_type(QueueContentType::Json))
     }
 
+    /// A failed send, as a (retryable) step failure naming the queue.
     fn failed(&self, e: worker::Error) -> StepError {
         StepError::failed(format!("queue {}: {e}", self.binding))
     }
@@ -282,15 +284,18 @@ impl QueueBackend for WorkerQueue {
     }
 }
 
+/// A D1 database binding.
 struct WorkerDatabase {
     db: D1Database,
 }
 
+/// A failed D1 call, as a (retryable) step failure.
 fn d1_failed(e: worker::Error) -> StepError {
     StepError::failed(format!("D1: {e}"))
 }
 
 impl WorkerDatabase {
+    /// The statement prepared, with its values bound.
     fn bind(&self, statement: &SqlStatement<'_>) -> Result<D1PreparedStatement, StepError> {
         let values: Vec<JsValue> = statement
             .params
@@ -332,6 +337,7 @@ struct WorkerKv {
     kv: worker::kv::KvStore,
 }
 
+/// A failed KV call, as a (retryable) step failure.
 fn kv_failed(e: worker::kv::KvError) -> StepError {
     StepError::failed(format!("KV: {e}"))
 }
@@ -399,6 +405,7 @@ fn object_info(object: &worker::Object, with_content_type: bool) -> ObjectInfo {
 }
 
 impl WorkerBucket {
+    /// A failed call, as a (retryable) step failure naming the operation and the object.
     fn failed(&self, operation: &str, key: &str, e: worker::Error) -> StepError {
         StepError::failed(format!("R2 {operation} of {key} in bucket {} failed: {e}", self.binding))
     }

@@ -187,8 +187,7 @@ impl Workflow for KvWrite {
 
 #[test]
 fn kv_writes_over_the_platforms_limits_fail_at_once_without_writing() {
-    let params =
-        |key: &str, ttl, at, metadata_bytes| KvWriteParams { key: key.to_string(), value_bytes: 1, ttl, at, metadata_bytes };
+    let params = |key: &str, ttl, at, metadata_bytes| KvWriteParams { key: key.to_string(), value_bytes: 1, ttl, at, metadata_bytes };
     let cases = [
         (params("k", Some(59), None, None), "KV CACHE: an expiration TTL of 59 s is too short; KV takes at least 60 s"),
         (params("k", None, Some(START_SECONDS + 30), None), "is less than 60 s after now"),
@@ -273,7 +272,11 @@ fn r2_heads_lists_and_deletes_objects() {
     assert_eq!(pages.iter().map(|p| p.truncated).collect::<Vec<_>>(), [true, false]);
     assert!(pages[1].cursor.is_none());
     let listed = &pages[0].objects[1];
-    assert_eq!((listed.size, listed.etag.as_str(), listed.content_type.as_deref()), (7, head.etag.as_str(), None), "lists carry no HTTP metadata");
+    assert_eq!(
+        (listed.size, listed.etag.as_str(), listed.content_type.as_deref()),
+        (7, head.etag.as_str(), None),
+        "lists carry no HTTP metadata"
+    );
     assert_ne!(pages[0].objects[0].etag, head.etag, "another body, another etag");
 
     assert_eq!(left, ["raw/z", "reports/b.json", "reports/c.txt"]);
@@ -286,7 +289,8 @@ fn an_r2_list_limit_is_clamped_to_the_platforms_1000() {
     for i in 0..1001 {
         engine.r2_put("DATA", &format!("reports/{i:04}"), Vec::new());
     }
-    let (_, _, pages, _) = engine.run::<R2Tour>("many", u32::MAX).output::<(Option<ObjectInfo>, Option<ObjectInfo>, Vec<ObjectList>, Vec<String>)>();
+    let (_, _, pages, _) =
+        engine.run::<R2Tour>("many", u32::MAX).output::<(Option<ObjectInfo>, Option<ObjectInfo>, Vec<ObjectList>, Vec<String>)>();
     assert_eq!(pages.iter().map(|p| p.objects.len()).collect::<Vec<_>>(), [1000, 2]);
 }
 
@@ -352,7 +356,10 @@ fn put_patch_and_delete_carry_their_method_body_headers_and_idempotency_key() {
         assert_eq!(request.header("x-tenant"), Some("t1"));
         assert_eq!(request.via, Via::Fetch);
         let step = request.step.clone().expect("sent from a step");
-        assert_eq!(request.header("idempotency-key"), Some(format!("rest:{}:1", crate::core::service::encode_uri_component(&step.step)).as_str()));
+        assert_eq!(
+            request.header("idempotency-key"),
+            Some(format!("rest:{}:1", crate::core::service::encode_uri_component(&step.step)).as_str())
+        );
     }
 }
 
@@ -366,7 +373,8 @@ fn put_patch_and_delete_keep_the_rules_of_every_call() {
     assert_eq!(engine.requests().len(), 1, "one request, no retry, no follow");
 
     // A final 4xx fails the step without retrying; a 5xx is retried.
-    let engine = TestEngine::new().route(API, |r| if r.method == HttpMethod::Patch { Response::status(409) } else { Response::ok(&json!({})) });
+    let engine =
+        TestEngine::new().route(API, |r| if r.method == HttpMethod::Patch { Response::status(409) } else { Response::ok(&json!({})) });
     let run = engine.run::<Rest>("conflict", ());
     assert_eq!(run.step("change").attempts.len(), 1);
     assert!(run.error().message.starts_with("api answered 409"), "{}", run.error().message);
@@ -548,7 +556,10 @@ fn service_bindings_and_durable_objects_answer_through_their_handlers_and_are_re
     assert_eq!(other.output::<(Value, u64, u64, bool)>().1, 1, "another name, another object");
 
     let auth = engine.service_requests("AUTH");
-    assert_eq!(auth.iter().map(|r| (r.method, r.path())).collect::<Vec<_>>()[..2], [(HttpMethod::Post, "/verify".into()), (HttpMethod::Get, "/big".into())]);
+    assert_eq!(
+        auth.iter().map(|r| (r.method, r.path())).collect::<Vec<_>>()[..2],
+        [(HttpMethod::Post, "/verify".into()), (HttpMethod::Get, "/big".into())]
+    );
     assert_eq!(auth[0].via, Via::Service("AUTH".into()));
     assert_eq!(auth[0].step.as_ref().map(|s| s.step.as_str()), Some("verify"));
     let counter = engine.durable_object_requests("COUNTER");
@@ -561,7 +572,9 @@ fn service_bindings_and_durable_objects_answer_through_their_handlers_and_are_re
 
 #[test]
 fn a_service_call_through_a_binding_keeps_the_status_rules() {
-    let engine = TestEngine::new().service("AUTH", |_| Response::json(403, &json!({"error": "denied"}))).durable_object("COUNTER", |_, _| Response::ok(&0));
+    let engine = TestEngine::new()
+        .service("AUTH", |_| Response::json(403, &json!({"error": "denied"})))
+        .durable_object("COUNTER", |_, _| Response::ok(&0));
     let run = engine.run::<Bound>("denied", "mallory".to_string());
     assert_eq!(run.error().name, "NonRetryableError");
     assert!(run.error().message.starts_with("auth answered 403"), "{}", run.error().message);
@@ -707,16 +720,4 @@ fn a_secret_reads_as_a_var_too_as_on_the_platform() {
     assert!(TestEngine::new().secret("API_KEY", SECRET).run::<SecretAsVar>("both", ()).output::<bool>());
 }
 
-crate::registered_for_tests!(
-    KvExpiry,
-    KvPages,
-    KvWrite,
-    R2Tour,
-    Rest,
-    CallerGiven,
-    Producer,
-    Bound,
-    Careless,
-    Secretive,
-    SecretAsVar
-);
+crate::registered_for_tests!(KvExpiry, KvPages, KvWrite, R2Tour, Rest, CallerGiven, Producer, Bound, Careless, Secretive, SecretAsVar);

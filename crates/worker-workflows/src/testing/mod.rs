@@ -122,14 +122,18 @@ impl fmt::Debug for Nondeterminism {
     }
 }
 
+/// Makes the driver of a new instance of one workflow: its id, params and creation time.
 type Factory = Rc<dyn Fn(&str, &Value, u64) -> Result<Box<dyn Driver>, String>>;
 
+/// An instance: its workflow, its state, and its driver (`None` for a workflow that only
+/// exists here, or while it runs).
 struct Slot {
     workflow: String,
     core: Rc<RefCell<InstanceCore>>,
     driver: Option<Box<dyn Driver>>,
 }
 
+/// An event the test sends later (`send_event_after`).
 struct ScheduledEvent {
     at: u64,
     instance: String,

@@ -217,10 +217,13 @@ impl SentMessage {
 /// What the test set for an attempt of a step.
 #[derive(Debug, Clone)]
 pub(crate) enum Injected {
+    /// Fail with this error without running the closure.
     Fail(StepError),
     /// Run the closure, then fail with this error anyway (its answer was lost).
     FailAfterRunning(StepError),
+    /// Return this JSON without running the closure.
     Result(String),
+    /// Hang until the step's timeout.
     TimeOut,
 }
 
@@ -243,8 +246,11 @@ pub(crate) enum OverrideKind {
 /// An override of one step's attempts: the step's name and call count, and what happens.
 #[derive(Debug, Clone)]
 pub(crate) struct StepOverride {
+    /// The step's name.
     pub name: String,
+    /// Which call of that name.
     pub count: u32,
+    /// What happens to its attempts.
     pub kind: OverrideKind,
 }
 
@@ -260,22 +266,31 @@ pub const DEFAULT_START_MILLIS: u64 = 1_767_225_600_000;
 
 /// Everything outside the instances, shared by the engine and every instance's env.
 pub(crate) struct World {
+    /// The virtual clock, in Unix milliseconds.
     now_ms: Cell<u64>,
+    /// Vars by name.
     vars: RefCell<BTreeMap<String, String>>,
     /// Secrets by name; their values are redacted from everything the engine writes.
     secrets: RefCell<BTreeMap<String, String>>,
+    /// The `fetch` router's routes.
     routes: RefCell<Vec<Route>>,
     /// Service bindings' handlers, by binding.
     services: RefCell<BTreeMap<String, Rc<RefCell<Handler>>>>,
     /// Durable Object namespaces' handlers, by binding.
     durable_objects: RefCell<BTreeMap<String, Rc<RefCell<ObjectHandler>>>>,
+    /// Every request sent, in order, whatever it went through.
     requests: RefCell<Vec<Request>>,
+    /// D1 databases, by binding.
     pub d1: RefCell<BTreeMap<String, Rc<SqliteD1>>>,
+    /// KV namespaces, by binding.
     pub kv: RefCell<BTreeMap<String, Namespace>>,
+    /// R2 buckets, by binding.
     pub r2: RefCell<BTreeMap<String, Objects>>,
     /// Queues' sent messages, by binding.
     pub queues: RefCell<BTreeMap<String, Messages>>,
+    /// The UUIDs made so far.
     uuids: Cell<u64>,
+    /// The instances steps created, in order.
     pub created: RefCell<Vec<CreatedInstance>>,
     /// Every instance that exists: (workflow, id).
     pub instances: RefCell<BTreeSet<(String, String)>>,
@@ -291,8 +306,11 @@ pub(crate) struct World {
     running: RefCell<Option<String>>,
     /// Side effects of the running instance outside any step, this run.
     pub outside_steps: RefCell<Vec<String>>,
+    /// The test's overrides of steps' attempts.
     pub overrides: RefCell<Vec<StepOverride>>,
+    /// A step name may be called more than once in a run.
     pub allow_duplicate_names: Cell<bool>,
+    /// The `step.run` calls allowed in one run.
     pub step_limit: Cell<u32>,
 }
 
@@ -362,13 +380,12 @@ fn cursor_key<'a>(kind: &str, options: &'a ListOptions) -> Result<Option<&'a str
     }
 }
 
+/// A page of entries, by key, and the cursor of the next page (`None` on the last).
+type Page<'a, T> = (Vec<(&'a String, &'a T)>, Option<String>);
+
 /// One page of `entries` (sorted by key) as `options` asks: the keys with its prefix,
 /// after its cursor, at most its limit; and the cursor of the next page, if any.
-fn page<'a, T>(
-    kind: &str,
-    entries: impl Iterator<Item = (&'a String, &'a T)>,
-    options: &ListOptions,
-) -> Result<(Vec<(&'a String, &'a T)>, Option<String>), StepError>
+fn page<'a, T>(kind: &str, entries: impl Iterator<Item = (&'a String, &'a T)>, options: &ListOptions) -> Result<Page<'a, T>, StepError>
 where
     T: 'a,
 {
@@ -607,6 +624,7 @@ impl World {
 
 /// The `Env` backend every instance on the test engine gets.
 pub(crate) struct TestEnv {
+    /// The world it reaches.
     pub world: Rc<World>,
 }
 
