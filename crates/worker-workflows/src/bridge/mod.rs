@@ -1,6 +1,7 @@
 //! The bridge between the engine and workflows: the `Workflow` trait, the step handle
-//! (`step`), the event (`event`), the environment (`env`: vars, D1, KV, R2, other
-//! workflows, clock) and calls to outside services (`outbound`). Workflows see only these
+//! (`step`), the event (`event`), the environment (`env`: vars, secrets, D1, KV, R2,
+//! queues, service bindings, Durable Objects, other workflows, clock) and calls to
+//! outside services (`outbound`). Workflows see only these
 //! typed faces; behind them is the seam (`engine`) with two sides:
 //! - the wasm edge (gated on `wasm32`): the real engine (`js_step`, with streamed step outputs in `js_bytes`) and the run that
 //!   drives it and serves its rollbacks (`js_run`), the Worker's bindings (`js_env`), the Workflow binding (`binding`), claimed creates through the
@@ -32,8 +33,11 @@ pub mod js_step;
 #[cfg(target_arch = "wasm32")]
 mod webhook_delivery;
 
-pub use engine::{SqlValue, StepContext};
-pub use env::{Bucket, Database, Env, Kv, RunResult, Statement};
+pub use engine::{
+    HttpMethod, KvKey, KvKeyList, KvPutOptions, ListOptions, ObjectInfo, ObjectList, OutboundRequest, OutboundResponse, SqlValue,
+    StepContext,
+};
+pub use env::{Bucket, Database, DurableObjectNamespace, Env, Fetcher, Kv, Queue, RunResult, Secret, Statement};
 pub use event::WorkflowEvent;
 pub use step::{InstanceFailure, ReceivedEvent, Rollback, RollbackContext, Step};
 

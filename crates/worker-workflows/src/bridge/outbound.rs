@@ -1,14 +1,17 @@
 //! Calls from steps to outside services, through the env's `fetch` (the runtime's in
-//! the Worker, the test engine's router on the host), with their answers mapped to step
+//! the Worker, the test engine's router on the host) or through a service binding or a
+//! Durable Object stub ([`ServiceCall::through`]), with their answers mapped to step
 //! outcomes by `service::check_status`.
 //!
 //! Every call keeps the same rules: redirects are never followed (a 3xx fails the step,
 //! non-retryable); the answer's body is read up to a cap (1 MiB unless the call sets
 //! another) and never further; a URL a caller gave is checked against the URL policy
-//! right before each fetch; and a call with a side effect carries an `Idempotency-Key`.
+//! right before each fetch; and a call with a side effect (`POST`, `PATCH`, and `PUT`
+//! or `DELETE` unless the service makes repeats harmless) carries an `Idempotency-Key`,
+//! since a step's retry sends it again.
 
 use super::engine::{HttpMethod, OutboundRequest, OutboundResponse};
-use super::Env;
+use super::{Env, Fetcher};
 use crate::core::service::{self, check_status, ClientErrors, MAX_SERVICE_ANSWER_BYTES};
 use crate::core::step_error::StepError;
 use crate::core::url_policy::{self, PrivateHosts};
@@ -17,9 +20,15 @@ use serde::{de::DeserializeOwned, Serialize};
 /// A request to one service, named for error messages.
 pub struct ServiceCall<'a> {
     env: &'a Env,
+    /// Sent through this service binding or Durable Object stub instead of `fetch`.
+    through: Option<&'a Fetcher>,
+    /// The service's name, for error messages.
     pub service: &'a str,
+    /// The URL to call.
     pub url: String,
+    /// Whether a 4xx answer is final or retried.
     pub client_errors: ClientErrors,
+    /// Headers sent with the request, in order.
     pub headers: Vec<(&'a str, String)>,
     /// The most bytes of the answer's body read ([`MAX_SERVICE_ANSWER_BYTES`] unless set).
     pub max_response_bytes: usize,
@@ -31,9 +40,13 @@ pub struct ServiceCall<'a> {
 }
 
 impl<'a> ServiceCall<'a> {
+    /// A call to `url` of the service named `service`, through the runtime's `fetch`:
+    /// answers read up to 1 MiB, 4xx answers retried (see
+    /// [`client_errors_are_final`](Self::client_errors_are_final)).
     pub fn new(env: &'a Env, service: &'a str, url: String) -> Self {
         ServiceCall {
             env,
+            through: None,
             service,
             url,
             client_errors: ClientErrors::Retry,
@@ -61,6 +74,15 @@ impl<'a> ServiceCall<'a> {
         self
     }
 
+    /// Sends the call through a service binding ([`Env::service`]) or a Durable Object
+    /// stub ([`DurableObjectNamespace::get_by_name`](super::DurableObjectNamespace::get_by_name))
+    /// instead of the runtime's `fetch`, with every other rule as it was.
+    pub fn through(mut self, fetcher: &'a Fetcher) -> Self {
+        self.through = Some(fetcher);
+        self
+    }
+
+    /// Adds a header (`authorization` with a [`Secret`](super::Secret)'s value, say).
     pub fn header(mut self, name: &'a str, value: String) -> Self {
         self.headers.push((name, value));
         self
@@ -88,6 +110,7 @@ impl<'a> ServiceCall<'a> {
         self
     }
 
+    /// GETs the answer as JSON `T`.
     pub async fn get<T: DeserializeOwned>(&self) -> Result<T, StepError> {
         let response = self.send(HttpMethod::Get, None).await?;
         read_json(self.service, &self.whole_body(response)?)
@@ -99,6 +122,8 @@ impl<'a> ServiceCall<'a> {
         self.whole_body(response)
     }
 
+    /// POSTs `body` as JSON and reads the answer as JSON `T`. A side effect: give the call
+    /// an [`idempotency_key`](Self::idempotency_key).
     pub async fn post<T: DeserializeOwned, B: Serialize + ?Sized>(&self, body: &B) -> Result<T, StepError> {
         let body = serde_json::to_string(body)?;
         self.post_text(body).await
@@ -119,6 +144,48 @@ impl<'a> ServiceCall<'a> {
     /// [`post_for_status`](Self::post_for_status) with JSON text sent exactly as given.
     pub async fn post_text_for_status(&self, body: String) -> Result<(), StepError> {
         self.send(HttpMethod::Post, Some(body)).await.map(drop)
+    }
+
+    /// PUTs `body` as JSON and reads the answer as JSON `T` (`()` when only the status
+    /// matters and the answer is small). Replacing a whole resource is harmless to repeat
+    /// by HTTP's rules; a service that does more than that wants an
+    /// [`idempotency_key`](Self::idempotency_key).
+    pub async fn put<T: DeserializeOwned, B: Serialize + ?Sized>(&self, body: &B) -> Result<T, StepError> {
+        let response = self.send(HttpMethod::Put, Some(serde_json::to_string(body)?)).await?;
+        read_json(self.service, &self.whole_body(response)?)
+    }
+
+    /// PATCHes with `body` as JSON and reads the answer as JSON `T`. A side effect that
+    /// may not be harmless to repeat: give the call an
+    /// [`idempotency_key`](Self::idempotency_key).
+    pub async fn patch<T: DeserializeOwned, B: Serialize + ?Sized>(&self, body: &B) -> Result<T, StepError> {
+        let response = self.send(HttpMethod::Patch, Some(serde_json::to_string(body)?)).await?;
+        read_json(self.service, &self.whole_body(response)?)
+    }
+
+    /// DELETEs the resource and reads the answer as JSON `T` (an empty body reads as
+    /// null, so `()` fits a 204). A retry after a lost answer may meet a 404: make 4xx
+    /// answers final with [`client_errors_are_final`](Self::client_errors_are_final) only
+    /// when the service answers a repeat with a 2xx.
+    pub async fn delete<T: DeserializeOwned>(&self) -> Result<T, StepError> {
+        let response = self.send(HttpMethod::Delete, None).await?;
+        read_json(self.service, &self.whole_body(response)?)
+    }
+
+    /// [`put`](Self::put), needing only the answer's status: a 2xx is success whatever
+    /// its body (read at most up to the cap).
+    pub async fn put_for_status<B: Serialize + ?Sized>(&self, body: &B) -> Result<(), StepError> {
+        self.send(HttpMethod::Put, Some(serde_json::to_string(body)?)).await.map(drop)
+    }
+
+    /// [`patch`](Self::patch), needing only the answer's status.
+    pub async fn patch_for_status<B: Serialize + ?Sized>(&self, body: &B) -> Result<(), StepError> {
+        self.send(HttpMethod::Patch, Some(serde_json::to_string(body)?)).await.map(drop)
+    }
+
+    /// [`delete`](Self::delete), needing only the answer's status.
+    pub async fn delete_for_status(&self) -> Result<(), StepError> {
+        self.send(HttpMethod::Delete, None).await.map(drop)
     }
 
     /// The body of a 2xx answer, which must have been read whole.
@@ -146,7 +213,11 @@ impl<'a> ServiceCall<'a> {
         }
         let request =
             OutboundRequest { method, url, headers, body: body.map(String::into_bytes), max_response_bytes: self.max_response_bytes };
-        let response = self.env.fetch(request).await.map_err(|e| match e {
+        let sent = match self.through {
+            Some(fetcher) => fetcher.fetch(request).await,
+            None => self.env.fetch(request).await,
+        };
+        let response = sent.map_err(|e| match e {
             StepError::Failed(m) => StepError::Failed(format!("{} unreachable: {m}", self.service)),
             other => other,
         })?;

@@ -3,12 +3,14 @@
 //! statuses and error codes, what managing an instance takes (retention, restart points,
 //! terminate options) and per-entry batch results, an instance's typed events and the step
 //! history folded from them, the callback envelope, webhook signing, the policy for URLs a
-//! caller gives, bounds on params, what a service's answer means, the
-//! pipeline's record normalisation, retention, and the instance index's SQL.
+//! caller gives, bounds on params and on what is sent to KV, R2 and queues, what a
+//! service's answer means, the pipeline's record normalisation, retention, and the
+//! instance index's SQL.
 //!
 //! May depend on: nothing in this crate outside `core`. Never imports `worker`,
 //! `js_sys` or `wasm_bindgen`, so all of it is tested on the host (`cargo test`).
 
+pub mod binding_limits;
 pub mod bounded;
 pub mod callback;
 pub mod duration;

@@ -19,10 +19,15 @@
 //!   replay, reuses a step name in one run, or has side effects outside steps is stopped
 //!   with a message naming the step ([`Status::NonDeterministic`]).
 //!
-//! The world is in memory: vars, an HTTP router ([`TestEngine::route`]) that records
-//! every request, KV, R2, D1 on SQLite with `migrations/*.sql` applied, and instances
-//! of other workflows (recorded, and run here too when registered with
-//! [`TestEngine::workflow`]).
+//! The world is in memory: vars and secrets ([`TestEngine::secret`], whose values never
+//! show in what the engine records), an HTTP router ([`TestEngine::route`]) that records
+//! every request, service bindings ([`TestEngine::service`]) and Durable Objects
+//! ([`TestEngine::durable_object`]) answered by handlers and recorded the same way, KV
+//! (keys expire on the virtual clock), R2, queues that keep what was sent
+//! ([`TestEngine::queue_messages`]), D1 on SQLite with `migrations/*.sql` applied, and
+//! instances of other workflows (recorded, and run here too when registered with
+//! [`TestEngine::workflow`]). Every call of these from outside a step is reported as a
+//! replay hazard.
 //!
 //! In short: `TestEngine::new().var(..).route(prefix, handler).d1("DB")`, then
 //! `engine.run::<OrderWorkflow>(id, params)` gives a [`TestRun`] (status, output, every
@@ -48,6 +53,8 @@ mod replay;
 mod world;
 
 #[cfg(test)]
+mod env_reach_tests;
+#[cfg(test)]
 mod step_features_tests;
 #[cfg(test)]
 mod tests;
@@ -55,7 +62,7 @@ mod tests;
 pub use history::{
     Attempt, AttemptOutcome, ErrorInfo, ResolvedConfig, RollbackOutcome, RollbackRecord, Status, StepKind, StepOutcome, StepRecord, TestRun,
 };
-pub use world::{AttemptRef, CreatedInstance, Request, Response, StoredObject};
+pub use world::{AttemptRef, CreatedInstance, Request, Response, SentMessage, StoredObject, StoredValue, Via};
 
 use crate::bridge::engine::EventRecord;
 use crate::bridge::{Workflow, WorkflowEvent};
@@ -76,7 +83,9 @@ use world::{OverrideKind, StepOverride, World};
 /// A step of a workflow, for overrides: a name (its first call), or a name and call count.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepRef {
+    /// The step's name.
     pub name: String,
+    /// Which call of that name (1 for the first).
     pub count: u32,
 }
 
@@ -95,7 +104,9 @@ impl From<(&str, u32)> for StepRef {
 /// An instance stopped for breaking a replay rule: the message names the step.
 #[derive(Clone)]
 pub struct Nondeterminism {
+    /// What rule was broken, naming the step.
     pub message: String,
+    /// The instance as it stood when it was stopped.
     pub run: Box<TestRun>,
 }
 
@@ -111,14 +122,18 @@ impl fmt::Debug for Nondeterminism {
     }
 }
 
+/// Makes the driver of a new instance of one workflow: its id, params and creation time.
 type Factory = Rc<dyn Fn(&str, &Value, u64) -> Result<Box<dyn Driver>, String>>;
 
+/// An instance: its workflow, its state, and its driver (`None` for a workflow that only
+/// exists here, or while it runs).
 struct Slot {
     workflow: String,
     core: Rc<RefCell<InstanceCore>>,
     driver: Option<Box<dyn Driver>>,
 }
 
+/// An event the test sends later (`send_event_after`).
 struct ScheduledEvent {
     at: u64,
     instance: String,
@@ -174,9 +189,18 @@ impl TestEngine {
 
     // ----- setup
 
-    /// Sets a var (or secret).
+    /// Sets a var.
     pub fn var(self, name: &str, value: &str) -> Self {
         self.world.set_var(name, value);
+        self
+    }
+
+    /// Sets a secret, for `Env::secret` (and `Env::var`, as on the platform). Its value
+    /// is replaced by `[secret NAME]` in everything the engine writes: the side effects
+    /// it reports and its own error messages. `Env::secret` reads only secrets set here:
+    /// a value set with [`var`](Self::var) is not one.
+    pub fn secret(self, name: &str, value: &str) -> Self {
+        self.world.set_secret(name, value);
         self
     }
 
@@ -184,6 +208,30 @@ impl TestEngine {
     /// Every request is recorded, answered or not; one no route matches fails its attempt.
     pub fn route(self, prefix: &str, handler: impl FnMut(&Request) -> Response + 'static) -> Self {
         self.world.add_route(prefix, Box::new(handler));
+        self
+    }
+
+    /// A service binding `binding`: `handler` answers its requests, which are recorded
+    /// like every other ([`requests`](Self::requests), [`service_requests`](Self::service_requests)),
+    /// and read by the workflow as the Worker reads them (capped, redirects not followed).
+    pub fn service(self, binding: &str, handler: impl FnMut(&Request) -> Response + 'static) -> Self {
+        self.world.add_service(binding, Box::new(handler));
+        self
+    }
+
+    /// A Durable Object namespace binding `binding`: `handler` answers the requests to
+    /// its objects, with the object's name (`get_by_name`), recorded like every other
+    /// ([`durable_object_requests`](Self::durable_object_requests)). Keep an object's
+    /// state in the handler's captures (a map by name) to give each object its own.
+    pub fn durable_object(self, binding: &str, handler: impl FnMut(&str, &Request) -> Response + 'static) -> Self {
+        self.world.add_durable_object(binding, Box::new(handler));
+        self
+    }
+
+    /// A queue producer binding, empty: what steps send to it is kept
+    /// ([`queue_messages`](Self::queue_messages)).
+    pub fn queue(self, binding: &str) -> Self {
+        self.world.queues.borrow_mut().entry(binding.to_string()).or_default();
         self
     }
 
@@ -528,22 +576,58 @@ impl TestEngine {
         rows.into_iter().map(Value::Object).collect()
     }
 
+    /// The requests sent through the service binding `binding`, in order.
+    pub fn service_requests(&self, binding: &str) -> Vec<Request> {
+        self.world.requests().into_iter().filter(|r| matches!(&r.via, Via::Service(b) if b == binding)).collect()
+    }
+
+    /// The requests sent to objects of the Durable Object namespace `binding`, in order
+    /// (each names its object in [`Request::via`]).
+    pub fn durable_object_requests(&self, binding: &str) -> Vec<Request> {
+        self.world.requests().into_iter().filter(|r| matches!(&r.via, Via::DurableObject { binding: b, .. } if b == binding)).collect()
+    }
+
+    /// The messages steps sent to the queue `binding`, in order.
+    pub fn queue_messages(&self, binding: &str) -> Vec<SentMessage> {
+        let queue = self.world.queues.borrow().get(binding).cloned();
+        let queue = queue.unwrap_or_else(|| panic!("test engine: no queue binding {binding} (TestEngine::queue)"));
+        let messages = queue.borrow().clone();
+        messages
+    }
+
     fn kv_namespace(&self, binding: &str) -> world::Namespace {
         self.world.kv.borrow().get(binding).cloned().unwrap_or_else(|| panic!("test engine: no KV binding {binding} (TestEngine::kv)"))
     }
 
+    /// The value of a KV key, `None` when there is none or it expired (virtual time).
     pub fn kv_get(&self, binding: &str, key: &str) -> Option<String> {
-        self.kv_namespace(binding).borrow().get(key).cloned()
+        self.kv_entry(binding, key).map(|stored| stored.value)
     }
 
+    /// A KV key's value with its expiry and metadata, `None` when there is none or it
+    /// expired (virtual time).
+    pub fn kv_entry(&self, binding: &str, key: &str) -> Option<StoredValue> {
+        let now = self.world.now_ms();
+        self.kv_namespace(binding).borrow().get(key).filter(|stored| !stored.is_expired(now)).cloned()
+    }
+
+    /// The keys of a KV namespace that have not expired, sorted.
+    pub fn kv_keys(&self, binding: &str) -> Vec<String> {
+        let now = self.world.now_ms();
+        self.kv_namespace(binding).borrow().iter().filter(|(_, stored)| !stored.is_expired(now)).map(|(key, _)| key.clone()).collect()
+    }
+
+    /// Writes a KV key (setup), never expiring, without metadata.
     pub fn kv_put(&self, binding: &str, key: &str, value: &str) {
-        self.kv_namespace(binding).borrow_mut().insert(key.to_string(), value.to_string());
+        let stored = StoredValue { value: value.to_string(), expiration: None, metadata: None };
+        self.kv_namespace(binding).borrow_mut().insert(key.to_string(), stored);
     }
 
     fn bucket(&self, binding: &str) -> world::Objects {
         self.world.r2.borrow().get(binding).cloned().unwrap_or_else(|| panic!("test engine: no R2 binding {binding} (TestEngine::r2)"))
     }
 
+    /// An R2 object, `None` when there is none.
     pub fn r2_get(&self, binding: &str, key: &str) -> Option<StoredObject> {
         self.bucket(binding).borrow().get(key).cloned()
     }
@@ -553,8 +637,10 @@ impl TestEngine {
         self.bucket(binding).borrow().keys().cloned().collect()
     }
 
+    /// Writes an R2 object (setup), without a content type, uploaded now (virtual time).
     pub fn r2_put(&self, binding: &str, key: &str, body: Vec<u8>) {
-        self.bucket(binding).borrow_mut().insert(key.to_string(), StoredObject { body, content_type: None });
+        let object = StoredObject { body, content_type: None, uploaded_millis: self.world.now_ms() };
+        self.bucket(binding).borrow_mut().insert(key.to_string(), object);
     }
 }
 
