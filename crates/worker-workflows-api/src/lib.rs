@@ -17,9 +17,12 @@
 //! Mounting it is a few lines in the Worker (README, "Use it in your own Worker"). The
 //! pure parts (routes, auth, bodies, errors, polling, SSE framing, the OpenAPI document,
 //! job rules) are host-tested; the wasm edge serves them.
-
+//!
+// `queue` and `cron` exist on wasm32 only; the host's documentation links them to `triggers`.
+#![cfg_attr(target_arch = "wasm32", doc = "[`triggers::queue`]: triggers::queue\n[`triggers::cron`]: triggers::cron")]
+#![cfg_attr(not(target_arch = "wasm32"), doc = "[`triggers::queue`]: triggers\n[`triggers::cron`]: triggers")]
 #![warn(unused_crate_dependencies)]
-#![allow(missing_docs)] // TEMP: documented next
+#![warn(missing_docs)]
 
 pub mod http;
 pub mod triggers;

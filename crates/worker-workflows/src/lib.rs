@@ -6,12 +6,12 @@
 //! - Write a workflow: a type implementing [`Workflow`], with typed params and output;
 //!   every step is a closure run through [`Step`] (`step.run`, `run_with`,
 //!   `run_with_rollback`, `run_stream`, `sleep`, `sleep_until`, `wait_for`), reaching the
-//!   outside world through [`Env`] and [`ServiceCall`](bridge::outbound::ServiceCall).
+//!   outside world through [`Env`] and [`ServiceCall`].
 //! - Register it in `build.rs` with the `worker-workflows-build` crate, which checks
 //!   `wrangler.jsonc` and generates the JS shim's `WorkflowEntrypoint` classes, and bring
 //!   the generated registry into the crate with [`include_workflows!`].
-//! - Manage instances from Rust with [`WorkflowBinding`](bridge::WorkflowBinding) (wasm32).
-//! - Test it with `cargo test` on the test engine ([`testing`], feature `testing`): the
+//! - Manage instances from Rust with [`WorkflowBinding`] (wasm32).
+//! - Test it with `cargo test` on the test engine (`testing`, feature `testing`): the
 //!   same code on a simulated engine with a virtual clock, replays and a determinism check.
 //!
 //! The HTTP API, queue consumer and crons over the registered workflows are in the
@@ -23,13 +23,16 @@
 //! - [`bridge`]: the engine and the outside world in Rust (steps, events, the env, the
 //!   Workflow binding, outbound calls); its wasm edge is compiled for `wasm32` only;
 //! - [`registry`]: the table of a Worker's registered workflows;
-//! - [`testing`]: the test engine (host, feature `testing`).
+//! - `testing`: the test engine (host, feature `testing`).
 //!
 //! Each folder's `mod.rs` says what it holds and what it may depend on; a test holds them
 //! to it and keeps Workers code out of the pure parts.
-
+//!
+// `WorkflowBinding` exists on wasm32 only; the host's documentation links it to `bridge`.
+#![cfg_attr(target_arch = "wasm32", doc = "[`WorkflowBinding`]: bridge::WorkflowBinding")]
+#![cfg_attr(not(target_arch = "wasm32"), doc = "[`WorkflowBinding`]: bridge")]
 #![warn(unused_crate_dependencies)]
-#![allow(missing_docs)] // TEMP: documented next
+#![warn(missing_docs)]
 
 pub mod bridge;
 pub mod core;

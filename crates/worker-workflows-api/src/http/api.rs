@@ -19,8 +19,10 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateRequest {
+    /// The instance id; absent, a UUID.
     #[serde(default)]
     pub id: Option<String>,
+    /// The params; absent reads as JSON `null`.
     #[serde(default)]
     pub params: Option<serde_json::Value>,
     /// Webhook-callback pattern: POSTed to when the instance ends.
@@ -40,10 +42,13 @@ pub fn parse_retention(value: Option<&serde_json::Value>) -> Result<Retention, A
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchItem {
+    /// The instance id; absent, a UUID.
     #[serde(default)]
     pub id: Option<String>,
+    /// The params; absent reads as JSON `null`.
     #[serde(default)]
     pub params: Option<serde_json::Value>,
+    /// `{successRetention?, errorRetention?}`, read by [`parse_retention`].
     #[serde(default)]
     pub retention: Option<serde_json::Value>,
 }
@@ -51,8 +56,11 @@ pub struct BatchItem {
 /// A batch entry that passed every check here, ready for the engine.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckedItem {
+    /// The instance id, checked; `None` gets a UUID.
     pub id: Option<String>,
+    /// The params, checked against the workflow's typed params.
     pub params: serde_json::Value,
+    /// The retention, checked.
     pub retention: Retention,
 }
 
@@ -101,10 +109,13 @@ pub fn check_batch_item(
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteBatchRequest {
+    /// The instance ids, 1 to 100.
     pub ids: Vec<String>,
 }
 
 impl DeleteBatchRequest {
+    /// Reads and checks the body: a malformed one is `invalid_json`, a list of fewer than 1
+    /// or more than 100 ids `invalid_batch`.
     pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
         let request: DeleteBatchRequest = parse_object_body(body)?;
         BindingError::check_batch_size(request.ids.len()).map_err(|e| ApiError::InvalidBatch(e.to_string()))?;
@@ -116,6 +127,7 @@ impl DeleteBatchRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RestartRequest {
+    /// The step to restart from; `None` restarts from the start.
     #[serde(default)]
     pub from: Option<RestartFrom>,
 }
@@ -135,22 +147,29 @@ impl RestartRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TerminateRequest {
+    /// Whether to run the steps' rollbacks before the instance ends.
     #[serde(default)]
     pub rollback: bool,
 }
 
 impl TerminateRequest {
+    /// Reads the body: a malformed one is `invalid_json`.
     pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
         parse_object_body(body)
     }
 }
 
+/// The answer to a create (`201`, or `200` when the id existed).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedResponse {
+    /// The instance id.
     pub id: String,
+    /// The workflow's name.
     pub workflow: String,
+    /// The instance's state when answered.
     pub status: InstanceState,
+    /// Where to read its status: [`status_url`].
     pub status_url: String,
     /// False when an instance with this id already existed and was returned instead.
     pub created: bool,
@@ -159,11 +178,16 @@ pub struct CreatedResponse {
 /// `GET /workflows/{name}/instances/{id}`
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InstanceResponse {
+    /// The instance id.
     pub id: String,
+    /// The workflow's name.
     pub workflow: String,
+    /// The instance's state.
     pub status: InstanceState,
+    /// The output, once complete.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<serde_json::Value>,
+    /// The error, once errored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<InstanceError>,
     /// How its callback's delivery ended, for an instance created with a `callbackUrl`
@@ -172,6 +196,7 @@ pub struct InstanceResponse {
     pub callback: Option<DeliveryOutcome>,
 }
 
+/// The path of an instance's status: `/workflows/{workflow}/instances/{id}`.
 pub fn status_url(workflow: &str, id: &str) -> String {
     format!("/workflows/{workflow}/instances/{id}")
 }
@@ -179,10 +204,13 @@ pub fn status_url(workflow: &str, id: &str) -> String {
 /// Every way a request can fail, each with its status and stable code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
+    /// The body is not JSON of the expected shape, or a field of it is malformed.
     #[error("request body is not valid JSON: {0}")]
     InvalidJson(String),
+    /// An instance id that is malformed or reserved.
     #[error("{0}")]
     InvalidId(String),
+    /// An event type that is malformed.
     #[error("{0}")]
     InvalidEventType(String),
     /// An event type the workflow does not wait for (not in its `Workflow::EVENTS`).
@@ -191,12 +219,16 @@ pub enum ApiError {
     /// An event payload that does not read as the type the workflow declares for it.
     #[error("{0}")]
     InvalidEventPayload(String),
+    /// A `callbackUrl` the URL policy refuses.
     #[error("{0}")]
     InvalidCallbackUrl(String),
+    /// A `?wait=` that is not a duration of at most five minutes.
     #[error("{0}")]
     InvalidWait(String),
+    /// A query parameter out of bounds (`limit`, `cursor`).
     #[error("{0}")]
     InvalidQuery(String),
+    /// A retention that was refused.
     #[error("{0}")]
     InvalidRetention(String),
     /// A batch (of creates or deletes) that is empty or holds more than 100 entries.
@@ -205,36 +237,64 @@ pub enum ApiError {
     /// An `Accept` header that allows none of the media types a route serves.
     #[error("{0}")]
     InvalidAccept(String),
+    /// A `Last-Event-ID` header that is not an event id.
     #[error("{0}")]
     InvalidLastEventId(String),
+    /// No bearer token, or a wrong one.
     #[error("{0}")]
     Unauthorized(String),
+    /// Params that do not read as the workflow's params, naming the field.
     #[error("params do not match the workflow's params: {0}")]
     InvalidParams(String),
+    /// No route for the path.
     #[error("no route for this path")]
     NotFound,
+    /// No workflow of that name is registered.
     #[error("no workflow named {0:?}")]
     WorkflowNotFound(String),
+    /// The workflow has no instance of that id.
     #[error("no instance {id:?} of workflow {workflow:?}")]
-    InstanceNotFound { workflow: String, id: String },
+    InstanceNotFound {
+        /// The workflow's name.
+        workflow: String,
+        /// The instance id.
+        id: String,
+    },
+    /// The instance's state does not allow the operation.
     #[error("{0}")]
     InvalidState(String),
     /// `restart` from a step the instance's history does not hold.
     #[error("{0}")]
     StepNotFound(String),
+    /// The route does not take the method.
     #[error("method not allowed; allowed: {allow}")]
-    MethodNotAllowed { allow: &'static str },
+    MethodNotAllowed {
+        /// The methods the route takes (the `Allow` header).
+        allow: &'static str,
+    },
+    /// The body is larger than [`MAX_BODY_BYTES`].
     #[error("request body is larger than {MAX_BODY_BYTES} bytes")]
     PayloadTooLarge,
+    /// A job larger than the queue accepts.
     #[error("{0}")]
     JobTooLarge(String),
     /// Too many requests: from this client (the demo routes' limiter) or to the engine or
     /// queue. `retry_after` is in seconds.
     #[error("{message}")]
-    RateLimited { message: String, retry_after: u32 },
+    RateLimited {
+        /// What is rate limited, for the client.
+        message: String,
+        /// Seconds to wait before retrying (`Retry-After`).
+        retry_after: u32,
+    },
     /// The engine or queue is briefly unavailable; the request may be retried.
     #[error("{message}")]
-    Unavailable { message: String, retry_after: u32 },
+    Unavailable {
+        /// What is unavailable, for the client.
+        message: String,
+        /// Seconds to wait before retrying (`Retry-After`).
+        retry_after: u32,
+    },
     /// Callbacks cannot be signed on this deployment (WEBHOOK_SECRET missing or unusable).
     #[error("callbacks are not available: {0}")]
     CallbacksUnavailable(String),
@@ -244,6 +304,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The HTTP status the error answers with.
     pub fn status(&self) -> u16 {
         match self {
             ApiError::InvalidJson(_)
@@ -270,6 +331,7 @@ impl ApiError {
         }
     }
 
+    /// The stable code the error body carries (`invalid_json`, …).
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::InvalidJson(_) => "invalid_json",
@@ -498,13 +560,17 @@ impl From<worker_workflows::core::validate::ParamsMismatch> for ApiError {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub enum JobsRequest {
+    /// A single job.
     One(Job),
+    /// A list of jobs.
     Many(Vec<Job>),
 }
 
+/// The most jobs one `POST /jobs` may hold.
 pub const MAX_JOBS_PER_REQUEST: usize = 100;
 
 impl JobsRequest {
+    /// The jobs, or `invalid_json` when there are none or more than [`MAX_JOBS_PER_REQUEST`].
     pub fn into_jobs(self) -> Result<Vec<Job>, ApiError> {
         let jobs = match self {
             JobsRequest::One(job) => vec![job],

@@ -16,15 +16,19 @@ pub fn tokens_match(presented: &str, configured: &str) -> bool {
     bool::from(digest(presented).ct_eq(&digest(configured)))
 }
 
+/// Why a request was refused: a 401, whatever the variant.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
+    /// No `Authorization: Bearer <token>` header, or a malformed one.
     #[error("missing or malformed Authorization header: expected `Authorization: Bearer <API_TOKEN>`")]
     Missing,
+    /// The token is not the configured one.
     #[error("the bearer token is not valid")]
     Invalid,
     #[error(
         "the API is closed: no API_TOKEN is configured (set it with `wrangler secret put API_TOKEN`; locally it comes from .dev.vars)"
     )]
+    /// No `API_TOKEN` is configured: the API refuses every request.
     NotConfigured,
 }
 

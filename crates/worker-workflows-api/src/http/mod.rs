@@ -20,7 +20,7 @@ pub mod handler;
 use worker_workflows::registry::Registry;
 
 /// The HTTP API over a Worker's registered workflows. Make it a `static` and hand each
-/// request to [`handle`](Api::handle) (wasm32):
+/// request to its `handle` method (wasm32):
 ///
 /// ```ignore
 /// static API: Api = Api::new(&WORKFLOWS);

@@ -5,14 +5,20 @@
 use std::time::Duration;
 use worker_workflows::core::duration::{self, DurationError};
 
+/// The longest `?wait=`.
 pub const MAX_WAIT: Duration = Duration::from_secs(5 * 60);
+/// The delay before the first poll.
 pub const FIRST_POLL: Duration = Duration::from_millis(250);
+/// The longest delay between two polls.
 pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(2);
 
+/// Why a `?wait=` was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WaitError {
+    /// It does not read as a duration.
     #[error("wait: {0}")]
     Malformed(DurationError),
+    /// It is longer than [`MAX_WAIT`] (the text given).
     #[error("wait {0:?} is longer than the 5 minutes a request may wait; poll the statusUrl instead")]
     TooLong(String),
 }

@@ -3,47 +3,72 @@
 //! `MethodNotAllowed` with the methods that path does allow. `ROUTES` lists every
 //! route once, in OpenAPI's path syntax, so the OpenAPI document can be checked against it.
 
+/// A request's handler, with the path's parameters (as given; the handlers check them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
+    /// `GET /health`
     Health,
+    /// `GET /openapi.json`
     OpenApi,
+    /// `GET /workflows`
     ListWorkflows,
+    /// `GET /workflows/{name}/instances`: a page of instances, newest first.
     ListInstances {
+        /// The workflow's name (`{name}`).
         workflow: String,
     },
+    /// `POST /workflows/{name}/instances`
     CreateInstance {
+        /// The workflow's name (`{name}`).
         workflow: String,
     },
+    /// `POST /workflows/{name}/instances/batch`
     CreateBatch {
+        /// The workflow's name (`{name}`).
         workflow: String,
     },
     /// `POST …/instances/delete` with `{ids}`.
     DeleteBatch {
+        /// The workflow's name (`{name}`).
         workflow: String,
     },
+    /// `GET /workflows/{name}/instances/{id}`
     GetInstance {
+        /// The workflow's name (`{name}`).
         workflow: String,
+        /// The instance id (`{id}`).
         id: String,
     },
+    /// `DELETE /workflows/{name}/instances/{id}`
     DeleteInstance {
+        /// The workflow's name (`{name}`).
         workflow: String,
+        /// The instance id (`{id}`).
         id: String,
     },
     /// `GET …/instances/{id}/history`: JSON steps, or an SSE stream of events.
     History {
+        /// The workflow's name (`{name}`).
         workflow: String,
+        /// The instance id (`{id}`).
         id: String,
     },
     /// `POST …/instances/{id}/{pause|resume|terminate|restart}`
     Control {
+        /// The workflow's name (`{name}`).
         workflow: String,
+        /// The instance id (`{id}`).
         id: String,
+        /// What to do.
         action: ControlAction,
     },
     /// `POST …/instances/{id}/events/{type}`
     SendEvent {
+        /// The workflow's name (`{name}`).
         workflow: String,
+        /// The instance id (`{id}`).
         id: String,
+        /// The event type (`{type}`).
         event_type: String,
     },
     /// `POST /jobs`: one job or up to 100, queued on `JOBS`.
@@ -64,17 +89,24 @@ impl Route {
     }
 }
 
+/// What `POST …/instances/{id}/{action}` does to an instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ControlAction {
+    /// Pauses it.
     Pause,
+    /// Resumes it.
     Resume,
+    /// Terminates it (with `{"rollback": true}`, after its steps' rollbacks).
     Terminate,
+    /// Restarts it (from the start, or from the step in `{"from": …}`).
     Restart,
 }
 
 impl ControlAction {
+    /// Every action.
     pub const ALL: [ControlAction; 4] = [ControlAction::Pause, ControlAction::Resume, ControlAction::Terminate, ControlAction::Restart];
 
+    /// The action as it is written in the path.
     pub fn as_str(self) -> &'static str {
         match self {
             ControlAction::Pause => "pause",
@@ -85,10 +117,16 @@ impl ControlAction {
     }
 }
 
+/// Why no route matched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteError {
+    /// No route has this path: a 404.
     NotFound,
-    MethodNotAllowed { allow: &'static str },
+    /// The path's route does not take the method: a 405.
+    MethodNotAllowed {
+        /// The methods the path takes, comma-separated (the `Allow` header).
+        allow: &'static str,
+    },
 }
 
 /// Every route: method and path template (OpenAPI syntax).
@@ -156,6 +194,7 @@ fn router() -> matchit::Router<PathKind> {
     r
 }
 
+/// The route for a request's method and path (without its query).
 pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
     let router = router();
     let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };

@@ -5,16 +5,22 @@
 /// What a history request gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HistoryFormat {
+    /// A JSON list of steps (`application/json`).
     Json,
+    /// A Server-Sent Events stream of the instance's events.
     EventStream,
 }
 
+/// The media type of a Server-Sent Events stream.
 pub const EVENT_STREAM: &str = "text/event-stream";
 
+/// Why a history request was refused: a 400.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HistoryRequestError {
+    /// The `Accept` header allows neither format (the header given).
     #[error("this route serves application/json or text/event-stream, and Accept allows neither: {0:?}")]
     Unacceptable(String),
+    /// The `Last-Event-ID` header is not a whole number (the header given).
     #[error("Last-Event-ID must be an event id this API sent (a whole number), not {0:?}")]
     LastEventId(String),
 }

@@ -8,17 +8,21 @@ use serde_json::Value;
 use worker_workflows::core::validate;
 use worker_workflows::registry::WorkflowSpec;
 
-/// The job queue and its dead-letter queue (wrangler.jsonc `queues`).
+/// The job queue (wrangler.jsonc `queues`).
 pub const QUEUE: &str = "workflow-jobs";
+/// The dead-letter queue of [`QUEUE`].
 pub const DEAD_LETTER_QUEUE: &str = "workflow-jobs-dlq";
 
 /// One job: start `workflow` with `params`, as instance `id` when given.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Job {
+    /// The name of the workflow to start.
     pub workflow: String,
+    /// The instance id; absent, `job-{message id}` ([`instance_id`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// The params; absent reads as JSON `null`.
     #[serde(default)]
     pub params: Value,
 }
@@ -26,12 +30,16 @@ pub struct Job {
 /// Why a job can never succeed: acked and recorded as a dead letter, never retried.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Poison {
+    /// The body does not read as a [`Job`] (serde's message).
     #[error("not a job: {0}")]
     NotAJob(String),
+    /// No workflow of that name is registered (or available).
     #[error("no workflow named {0:?}")]
     UnknownWorkflow(String),
+    /// The id is malformed or reserved.
     #[error("{0}")]
     InvalidId(String),
+    /// The params do not read as the workflow's params, or hold a URL the policy refuses.
     #[error("params do not match the workflow's params: {0}")]
     InvalidParams(String),
 }
@@ -78,7 +86,9 @@ pub const MAX_BATCH_BYTES: usize = 256_000;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("job {index} is {bytes} bytes as a queue message; a message holds at most {MAX_MESSAGE_BYTES} bytes (keep large data in R2 and pass its key)")]
 pub struct JobTooLarge {
+    /// The job's position among those sent, from 0.
     pub index: usize,
+    /// Its size as a queue message, in bytes.
     pub bytes: usize,
 }
 
@@ -110,8 +120,11 @@ pub fn send_groups(bodies: &[String]) -> Result<Vec<std::ops::Range<usize>>, Job
 /// when it moves a message to the dead-letter queue.
 pub const REMEMBER_FAILURE: &str = "INSERT INTO job_failures (message_id, reason, attempts, failed_at) VALUES (?1, ?2, ?3, ?4) \
      ON CONFLICT(message_id) DO UPDATE SET reason = excluded.reason, attempts = excluded.attempts, failed_at = excluded.failed_at";
+/// The failure remembered for a message (`?1`): its reason and failed deliveries.
 pub const RECALL_FAILURE: &str = "SELECT reason, attempts FROM job_failures WHERE message_id = ?1";
+/// Forgets the failure of a message (`?1`), once it was created or recorded as a dead letter.
 pub const FORGET_FAILURE: &str = "DELETE FROM job_failures WHERE message_id = ?1";
+/// The jobs the queue is retrying, latest failure first, at most `?1`.
 pub const LIST_FAILURES: &str =
     "SELECT message_id, reason, attempts, failed_at FROM job_failures ORDER BY failed_at DESC, message_id DESC LIMIT ?1";
 
@@ -120,9 +133,13 @@ pub const LIST_FAILURES: &str =
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RetryingJob {
+    /// The queue message's id.
     pub message_id: String,
+    /// Why its last delivery failed.
     pub reason: String,
+    /// How many deliveries failed.
     pub attempts: u32,
+    /// When the last one failed, in Unix milliseconds.
     pub failed_at: i64,
 }
 
@@ -142,6 +159,7 @@ pub fn exhausted(remembered: Option<(String, u32)>, dead_letter_attempts: u32) -
 /// (never in wrangler.jsonc): they let the tests drive real redeliveries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TestFault {
+    /// No fault: the job runs as it would in production.
     None,
     /// Fail before creating, as a transient create failure would: ids `flaky-…` on their
     /// first `limit` deliveries, ids `doomed-…` on every delivery.
@@ -151,6 +169,8 @@ pub enum TestFault {
     AfterCreate,
 }
 
+/// The fault for one delivery: `limit` is the var's value, `attempts` the delivery's
+/// attempt (from 1).
 pub fn test_fault(limit: u32, instance_id: &str, body: &str, attempts: u32) -> TestFault {
     if limit == 0 {
         TestFault::None
@@ -169,21 +189,29 @@ pub fn dead_letter_write_fault(limit: u32, body: &str, attempts: u32) -> bool {
     limit > 0 && body.contains("unrecordable") && attempts <= 1
 }
 
-/// The dead-letter table (see migrations/).
+/// Records a dead letter (`?1` message id, `?2` queue, `?3` body, `?4` reason, `?5`
+/// attempts, `?6` Unix milliseconds); one already recorded is left as it is.
 pub const INSERT_DEAD_LETTER: &str = "INSERT OR IGNORE INTO dead_letters (message_id, queue, body, reason, attempts, recorded_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+/// The latest dead letters first, at most `?1`.
 pub const LIST_DEAD_LETTERS: &str = "SELECT message_id, queue, body, reason, attempts, recorded_at FROM dead_letters \
      ORDER BY recorded_at DESC, message_id DESC LIMIT ?1";
 
+/// A job that can never succeed, or that exhausted its retries, as recorded in D1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeadLetter {
+    /// The queue message's id.
     pub message_id: String,
+    /// The queue it came from ([`QUEUE`] or [`DEAD_LETTER_QUEUE`]).
     pub queue: String,
     /// The message body as JSON text (or the text it was, if not JSON).
     pub body: String,
+    /// Why it is a dead letter.
     pub reason: String,
+    /// How many deliveries were made.
     pub attempts: u32,
+    /// When it was recorded, in Unix milliseconds.
     pub recorded_at: i64,
 }
 

@@ -23,6 +23,7 @@ const DEAD_LETTER_QUEUE_ATTEMPTS: u32 = 101;
 
 #[wasm_bindgen]
 extern "C" {
+    /// The `MessageBatch` the runtime passes to the queue handler, as JS holds it.
     pub type JsMessageBatch;
     #[wasm_bindgen(method, getter)]
     fn queue(this: &JsMessageBatch) -> String;

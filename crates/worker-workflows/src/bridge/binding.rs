@@ -111,21 +111,27 @@ fn check_entry<P>(new: &NewInstance<P>, seen: &mut HashSet<String>) -> Result<(S
 /// how long the engine keeps it once finished (unset: the account's default).
 #[derive(Debug, Clone)]
 pub struct NewInstance<P> {
+    /// The instance id; `None` lets the engine make a UUID. Checked before the engine is called.
     pub id: Option<String>,
+    /// The params, serialised as the instance's `event.payload`.
     pub params: P,
+    /// How long the engine keeps the instance once finished; `None` keeps the default.
     pub retention: Option<Retention>,
 }
 
 impl<P> NewInstance<P> {
+    /// An instance with these params, a UUID for its id and the default retention.
     pub fn new(params: P) -> Self {
         NewInstance { id: None, params, retention: None }
     }
 
+    /// Sets the instance id (1 to 100 ASCII letters, digits, `-` and `_`).
     pub fn with_id(mut self, id: impl Into<String>) -> Self {
         self.id = Some(id.into());
         self
     }
 
+    /// Sets how long the engine keeps the instance once finished.
     pub fn with_retention(mut self, retention: Retention) -> Self {
         self.retention = Some(retention);
         self
@@ -164,6 +170,8 @@ pub struct WorkflowBinding {
 }
 
 impl WorkflowBinding {
+    /// The Workflow binding named `binding` (`"ORDER_WORKFLOW"`) in the Worker's `env`, or
+    /// [`BindingError::MissingBinding`].
     pub fn from_env(env: &Env, binding: &str) -> Result<Self, BindingError> {
         let value = Reflect::get(env, &JsValue::from_str(binding)).unwrap_or(JsValue::UNDEFINED);
         if value.is_undefined() || value.is_null() {
@@ -274,6 +282,7 @@ impl Instance {
         Instance { js, id }
     }
 
+    /// The instance's id.
     pub fn id(&self) -> &str {
         &self.id
     }
@@ -304,14 +313,18 @@ impl Instance {
         js::from_js(&state).map_err(|e| BindingError::Serialization(e.to_string()))
     }
 
+    /// Pauses the instance: it stops once its running step ends, until [`resume`](Self::resume).
     pub async fn pause(&self) -> Result<(), BindingError> {
         call(&self.id, self.js.pause()).await.map(drop)
     }
 
+    /// Resumes a paused instance.
     pub async fn resume(&self) -> Result<(), BindingError> {
         call(&self.id, self.js.resume()).await.map(drop)
     }
 
+    /// Terminates the instance at once; no rollbacks run (see
+    /// [`terminate_with_rollback`](Self::terminate_with_rollback)).
     pub async fn terminate(&self) -> Result<(), BindingError> {
         call(&self.id, self.js.terminate()).await.map(drop)
     }

@@ -17,7 +17,9 @@ use worker::{console_log, D1PreparedStatement, Env};
 
 /// An instance and whether this call created it (false: the id existed already).
 pub struct Created {
+    /// The instance.
     pub instance: Instance,
+    /// Whether this call created it.
     pub created: bool,
 }
 

@@ -43,12 +43,14 @@ pub struct RunPromise {
 }
 
 impl RunPromise {
+    /// Resolves the promise with `value`, unless it is settled already.
     pub fn resolve(&self, value: &JsValue) {
         if !self.settled.replace(true) {
             let _ = self.resolve.call1(&JsValue::UNDEFINED, value);
         }
     }
 
+    /// Rejects the promise with `error`, unless it is settled already.
     pub fn reject(&self, error: &JsValue) {
         if !self.settled.replace(true) {
             let _ = self.reject.call1(&JsValue::UNDEFINED, error);
@@ -181,7 +183,8 @@ type BodyFuture<'a> = Pin<Box<dyn Future<Output = Result<String, StepError>> + '
 /// dispatch polls one small future rather than a state machine holding every workflow's.
 pub type RunFn = fn(&'static Registry, &'static WorkflowSpec, JsValue, JsValue, JsValue, Rc<RunPromise>) -> LocalBoxFuture<'static, ()>;
 
-/// [`run`] of `W`, boxed: what [`WorkflowSpec::of`] stores.
+/// Runs workflow `W` for one engine `run(event, step)` call, settling `promise` when the
+/// workflow ends, as one boxed future: what [`WorkflowSpec::of`] stores.
 pub fn run_boxed<W: Workflow>(
     registry: &'static Registry,
     spec: &'static WorkflowSpec,

@@ -159,6 +159,8 @@ pub struct JsStepEngine<'w> {
 }
 
 impl<'w> JsStepEngine<'w> {
+    /// The engine of one run: `js` is the `step` object the engine passed, `instance_id` the
+    /// running instance's id.
     pub fn new(js: JsWorkflowStep, instance_id: &str) -> Self {
         JsStepEngine {
             js,

@@ -61,8 +61,11 @@ pub struct RollbackContext<T> {
 /// An event received by [`Step::wait_for_event`].
 #[derive(Debug, Clone)]
 pub struct ReceivedEvent<T> {
+    /// The event's payload, read as the declared payload type.
     pub payload: T,
+    /// The event's type.
     pub event_type: String,
+    /// When the event was sent (the Unix epoch when the engine reports no time).
     pub timestamp: SystemTime,
 }
 
@@ -76,6 +79,9 @@ pub struct Step<'w> {
 }
 
 impl<'w> Step<'w> {
+    /// A step handle over an engine (the Worker's or the test engine's) that lets the
+    /// workflow wait only for the `events` it declares. The engines make it; a workflow
+    /// gets it as `run`'s argument.
     pub fn new(engine: Rc<dyn StepEngine<'w> + 'w>, events: &'static [EventSpec]) -> Self {
         Step { engine, events }
     }

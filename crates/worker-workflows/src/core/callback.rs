@@ -36,8 +36,15 @@ pub fn unwrap(payload: Value) -> (Value, Option<String>) {
 
 /// How the instance ended, as the callback reports it.
 pub enum Outcome<'a> {
+    /// It completed with this output.
     Complete(&'a Value),
-    Errored { name: &'a str, message: &'a str },
+    /// It failed with this error.
+    Errored {
+        /// The error's name.
+        name: &'a str,
+        /// Its message.
+        message: &'a str,
+    },
 }
 
 /// The callback body: `{id, workflow, status, output}` or `{id, workflow, status, error}`.
@@ -63,11 +70,15 @@ pub fn message_id(workflow: &str, instance_id: &str, run: &str) -> String {
 pub const RETRY_LIMIT_VAR: &str = "CALLBACK_RETRY_LIMIT";
 /// The var that sets the delay before the first retry, doubling after each (default 10 s).
 pub const RETRY_DELAY_VAR: &str = "CALLBACK_RETRY_DELAY";
+/// How many times a failed delivery is retried when [`RETRY_LIMIT_VAR`] is unset.
 pub const DEFAULT_RETRY_LIMIT: u32 = 10;
+/// The delay before the first retry when [`RETRY_DELAY_VAR`] is unset.
 pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(10);
-/// Bounds on the vars: more than this many retries, or a first delay over an hour, is
-/// a typo rather than a policy (the engine caps exponential delays anyway).
+/// The most retries [`RETRY_LIMIT_VAR`] may set. Bounds on the vars: more than this many
+/// retries, or a first delay over an hour, is a typo rather than a policy (the engine caps
+/// exponential delays anyway).
 pub const MAX_RETRY_LIMIT: u32 = 30;
+/// The longest first delay [`RETRY_DELAY_VAR`] may set.
 pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(60 * 60);
 /// Each delivery attempt may take this long.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -75,8 +86,10 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Why the delivery's retry vars cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeliveryConfigError {
+    /// [`RETRY_LIMIT_VAR`] is not a whole number from 0 to [`MAX_RETRY_LIMIT`] (the text given).
     #[error("{RETRY_LIMIT_VAR} must be a whole number from 0 to {MAX_RETRY_LIMIT}, not {0:?}")]
     Limit(String),
+    /// [`RETRY_DELAY_VAR`] is not a duration of at most [`MAX_RETRY_DELAY`] (the text given).
     #[error("{RETRY_DELAY_VAR} must be a duration of at most 1 hour (\"10 seconds\"), not {0:?}")]
     Delay(String),
 }
@@ -84,7 +97,9 @@ pub enum DeliveryConfigError {
 /// How a callback's delivery is retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeliveryRetries {
+    /// Retries after the first attempt.
     pub limit: u32,
+    /// The delay before the first retry; it doubles after each.
     pub delay: Duration,
 }
 
@@ -114,6 +129,7 @@ impl DeliveryRetries {
         StepConfig::new().retries(Retries::new(self.limit).delay(self.delay).backoff(Backoff::Exponential)).timeout(ATTEMPT_TIMEOUT)
     }
 
+    /// Attempts at most: the retries plus one.
     pub fn max_attempts(&self) -> u32 {
         self.limit.saturating_add(1)
     }
@@ -123,7 +139,9 @@ impl DeliveryRetries {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum DeliveryState {
+    /// The receiver accepted it.
     Delivered,
+    /// Every attempt failed, or the delivery could not start.
     Failed,
 }
 
@@ -132,6 +150,7 @@ pub enum DeliveryState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryOutcome {
+    /// Whether the callback reached its receiver.
     pub state: DeliveryState,
     /// Attempts made: 0 when the delivery could not start (a refused URL, an unusable secret).
     pub attempts: u32,
@@ -146,6 +165,7 @@ pub struct DeliveryOutcome {
 pub const MAX_ERROR_CHARS: usize = 1000;
 
 impl DeliveryOutcome {
+    /// A delivery that succeeded at attempt `attempts`.
     pub fn delivered(webhook_id: &str, attempts: u32) -> Self {
         Self { state: DeliveryState::Delivered, attempts, last_error: None, webhook_id: webhook_id.into() }
     }

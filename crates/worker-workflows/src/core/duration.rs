@@ -9,14 +9,27 @@ use std::time::Duration;
 /// The longest a workflow may sleep or wait (Workflows limit: 365 days).
 pub const MAX_SLEEP: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
+/// Why a duration was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DurationError {
+    /// It does not read as a duration.
     #[error("invalid duration {input:?}: expected \"<number> <unit>\" with unit second, minute, hour, day, week, month or year (e.g. \"5 seconds\", \"30s\"), or a number of milliseconds")]
-    Malformed { input: String },
+    Malformed {
+        /// The text given.
+        input: String,
+    },
+    /// It is longer than [`MAX_SLEEP`].
     #[error("duration {input:?} is longer than the 365 days Workflows allows")]
-    TooLong { input: String },
+    TooLong {
+        /// The text given (or the duration, written out).
+        input: String,
+    },
+    /// It is zero where a wait must be longer.
     #[error("duration {input:?} must be longer than zero")]
-    Zero { input: String },
+    Zero {
+        /// The text given.
+        input: String,
+    },
 }
 
 const SECOND: f64 = 1_000.0;
@@ -64,6 +77,7 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
 /// Something that names a duration: a Cloudflare-style string, a `Duration`,
 /// or a number of milliseconds (as in the TypeScript API).
 pub trait IntoDuration {
+    /// The duration, or why the text does not read as one.
     fn into_duration(self) -> Result<Duration, DurationError>;
 }
 
@@ -103,6 +117,7 @@ pub fn within_sleep_limit(d: Duration) -> Result<Duration, DurationError> {
 
 /// A point in time: a `SystemTime`, or a Unix time in milliseconds as in the TypeScript API.
 pub trait IntoEpochMillis {
+    /// Milliseconds since the Unix epoch; a `SystemTime` before the epoch is 0.
     fn into_epoch_millis(self) -> u64;
 }
 

@@ -7,17 +7,22 @@ use crate::core::validate::NameError;
 /// (the engine reports codes such as `instance.not_found` inside the message).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EngineErrorKind {
+    /// `instance.not_found`: no instance has that id.
     NotFound,
+    /// `instance.already_exists`: an instance has that id already.
     AlreadyExists,
     /// `restart({from})` named a step the instance's history does not hold
     /// (`(instance.cannot_restart) Step "x" not found in execution history`).
     StepNotFound,
     /// The instance's state does not allow the operation (`instance.cannot_terminate`, …).
     InvalidState,
+    /// `instance.invalid_id`: the engine refused the id.
     InvalidId,
+    /// Any other error.
     Other,
 }
 
+/// What an error the Workflow binding threw means, from its message.
 pub fn classify_engine_error(message: &str) -> EngineErrorKind {
     if message.contains("instance.not_found") {
         EngineErrorKind::NotFound
@@ -34,30 +39,57 @@ pub fn classify_engine_error(message: &str) -> EngineErrorKind {
     }
 }
 
+/// An error of the Workflow binding, from this crate's checks or the engine's message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BindingError {
+    /// The Worker's environment has no Workflow binding of this name.
     #[error("the Worker has no Workflow binding {0:?}")]
     MissingBinding(String),
+    /// No instance has this id.
     #[error("workflow instance {0:?} not found")]
     NotFound(String),
+    /// An instance has this id already.
     #[error("workflow instance {0:?} already exists")]
     AlreadyExists(String),
+    /// `restart({from})` named a step the instance's history does not hold.
     #[error("workflow instance {id:?} has no such step to restart from: {message}")]
-    StepNotFound { id: String, message: String },
+    StepNotFound {
+        /// The instance.
+        id: String,
+        /// The engine's message.
+        message: String,
+    },
+    /// The restart point was refused before reaching the engine.
     #[error("restart point: {0}")]
     InvalidRestartFrom(#[from] crate::core::instance_options::RestartFromError),
+    /// The retention was refused before reaching the engine.
     #[error(transparent)]
     InvalidRetention(#[from] crate::core::instance_options::RetentionError),
+    /// The instance's state does not allow the operation (terminating a finished instance, …).
     #[error("workflow instance {id:?} cannot do that in its current state: {message}")]
-    InvalidState { id: String, message: String },
+    InvalidState {
+        /// The instance.
+        id: String,
+        /// The engine's message.
+        message: String,
+    },
+    /// An instance id or step name was refused (by this crate's checks or the engine's).
     #[error(transparent)]
     InvalidName(#[from] NameError),
+    /// A batch held fewer than 1 or more than [`MAX_BATCH`] instances.
     #[error("a batch holds 1 to 100 instances, not {0}")]
     BatchSize(usize),
+    /// A value could not be converted to or from the engine's (params, a status, an event).
     #[error("{0}")]
     Serialization(String),
+    /// Any other error the engine threw, as it threw it.
     #[error("{name}: {message}")]
-    Engine { name: String, message: String },
+    Engine {
+        /// The error's name.
+        name: String,
+        /// Its message.
+        message: String,
+    },
 }
 
 /// The most instances one `create_batch` may hold.
@@ -76,6 +108,7 @@ impl BindingError {
         }
     }
 
+    /// Checks a batch's size: 1 to [`MAX_BATCH`] instances.
     pub fn check_batch_size(n: usize) -> Result<(), BindingError> {
         if (1..=MAX_BATCH).contains(&n) {
             Ok(())

@@ -61,10 +61,22 @@ impl EventSpec {
 /// Why an event cannot go to an instance of a workflow.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventProblem {
+    /// The workflow declares no event of this type.
     #[error("this workflow waits for no event of type {event_type:?}; it waits for {expected}")]
-    UnknownType { event_type: String, expected: String },
+    UnknownType {
+        /// The type given.
+        event_type: String,
+        /// The declared types, quoted and comma-separated, or `no events`.
+        expected: String,
+    },
+    /// The payload does not read as the declared payload type.
     #[error("the {event_type} event's payload does not fit: {detail}")]
-    InvalidPayload { event_type: String, detail: String },
+    InvalidPayload {
+        /// The type given.
+        event_type: String,
+        /// What does not fit, naming the field.
+        detail: String,
+    },
 }
 
 /// The declared types, for messages: `"a", "b"` or `no events`.

@@ -11,48 +11,62 @@ use std::collections::HashMap;
 /// The most steps a history holds; later steps are counted in `omittedSteps`.
 pub const MAX_STEPS: usize = 1000;
 
+/// The kind of a step in a [`StepHistory`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum HistoryStepKind {
     /// `step.do` (`step.run` in Rust).
     Do,
+    /// `step.sleep` or `step.sleep_until`.
     Sleep,
+    /// `step.wait_for_event`.
     WaitForEvent,
     /// The compensation of the step of that name, run by the engine.
     Rollback,
 }
 
+/// Where a step in a [`StepHistory`] stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum StepStatus {
+    /// Started and not ended (retrying, sleeping, waiting).
     Running,
+    /// Ended well: completed, slept, received its event, rolled back.
     Complete,
+    /// Failed after its last attempt.
     Errored,
     /// A `wait_for_event` whose timeout passed.
     TimedOut,
 }
 
+/// One step of an instance's history.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StepHistory {
+    /// The step's name.
     pub name: String,
     /// The n-th step of this name and kind in the run, from 1 (what `restart` takes).
     pub count: u32,
+    /// Its kind (`type` in JSON).
     #[serde(rename = "type")]
     pub kind: HistoryStepKind,
+    /// Where it stands.
     pub status: StepStatus,
     /// Attempts made so far (`do` and rollback steps).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempts: Option<u32>,
     /// Unix milliseconds.
     pub started_at: i64,
+    /// When it ended, in Unix milliseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<i64>,
     /// The last failed attempt's error, while the step retries or once it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<InstanceError>,
+    /// How long a sleep sleeps, in milliseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
+    /// The event type a wait waits for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_type: Option<String>,
 }
@@ -64,8 +78,10 @@ pub struct History {
     /// The instance's status as its events tell it (absent before any workflow event).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<InstanceState>,
+    /// The instance's error, once it errored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<InstanceError>,
+    /// Its steps, in the order they started; at most [`MAX_STEPS`].
     pub steps: Vec<StepHistory>,
     /// Steps that started past [`MAX_STEPS`], not listed.
     pub omitted_steps: u64,
@@ -77,6 +93,7 @@ pub struct History {
 }
 
 impl History {
+    /// An empty history, before any event.
     pub fn new() -> Self {
         Self::default()
     }

@@ -7,16 +7,21 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The engine's per-entry codes (Cloudflare API error codes).
+/// The engine's per-entry code for an id an instance has already (a Cloudflare API error code,
+/// like the other `ENGINE_*` codes).
 pub const ENGINE_ALREADY_EXISTS: i64 = 10405;
+/// The engine's code for an id that appears twice in one batch.
 pub const ENGINE_DUPLICATE_IN_BATCH: i64 = 10415;
+/// The engine's code for an id no instance has (delete).
 pub const ENGINE_NOT_FOUND: i64 = 10400;
 
 /// Per-entry failure codes, as the HTTP API reports them.
 pub mod codes {
     /// A malformed id, one that is reserved, or one that appears twice in the batch.
     pub const INVALID_ID: &str = "invalid_id";
+    /// Params that do not read as the workflow's params.
     pub const INVALID_PARAMS: &str = "invalid_params";
+    /// A retention that was refused.
     pub const INVALID_RETENTION: &str = "invalid_retention";
     /// An entry that is not an object of the documented fields.
     pub const INVALID_JSON: &str = "invalid_json";
@@ -27,11 +32,14 @@ pub mod codes {
 /// Why one entry failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EntryError {
+    /// One of [`codes`].
     pub code: String,
+    /// What went wrong, for a person.
     pub message: String,
 }
 
 impl EntryError {
+    /// An error with a code of [`codes`].
     pub fn new(code: &str, message: impl Into<String>) -> Self {
         EntryError { code: code.to_string(), message: message.into() }
     }
@@ -40,9 +48,11 @@ impl EntryError {
 /// What happened to one entry of a create batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CreateOutcome {
+    /// The instance was created and started.
     Created,
     /// An instance with this id existed already; it was not started again.
     AlreadyExists,
+    /// It was not created.
     Failed(EntryError),
 }
 
@@ -50,8 +60,11 @@ pub enum CreateOutcome {
 /// without one that failed before an id was made for it) and its outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreateEntry {
+    /// The entry's position in the request, from 0.
     pub index: usize,
+    /// The instance id; `None` only for an entry without one that failed before an id was made.
     pub id: Option<String>,
+    /// What happened.
     pub outcome: CreateOutcome,
 }
 
@@ -86,12 +99,16 @@ impl Serialize for CreateEntry {
 /// One per-entry error of the engine's create or delete batch.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct EngineEntryError {
+    /// The entry's position in the batch sent (create batches).
     #[serde(default)]
     pub index: Option<usize>,
+    /// The entry's id.
     #[serde(default)]
     pub id: Option<String>,
+    /// The engine's code (one of the `ENGINE_*` constants, or another Cloudflare API code).
     #[serde(default)]
     pub code: i64,
+    /// The engine's message.
     #[serde(default)]
     pub message: String,
 }
@@ -126,16 +143,22 @@ pub fn create_outcomes(sent: &[String], created: &[String], errors: &[EngineEntr
 /// What happened to one id of a delete batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeleteOutcome {
+    /// The instance was deleted.
     Deleted,
+    /// No instance had this id.
     NotFound,
+    /// It was not deleted.
     Failed(EntryError),
 }
 
 /// One id's result of a delete batch, in the request's order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeleteEntry {
+    /// The id's position in the request, from 0.
     pub index: usize,
+    /// The instance id.
     pub id: String,
+    /// What happened.
     pub outcome: DeleteOutcome,
 }
 

@@ -22,9 +22,13 @@ pub const MAX_ERROR_MESSAGE_CHARS: usize = 8 * 1024;
 /// event reaches this.
 pub const MAX_EVENT_CHARS: usize = MAX_VALUE_CHARS + 64 * 1024;
 
-/// Field names the bridge sets in place of an output it did not copy.
+/// The field the bridge sets to `true` in place of a step output that is a `ReadableStream`.
 pub const OUTPUT_IS_STREAM: &str = "$outputIsStream";
+/// The field the bridge sets in place of an output larger than [`MAX_VALUE_CHARS`]: its
+/// size in JSON characters.
 pub const OUTPUT_OMITTED_CHARS: &str = "$outputOmittedChars";
+/// The field the bridge sets in place of params larger than [`MAX_VALUE_CHARS`]: their
+/// size in JSON characters.
 pub const PARAMS_OMITTED_CHARS: &str = "$paramsOmittedChars";
 
 /// Every event type the engine emits (the local engine never emits `workflow_waiting`).
@@ -64,7 +68,9 @@ pub const EVENT_TYPES: &[&str] = &[
 /// being the n-th step of that name in the run (from 1).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct StepRef {
+    /// The step's name as the workflow gave it.
     pub name: String,
+    /// Which step of that name in the run this is, from 1.
     pub count: u32,
 }
 
@@ -84,6 +90,7 @@ impl StepRef {
 /// A step's (or the workflow's) output as an event carries it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepOutput {
+    /// The output's JSON.
     Value(Value),
     /// The step was marked `sensitive: "output"`: the engine sends "[REDACTED]".
     Redacted,
@@ -91,6 +98,7 @@ pub enum StepOutput {
     Stream,
     /// Larger than [`MAX_VALUE_CHARS`]; this many characters of JSON were not copied.
     Omitted {
+        /// Characters of JSON not copied.
         chars: u64,
     },
 }
@@ -106,101 +114,167 @@ pub struct InstanceEvent {
     pub event_id: u64,
     /// Unix milliseconds.
     pub timestamp: i64,
+    /// What happened, with the fields of its type.
     pub kind: EventKind,
 }
 
+/// The type of an [`InstanceEvent`], with the fields that type carries.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventKind {
+    /// The instance was created and waits to run.
     WorkflowQueued,
     /// `params` as created (a callback envelope already unwrapped).
     WorkflowStarted {
+        /// The params, when the event carries them.
         params: Option<StepOutput>,
     },
+    /// The instance is running.
     WorkflowRunning,
+    /// The instance is paused.
     WorkflowPaused,
+    /// A pause was asked for; the instance pauses once its running step ends.
     WorkflowWaitingForPause,
+    /// The instance waits (for a sleep or an event); the local engine never emits it.
     WorkflowWaiting,
+    /// The instance completed.
     WorkflowCompleted {
+        /// The workflow's output, when the event carries it.
         output: Option<StepOutput>,
     },
+    /// The instance failed.
     WorkflowErrored {
+        /// The error it failed with.
         error: InstanceError,
     },
+    /// The instance was terminated.
     WorkflowTerminated,
+    /// A step started.
     StepStarted {
+        /// The step.
         step: StepRef,
         /// The step's resolved config (retries, timeout, sensitive) as the engine stored it.
         config: Option<Value>,
     },
+    /// A step completed.
     StepCompleted {
+        /// The step.
         step: StepRef,
+        /// Its result, when the event carries it.
         output: Option<StepOutput>,
     },
+    /// A step failed after its last attempt.
     StepErrored {
+        /// The step.
         step: StepRef,
     },
+    /// An attempt of a step started.
     AttemptStarted {
+        /// The step.
         step: StepRef,
+        /// The attempt's number, from 1.
         attempt: u32,
     },
+    /// An attempt of a step succeeded.
     AttemptCompleted {
+        /// The step.
         step: StepRef,
+        /// The attempt's number, from 1.
         attempt: u32,
     },
+    /// An attempt of a step failed.
     AttemptErrored {
+        /// The step.
         step: StepRef,
+        /// The attempt's number, from 1.
         attempt: u32,
+        /// The error the attempt failed with.
         error: InstanceError,
         /// Present when another attempt follows after this many milliseconds.
         retry_delay_ms: Option<u64>,
     },
+    /// A sleep started.
     SleepStarted {
+        /// The step.
         step: StepRef,
+        /// How long it sleeps, in milliseconds.
         duration_ms: u64,
     },
+    /// A sleep ended.
     SleepCompleted {
+        /// The step.
         step: StepRef,
     },
+    /// A wait for an event started.
     WaitStarted {
+        /// The step.
         step: StepRef,
+        /// The event type it waits for.
         event_type: String,
     },
+    /// The awaited event arrived.
     WaitCompleted {
+        /// The step.
         step: StepRef,
     },
+    /// The wait reached its timeout without the event.
     WaitTimedOut {
+        /// The step.
         step: StepRef,
     },
+    /// The rollbacks started: the engine calls the steps' rollbacks, last started first.
     RollbackStarted,
+    /// A step's rollback started.
     RollbackStepStarted {
+        /// The step whose rollback this is.
         step: StepRef,
+        /// The rollback's resolved config as the engine stored it.
         config: Option<Value>,
     },
+    /// A step's rollback completed.
     RollbackStepCompleted {
+        /// The step whose rollback this is.
         step: StepRef,
     },
+    /// A step's rollback failed for good; the engine runs no further rollbacks.
     RollbackStepErrored {
+        /// The step whose rollback this is.
         step: StepRef,
+        /// Why, when the engine says (a rollback function that is missing); a rollback that
+        /// failed by itself carries none.
         error: Option<InstanceError>,
     },
+    /// An attempt of a step's rollback started.
     RollbackAttemptStarted {
+        /// The step whose rollback this is.
         step: StepRef,
+        /// The attempt's number, from 1.
         attempt: u32,
     },
+    /// An attempt of a step's rollback succeeded.
     RollbackAttemptCompleted {
+        /// The step whose rollback this is.
         step: StepRef,
+        /// The attempt's number, from 1.
         attempt: u32,
     },
+    /// An attempt of a step's rollback failed.
     RollbackAttemptErrored {
+        /// The step whose rollback this is.
         step: StepRef,
+        /// The attempt's number, from 1.
         attempt: u32,
+        /// The error the attempt failed with.
         error: InstanceError,
+        /// Present when another attempt follows after this many milliseconds.
         retry_delay_ms: Option<u64>,
     },
+    /// Every rollback succeeded.
     RollbackCompleted,
+    /// A rollback failed for good; the rollbacks ended there.
     RollbackErrored,
     /// An event type this code does not know (or one missing the fields its type needs).
     Other {
+        /// The type as the engine named it.
         event_type: String,
     },
 }
@@ -272,8 +346,11 @@ impl EventKind {
     }
 }
 
+/// An instance event that could not be decoded at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventDecodeError {
+    /// Not a JSON object with a `type` and an `eventId`; holds the start of its JSON (200
+    /// characters).
     #[error("an instance event is not a JSON object with a type and an eventId: {0}")]
     Malformed(String),
 }

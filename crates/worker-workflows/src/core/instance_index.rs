@@ -5,7 +5,10 @@
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
+/// Records a created instance (`?1` workflow, `?2` id, `?3` Unix milliseconds); an id
+/// recorded already is left as it is.
 pub const INSERT: &str = "INSERT OR IGNORE INTO instances (workflow, id, created_at) VALUES (?1, ?2, ?3)";
+/// Removes a deleted instance (`?1` workflow, `?2` id).
 pub const DELETE: &str = "DELETE FROM instances WHERE workflow = ?1 AND id = ?2";
 /// Newest first; `?2`/`?3` are the cursor's position (or the largest values for the first page).
 pub const PAGE: &str = "SELECT id, created_at FROM instances WHERE workflow = ?1 \
@@ -19,22 +22,29 @@ pub const RECORD_CALLBACK: &str = "INSERT INTO instances (workflow, id, created_
 /// The recorded callback outcome, if any.
 pub const READ_CALLBACK: &str = "SELECT callback FROM instances WHERE workflow = ?1 AND id = ?2";
 
+/// Instances per page when `?limit=` is absent.
 pub const DEFAULT_LIMIT: u32 = 25;
 /// Longest cursor text read (an encoded cursor is at most about 200 characters).
 pub const MAX_CURSOR_LEN: usize = 512;
+/// The most instances per page.
 pub const MAX_LIMIT: u32 = 100;
 
+/// One instance of the index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IndexedInstance {
+    /// The instance id.
     pub id: String,
+    /// When it was created through this Worker, in Unix milliseconds.
     pub created_at: i64,
 }
 
 /// Where the next page starts: just after this instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cursor {
+    /// The instance's creation time, in Unix milliseconds.
     pub created_at: i64,
+    /// The instance's id.
     pub id: String,
 }
 
@@ -45,11 +55,13 @@ pub fn first_page() -> Cursor {
 }
 
 impl Cursor {
+    /// The cursor as the opaque text the API gives out (URL-safe base64 of JSON).
     pub fn encode(&self) -> String {
         let json = serde_json::to_vec(self).unwrap_or_default();
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
     }
 
+    /// Reads a cursor given out by [`encode`](Self::encode); `None` for anything else.
     pub fn decode(text: &str) -> Option<Cursor> {
         // A cursor this API gives out is a few hundred characters; anything longer is not one.
         if text.len() > MAX_CURSOR_LEN {

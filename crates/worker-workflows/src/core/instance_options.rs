@@ -20,20 +20,44 @@ pub struct Retention {
     error: Option<Result<Duration, DurationError>>,
 }
 
+/// Why a [`Retention`] was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RetentionError {
+    /// The HTTP API's `retention` is not a JSON object.
     #[error("retention must be an object {{\"successRetention\"?, \"errorRetention\"?}}")]
     NotAnObject,
+    /// The object has a field other than `successRetention` and `errorRetention` (its name,
+    /// at most 64 characters).
     #[error("retention has no field {0:?} (it takes successRetention and errorRetention)")]
     UnknownField(String),
+    /// A part is neither a string nor whole milliseconds.
     #[error("retention.{field}: a duration such as \"7 days\" or a whole number of milliseconds, not {value}")]
-    NotADuration { field: &'static str, value: String },
+    NotADuration {
+        /// The part: `successRetention` or `errorRetention`.
+        field: &'static str,
+        /// The value given (at most 64 characters of its JSON).
+        value: String,
+    },
+    /// A part's string is not a duration.
     #[error("retention.{field}: {source}")]
-    Malformed { field: &'static str, source: DurationError },
+    Malformed {
+        /// The part: `successRetention` or `errorRetention`.
+        field: &'static str,
+        /// Why it does not read as a duration.
+        source: DurationError,
+    },
+    /// A part is zero.
     #[error("retention.{field} must be longer than zero")]
-    Zero { field: &'static str },
+    Zero {
+        /// The part: `successRetention` or `errorRetention`.
+        field: &'static str,
+    },
+    /// A part is longer than [`MAX_RETENTION`].
     #[error("retention.{field} is longer than 365 days")]
-    TooLong { field: &'static str },
+    TooLong {
+        /// The part: `successRetention` or `errorRetention`.
+        field: &'static str,
+    },
 }
 
 /// Retention as the engine takes it: whole milliseconds (the engine would read an
@@ -41,8 +65,11 @@ pub enum RetentionError {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EngineRetention {
+    /// How long a completed instance is kept, in milliseconds; unset keeps the default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub success_retention: Option<u64>,
+    /// How long an errored or terminated instance is kept, in milliseconds; unset keeps the
+    /// default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_retention: Option<u64>,
 }
@@ -51,6 +78,7 @@ const SUCCESS: &str = "successRetention";
 const ERROR: &str = "errorRetention";
 
 impl Retention {
+    /// A retention with neither part set: the workflow's default applies.
     pub fn new() -> Self {
         Self::default()
     }
@@ -127,9 +155,12 @@ impl Retention {
 /// engine makes a UUID when absent), the params, and the retention when set.
 #[derive(Debug, Serialize)]
 pub struct EngineCreateOptions<'a, P: Serialize> {
+    /// The instance id; `None` lets the engine make a UUID.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<&'a str>,
+    /// The params, as the workflow's `event.payload` will read them.
     pub params: &'a P,
+    /// How long the instance is kept once finished; `None` keeps the default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention: Option<EngineRetention>,
 }
@@ -140,11 +171,14 @@ pub struct EngineCreateOptions<'a, P: Serialize> {
 pub enum StepKind {
     /// `step.do` (`step.run` in Rust).
     Do,
+    /// `step.sleep` and `step.sleep_until`.
     Sleep,
+    /// `step.wait_for_event`.
     WaitForEvent,
 }
 
 impl StepKind {
+    /// The engine's name for the kind (`"do"`, `"sleep"`, `"waitForEvent"`).
     pub fn as_str(self) -> &'static str {
         match self {
             StepKind::Do => "do",
@@ -160,18 +194,23 @@ impl StepKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RestartFrom {
+    /// The step's name.
     pub name: String,
     /// 1 for the first step of that name (the engine's default when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u32>,
+    /// The step's kind; `None` is the engine's default, a `step.do`.
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<StepKind>,
 }
 
+/// Why a [`RestartFrom`] was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RestartFromError {
+    /// The name is not one a step could have.
     #[error(transparent)]
     Name(#[from] validate::NameError),
+    /// `count` is 0.
     #[error("from.count counts steps of one name from 1, so it cannot be 0")]
     ZeroCount,
 }

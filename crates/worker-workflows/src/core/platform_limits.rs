@@ -13,6 +13,7 @@
 //!   requests`), and a lost connection to the engine with workerd's
 //!   `Network connection lost.`, which a retry usually passes.
 
+/// A platform limit an error message reports, and how the API answers it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlatformLimit {
     /// Too many requests: 429, retry after [`RATE_LIMIT_RETRY_AFTER_SECONDS`].
@@ -23,7 +24,9 @@ pub enum PlatformLimit {
     TooLarge,
 }
 
+/// The `Retry-After` of a rate-limited request, in seconds.
 pub const RATE_LIMIT_RETRY_AFTER_SECONDS: u32 = 1;
+/// The `Retry-After` of a request refused while the platform is unavailable, in seconds.
 pub const UNAVAILABLE_RETRY_AFTER_SECONDS: u32 = 5;
 
 /// Which limit a platform error message reports, if any.

@@ -2,6 +2,7 @@
 //! retention (`RETENTION_DAYS`, 30 by default), in bounded batches so each batch is
 //! one short step.
 
+/// Days kept when `RETENTION_DAYS` is unset.
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 /// Rows per delete: small enough for one quick D1 statement.
 pub const BATCH_ROWS: u32 = 500;
@@ -9,7 +10,9 @@ pub const BATCH_ROWS: u32 = 500;
 pub const MAX_BATCHES: u32 = 200;
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
+/// Deletes up to `?2` instance-index rows created before `?1` (Unix milliseconds).
 pub const DELETE_OLD_INSTANCES: &str = "DELETE FROM instances WHERE rowid IN (SELECT rowid FROM instances WHERE created_at < ?1 LIMIT ?2)";
+/// Deletes up to `?2` dead letters recorded before `?1` (Unix milliseconds).
 pub const DELETE_OLD_DEAD_LETTERS: &str =
     "DELETE FROM dead_letters WHERE rowid IN (SELECT rowid FROM dead_letters WHERE recorded_at < ?1 LIMIT ?2)";
 

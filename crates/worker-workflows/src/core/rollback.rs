@@ -16,7 +16,9 @@ use std::time::Duration;
 /// termination (`Error: Instance terminated during rollback`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceFailure {
+    /// The error's name, read back as [`from_engine`](Self::from_engine) says.
     pub name: String,
+    /// Its message.
     pub message: String,
 }
 
@@ -26,7 +28,7 @@ pub const TERMINATED_MESSAGE: &str = "Instance terminated during rollback";
 impl InstanceFailure {
     /// As the engine passes it. A custom error name does not survive the engine's RPC:
     /// a non-retryable failure arrives as `Error` with the message
-    /// "NonRetryableError: <message>", and the terminate error as `Error`; both are read
+    /// `NonRetryableError: <message>`, and the terminate error as `Error`; both are read
     /// back to their own names ("NonRetryableError", "Terminated").
     pub fn from_engine(name: &str, message: &str) -> Self {
         if let Some(rest) = message.strip_prefix(NON_RETRYABLE_NAME) {
@@ -47,6 +49,8 @@ impl InstanceFailure {
 /// terminate, delete): the engine recognises them by their exact message.
 pub const ENGINE_ABORT_PREFIX: &str = "Aborting engine:";
 
+/// The message is one of the engine's abort errors ([`ENGINE_ABORT_PREFIX`]): the engine
+/// stopped the run; it did not fail.
 pub fn is_engine_abort(message: &str) -> bool {
     message.starts_with(ENGINE_ABORT_PREFIX)
 }
@@ -56,7 +60,9 @@ pub fn is_engine_abort(message: &str) -> bool {
 pub enum RollbackState {
     /// Not called yet, or between attempts.
     Waiting,
+    /// An attempt is running.
     Running,
+    /// It succeeded.
     Succeeded,
     /// Its last attempt failed, or it failed with a non-retryable error: the engine runs
     /// no further rollbacks.
@@ -66,9 +72,11 @@ pub enum RollbackState {
 /// What the engine does after a rollback attempt ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttemptEnd {
+    /// The rollback succeeded.
     Succeeded,
     /// The engine will call it again after its retry delay.
     WillRetry,
+    /// It failed for good: the engine runs no further rollbacks.
     FailedForGood,
 }
 
@@ -93,7 +101,7 @@ pub struct RollbackLedger {
 pub const LINGER_AFTER_SUCCESS: Duration = Duration::from_secs(60);
 /// How long a run keeps its rollbacks without a call after it failed or was terminated,
 /// at the least: the engine may wait this long between a rollback's attempts only if its
-/// config says so (then the limit grows to fit, up to [`LINGER_MAX`]; a delay function's
+/// config says so (then the limit grows to fit, up to a day; a delay function's
 /// waits are not known beforehand, so it gets the maximum).
 pub const LINGER_IDLE: Duration = Duration::from_secs(15 * 60);
 const LINGER_MAX: Duration = Duration::from_secs(24 * 60 * 60);
@@ -108,7 +116,9 @@ pub const MAX_LINGERING_RUNS: usize = 200;
 /// How a run's own future ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunEnd {
+    /// The workflow returned its output.
     Completed,
+    /// The workflow failed.
     Failed,
     /// The engine stopped it (pause, restart, delete): an abort error.
     Aborted,
@@ -129,14 +139,17 @@ impl RollbackLedger {
         self.entries.len() - 1
     }
 
+    /// No rollback was registered.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
+    /// The step rollback `id` belongs to (empty for an unknown id).
     pub fn step(&self, id: usize) -> &str {
         self.entries.get(id).map_or("", |e| e.step.as_str())
     }
 
+    /// Where rollback `id` stands (`None` for an unknown id).
     pub fn state(&self, id: usize) -> Option<RollbackState> {
         self.entries.get(id).map(|e| e.state)
     }
@@ -198,7 +211,9 @@ impl RollbackLedger {
 /// instance ids are unique only within a workflow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunKey {
+    /// The workflow's name.
     pub workflow: String,
+    /// The instance's id.
     pub instance_id: String,
 }
 
@@ -206,7 +221,10 @@ pub struct RunKey {
 /// ended, its idle limit and last activity (ms since the epoch).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FrameState<'a> {
+    /// The run the frame serves.
     pub key: &'a RunKey,
+    /// `None` while its workflow runs; once it ended, how long it may stay idle and when it
+    /// was last active (ms since the epoch).
     pub linger: Option<(Duration, f64)>,
 }
 

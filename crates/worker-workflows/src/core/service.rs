@@ -14,7 +14,9 @@ use std::time::{Duration, SystemTime};
 /// pass on a retry (a rate limit, say).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientErrors {
+    /// A 4xx fails the attempt, and the engine retries it.
     Retry,
+    /// A 4xx (other than 408 and 429) fails the step at once.
     Final,
 }
 
@@ -84,10 +86,11 @@ pub const MAX_CALLBACK_ANSWER_BYTES: usize = 16 * 1024;
 pub const MAX_SOURCE_BYTES_VAR: &str = "MAX_SOURCE_BYTES";
 /// [`MAX_SOURCE_BYTES_VAR`] when unset: 10 MiB.
 pub const DEFAULT_MAX_SOURCE_BYTES: usize = 10 * 1024 * 1024;
-/// The range [`MAX_SOURCE_BYTES_VAR`] may set: 1 KiB to 32 MiB. The body is held in the
+/// The smallest cap [`MAX_SOURCE_BYTES_VAR`] may set: 1 KiB.
+pub const MIN_SOURCE_BYTES: usize = 1024;
+/// The largest cap [`MAX_SOURCE_BYTES_VAR`] may set: 32 MiB. The body is held in the
 /// isolate's 128 MB of memory, then copied to R2 and parsed, so a larger cap could let a
 /// source exhaust it (an allocation failure aborts the whole isolate).
-pub const MIN_SOURCE_BYTES: usize = 1024;
 pub const MAX_SOURCE_BYTES: usize = 32 * 1024 * 1024;
 
 /// Reads [`MAX_SOURCE_BYTES_VAR`]: a whole number of bytes in

@@ -6,17 +6,26 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum InstanceState {
+    /// Created, not started yet.
     Queued,
+    /// Running a step, or between steps.
     Running,
+    /// Paused; resumes on `resume()`.
     Paused,
+    /// Failed; the status carries the error.
     Errored,
+    /// Terminated.
     Terminated,
+    /// Completed with an output.
     Complete,
+    /// Sleeping or waiting for an event.
     Waiting,
+    /// A pause was asked for; it pauses once the running step ends.
     WaitingForPause,
     /// Running the compensations of its steps (production reports it while rollbacks
     /// run; the local engine stays `running` meanwhile).
     RollingBack,
+    /// A status this code does not know.
     #[serde(other)]
     Unknown,
 }
@@ -27,6 +36,7 @@ impl InstanceState {
         matches!(self, InstanceState::Complete | InstanceState::Errored | InstanceState::Terminated)
     }
 
+    /// The engine's name for the state (`"waitingForPause"`, …).
     pub fn as_str(self) -> &'static str {
         match self {
             InstanceState::Queued => "queued",
@@ -47,7 +57,9 @@ impl InstanceState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "RawInstanceError")]
 pub struct InstanceError {
+    /// The error's name (`"Error"`, `"NonRetryableError"`, …).
     pub name: String,
+    /// Its message.
     pub message: String,
 }
 
@@ -77,9 +89,12 @@ impl From<RawInstanceError> for InstanceError {
 /// `instance.status()`: state, error when errored, output when complete.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstanceStatus {
+    /// Where the instance stands.
     pub status: InstanceState,
+    /// The error, when errored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<InstanceError>,
+    /// The output, when complete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<serde_json::Value>,
 }

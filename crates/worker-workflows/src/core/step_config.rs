@@ -13,16 +13,20 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Backoff {
+    /// Every retry waits the base delay `d`.
     Constant,
+    /// The n-th retry waits `d·n`.
     Linear,
+    /// The n-th retry waits `d·2^(n-1)`: the default.
     #[default]
     Exponential,
 }
 
 /// The most retries the engine allows on one step.
 pub const MAX_RETRY_LIMIT: u32 = 10_000;
-/// The engine's documented defaults, used for the parts of a retry config left unset.
+/// The engine's documented default retry limit, used when a retry config leaves it unset.
 pub const DEFAULT_RETRY_LIMIT: u32 = 5;
+/// The engine's documented default retry delay, used when a retry config leaves it unset.
 pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(10);
 
 /// A retry delay computed when an attempt fails, from that attempt's number (1 for the
@@ -35,6 +39,7 @@ pub struct DelayFn(Rc<DelayClosure>);
 type DelayClosure = dyn Fn(u32, &StepError) -> Duration;
 
 impl DelayFn {
+    /// Wraps a delay function: `f(attempt, error)`.
     pub fn new(f: impl Fn(u32, &StepError) -> Duration + 'static) -> Self {
         DelayFn(Rc::new(f))
     }
@@ -67,12 +72,16 @@ enum RetryDelay {
     Dynamic(DelayFn),
 }
 
+/// Why a [`StepConfig`] was refused by [`StepConfig::to_engine`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StepConfigError {
+    /// The retry delay does not read as a duration.
     #[error("retry delay: {0}")]
     Delay(DurationError),
+    /// The timeout does not read as a duration, or is zero.
     #[error("step timeout: {0}")]
     Timeout(DurationError),
+    /// The retry limit is over [`MAX_RETRY_LIMIT`].
     #[error("retry limit {0} is over the engine's maximum of {MAX_RETRY_LIMIT}")]
     LimitTooHigh(u32),
 }
@@ -113,6 +122,8 @@ impl Retries {
         self
     }
 
+    /// How the delay grows from one retry to the next; unset, exponential for a fixed delay
+    /// and constant for a delay function.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = Some(backoff);
         self
@@ -143,10 +154,12 @@ pub struct StepConfig {
 }
 
 impl StepConfig {
+    /// A config with every part unset: the engine's defaults apply.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// The step's retries; unset, the engine's defaults apply.
     pub fn retries(mut self, retries: Retries) -> Self {
         self.retries = Some(retries);
         self
@@ -204,8 +217,10 @@ impl StepConfig {
 /// for a delay function, which the engine side puts in `retries.delay` itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct EngineStepConfig {
+    /// The retries; `None` keeps the engine's defaults.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retries: Option<EngineRetries>,
+    /// The timeout of each attempt in milliseconds; `None` keeps the engine's default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u64>,
     /// `sensitive: "output"` when set; the key is left out otherwise.
@@ -224,14 +239,19 @@ impl EngineStepConfig {
     }
 }
 
+/// The `retries` of [`EngineStepConfig`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EngineRetries {
+    /// Retries after the first attempt.
     pub limit: u32,
     /// The fixed delay in milliseconds; `None` with a delay function.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delay: Option<u64>,
+    /// The delay function, when the delay is computed per failure; never serialised (the
+    /// engine side puts it in `retries.delay`).
     #[serde(skip)]
     pub delay_fn: Option<DelayFn>,
+    /// How the delay grows.
     pub backoff: Backoff,
 }
 

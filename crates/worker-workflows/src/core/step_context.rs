@@ -8,9 +8,10 @@ use crate::core::step_config::{Backoff, EngineStepConfig, DEFAULT_RETRY_LIMIT};
 use serde_json::Value;
 use std::time::Duration;
 
-/// The local engine's defaults for a step without config (its own, not the documented
-/// ones: a 1 second base delay).
+/// The local engine's default base delay for a step without config (its own, not the
+/// documented 10 seconds).
 pub const ENGINE_DEFAULT_DELAY: Duration = Duration::from_secs(1);
+/// The local engine's default timeout of each attempt.
 pub const ENGINE_DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 /// What a step closure knows about the attempt it is running.
@@ -33,16 +34,20 @@ pub struct ResolvedStepConfig {
     /// The timeout of each attempt (`None` if the engine reported one that does not read
     /// as a duration).
     pub timeout: Option<Duration>,
+    /// The retries.
     pub retries: ResolvedRetries,
     /// The output is redacted from the engine's reports (`StepConfig::sensitive`).
     pub sensitive: bool,
 }
 
+/// A step's retries as the engine resolved them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedRetries {
+    /// Retries after the first attempt.
     pub limit: u32,
     /// The base delay; `None` when a delay function computes it.
     pub delay: Option<Duration>,
+    /// How the delay grows from one retry to the next.
     pub backoff: Backoff,
 }
 

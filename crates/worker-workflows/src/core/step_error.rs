@@ -35,13 +35,19 @@ pub enum StepError {
     Serialization(String),
     /// A step result over the engine's 1 MiB limit.
     #[error("step result is {size} bytes serialised; the engine stores at most {MAX_STEP_RESULT_BYTES} bytes (1 MiB): store large data in R2 or KV and return a key")]
-    ResultTooLarge { size: usize },
+    ResultTooLarge {
+        /// The result's size in bytes, as JSON.
+        size: usize,
+    },
     /// A streamed step's bytes (`Step::run_stream`) over this crate's cap: refused when
     /// the closure returns them, and when the engine's stream reads back longer.
     #[error(
         "streamed step output is over {MAX_STREAM_STEP_BYTES} bytes (32 MiB, read {size} so far): store large data in R2 and return a key"
     )]
-    StreamTooLarge { size: usize },
+    StreamTooLarge {
+        /// The bytes read when the cap was passed.
+        size: usize,
+    },
 }
 
 /// The engine's limit on one step's serialised result.
@@ -64,6 +70,7 @@ impl StepError {
         StepError::NonRetryable(message.to_string())
     }
 
+    /// Whether an attempt or a wait ran out of time ([`StepError::Timeout`]).
     pub fn is_timeout(&self) -> bool {
         matches!(self, StepError::Timeout(_))
     }

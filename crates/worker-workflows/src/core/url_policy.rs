@@ -35,7 +35,9 @@ pub struct UrlParts {
     pub href: String,
     /// The scheme without its colon: "https".
     pub scheme: String,
+    /// The user name; empty when there is none.
     pub username: String,
+    /// The password; empty when there is none.
     pub password: String,
     /// The host without the port; empty when there is none.
     pub hostname: String,
@@ -50,20 +52,51 @@ const QUOTED_PREFIX_LEN: usize = 64;
 /// The var naming the private hosts allowed for development.
 pub const ALLOW_PRIVATE_HOSTS_VAR: &str = "ALLOW_PRIVATE_HOSTS";
 
+/// Why [`check`] refused a URL.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
+    /// It does not parse as a URL.
     #[error("URL {url:?} is not a valid URL: {reason}")]
-    NotAUrl { url: String, reason: String },
+    NotAUrl {
+        /// The text given.
+        url: String,
+        /// The parser's error.
+        reason: String,
+    },
+    /// The scheme is neither https nor (to an allowed private host) http.
     #[error("URL {url:?} uses scheme {scheme:?}; only https is allowed (and http to the hosts in ALLOW_PRIVATE_HOSTS)")]
-    SchemeNotAllowed { url: String, scheme: String },
+    SchemeNotAllowed {
+        /// The URL, without credentials.
+        url: String,
+        /// Its scheme, without the colon.
+        scheme: String,
+    },
+    /// The host is not plainly public.
     #[error("URL {url:?} points at {host:?}, which is not a public host ({reason})")]
-    HostNotPublic { url: String, host: String, reason: &'static str },
+    HostNotPublic {
+        /// The URL.
+        url: String,
+        /// Its host.
+        host: String,
+        /// What kind of host it is ("localhost", "an internal name", …).
+        reason: &'static str,
+    },
     /// `url` is shown with the user name and password removed.
     #[error("URL {url:?} must not contain a user name or password")]
-    Credentials { url: String },
+    Credentials {
+        /// The URL, without credentials.
+        url: String,
+    },
     /// `url` is the start of the URL only.
     #[error("URL {url:?}… is {len} bytes long; at most {max} allowed")]
-    TooLong { url: String, len: usize, max: usize },
+    TooLong {
+        /// Its first 64 bytes.
+        url: String,
+        /// Its length in bytes.
+        len: usize,
+        /// The most allowed: [`MAX_URL_LEN`].
+        max: usize,
+    },
 }
 
 /// The private hosts a deployment allows anyway (the var `ALLOW_PRIVATE_HOSTS`:
@@ -161,6 +194,7 @@ pub fn check(url: &str, parse: impl FnOnce(&str) -> Result<UrlParts, String>, pr
 pub struct ParamsUrlError {
     /// Where in the params, written like serde_path_to_error writes it (`actions[2].call.url`).
     pub path: String,
+    /// Why the URL was refused.
     pub error: UrlError,
 }
 

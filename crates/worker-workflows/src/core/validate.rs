@@ -1,14 +1,22 @@
 //! The engine's rules for names, checked in Rust so a bad one is a clear error
 //! of ours rather than a JS exception from the engine.
 
+/// A name the engine would refuse (or, for reserved ids, that this API keeps), holding it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
+    /// An instance id that is not 1 to [`MAX_INSTANCE_ID_LEN`] ASCII letters, digits, `-` and
+    /// `_`, starting with a letter, digit or `_`.
     #[error("invalid instance id {0:?}: 1 to 100 characters, letters, digits, '-' and '_', not starting with '-'")]
     InstanceId(String),
+    /// An instance id that is reserved ([`is_reserved_instance_id`]).
     #[error("instance id {0:?} is reserved (`batch` and `delete` are routes under /workflows/{{name}}/instances/, and the engine keeps `terminate`, `terminateAll` and `cf_` + 64 hex digits): choose another")]
     ReservedInstanceId(String),
+    /// An event type that is not 1 to [`MAX_EVENT_TYPE_LEN`] ASCII letters, digits, `-` and
+    /// `_`, starting with a letter, digit or `_`.
     #[error("invalid event type {0:?}: 1 to 100 characters, letters, digits, '-' and '_', not starting with '-'")]
     EventType(String),
+    /// A step name that is empty, longer than [`MAX_STEP_NAME_LEN`] characters or holds a
+    /// control character.
     #[error("invalid step name {0:?}: 1 to 256 characters without control characters")]
     StepName(String),
 }
@@ -30,8 +38,11 @@ pub fn typed_params<P: serde::de::DeserializeOwned>(params: &serde_json::Value) 
     })
 }
 
+/// The longest instance id, in characters.
 pub const MAX_INSTANCE_ID_LEN: usize = 100;
+/// The longest event type, in characters.
 pub const MAX_EVENT_TYPE_LEN: usize = 100;
+/// The longest step name, in characters.
 pub const MAX_STEP_NAME_LEN: usize = 256;
 
 /// `^[a-zA-Z0-9_][a-zA-Z0-9-_]*$`, at most `max` characters: the engine's rule
@@ -59,6 +70,8 @@ pub fn is_reserved_instance_id(id: &str) -> bool {
             .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
 }
 
+/// Checks an instance id: 1 to 100 ASCII letters, digits, `-` and `_`, not starting with
+/// `-`, and not reserved.
 pub fn instance_id(id: &str) -> Result<(), NameError> {
     if !is_engine_identifier(id, MAX_INSTANCE_ID_LEN) {
         Err(NameError::InstanceId(id.to_string()))
@@ -69,6 +82,7 @@ pub fn instance_id(id: &str) -> Result<(), NameError> {
     }
 }
 
+/// Checks an event type: 1 to 100 ASCII letters, digits, `-` and `_`, not starting with `-`.
 pub fn event_type(kind: &str) -> Result<(), NameError> {
     if is_engine_identifier(kind, MAX_EVENT_TYPE_LEN) {
         Ok(())

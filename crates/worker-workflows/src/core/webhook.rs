@@ -16,8 +16,11 @@ use subtle::{Choice, ConstantTimeEq};
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// The header carrying the message id.
 pub const HEADER_ID: &str = "webhook-id";
+/// The header carrying the send time, in Unix seconds.
 pub const HEADER_TIMESTAMP: &str = "webhook-timestamp";
+/// The header carrying the signatures.
 pub const HEADER_SIGNATURE: &str = "webhook-signature";
 
 const SECRET_PREFIX: &str = "whsec_";
@@ -28,20 +31,29 @@ const SIGNATURE_VERSION: &str = "v1";
 /// they may end up in logs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WebhookSecretError {
+    /// It does not start with `whsec_`.
     #[error("webhook secret must start with \"whsec_\" followed by the base64 of the key")]
     MissingPrefix,
+    /// What follows `whsec_` is not base64 (standard alphabet, padded).
     #[error("webhook secret is not valid base64 after the \"whsec_\" prefix (standard alphabet, padded)")]
     InvalidBase64,
+    /// The key is empty.
     #[error("webhook secret has an empty key after the \"whsec_\" prefix")]
     EmptyKey,
+    /// The key is shorter than [`MIN_KEY_BYTES`] or longer than [`MAX_KEY_BYTES`].
     #[error("webhook secret's key is {len} bytes; Standard Webhooks keys are {MIN_KEY_BYTES} to {MAX_KEY_BYTES} bytes")]
-    KeyLength { len: usize },
+    KeyLength {
+        /// The key's length in bytes.
+        len: usize,
+    },
+    /// No secret is configured.
     #[error("the secret WEBHOOK_SECRET is not configured (`wrangler secret put WEBHOOK_SECRET`)")]
     Missing,
 }
 
-/// Key sizes Standard Webhooks allows: at least 24 bytes (192 bits), at most 64.
+/// The shortest key Standard Webhooks allows, in bytes: 24 (192 bits).
 pub const MIN_KEY_BYTES: usize = 24;
+/// The longest key Standard Webhooks allows, in bytes.
 pub const MAX_KEY_BYTES: usize = 64;
 
 /// The configured secret (`WEBHOOK_SECRET`, absent when `None`) as a key, or why it cannot
@@ -125,8 +137,11 @@ impl WebhookKey {
 /// The Standard Webhooks header values of one delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedHeaders {
+    /// `webhook-id`: the message id.
     pub id: String,
+    /// `webhook-timestamp`: Unix seconds, in decimal.
     pub timestamp: String,
+    /// `webhook-signature`: `v1,<base64>`.
     pub signature: String,
 }
 

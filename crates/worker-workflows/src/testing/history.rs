@@ -12,8 +12,11 @@ use std::time::{Duration, SystemTime};
 pub enum StepKind {
     /// `step.run` / `step.run_with` (`step.do`).
     Do,
+    /// `step.sleep`.
     Sleep,
+    /// `step.sleep_until`.
     SleepUntil,
+    /// `step.wait_for_event`.
     WaitForEvent,
 }
 
@@ -31,7 +34,9 @@ impl StepKind {
 /// An error as the engine saw it: its JS `name` and `message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorInfo {
+    /// The error's JS name (`"Error"`, `"NonRetryableError"`, `"WorkflowTimeoutError"`, …).
     pub name: String,
+    /// Its message.
     pub message: String,
 }
 
@@ -45,16 +50,20 @@ impl fmt::Display for ErrorInfo {
 /// delay 1 s, exponential; timeout 10 minutes) and frozen at the step's first call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResolvedConfig {
+    /// Retries after the first attempt.
     pub limit: u32,
     /// The base delay; `None` when a delay function computes it (`Retries::delay_fn`).
     pub delay: Option<Duration>,
+    /// How the delay grows from one retry to the next.
     pub backoff: Backoff,
+    /// The timeout of each attempt.
     pub timeout: Duration,
 }
 
 /// How a step's rollback ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RollbackOutcome {
+    /// It succeeded.
     Succeeded,
     /// Failed for good (its retries ran out, or a non-retryable error): the engine ran no
     /// rollback after it.
@@ -66,16 +75,20 @@ pub enum RollbackOutcome {
 pub struct RollbackRecord {
     /// The rolled-back step.
     pub step: String,
+    /// Which step of that name it is in the run, from 1.
     pub count: u32,
     /// The rollback's own attempts (their `retry_delay`s as its config computes them).
     pub attempts: Vec<Attempt>,
+    /// How it ended.
     pub outcome: RollbackOutcome,
 }
 
 /// How one attempt of a step ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttemptOutcome {
+    /// It succeeded.
     Succeeded,
+    /// It failed with this error.
     Failed(ErrorInfo),
     /// Still running (or hanging: it times out when its timeout has passed).
     Running,
@@ -86,7 +99,9 @@ pub enum AttemptOutcome {
 pub struct Attempt {
     /// 1 for the first attempt.
     pub number: u32,
+    /// When it started (virtual time).
     pub started_at: SystemTime,
+    /// How it ended.
     pub outcome: AttemptOutcome,
     /// The wait before the next attempt, when this one failed and a retry followed.
     pub retry_delay: Option<Duration>,
@@ -101,7 +116,10 @@ pub enum StepOutcome {
     Value(Value),
     /// A streamed step's output (`Step::run_stream`): its length, as the engine reports
     /// a `ReadableStream` output (`[ReadableStream (binary): N bytes]`).
-    Stream { len: usize },
+    Stream {
+        /// The output's length in bytes.
+        len: usize,
+    },
     /// A step marked sensitive (`StepConfig::sensitive`) that succeeded: the engine shows
     /// `"[REDACTED]"` in place of its output wherever it reports the step. The workflow
     /// got the real value, and a replay gets it again.
@@ -113,7 +131,14 @@ pub enum StepOutcome {
     /// A sleep that has ended.
     Slept,
     /// The event a `wait_for_event` received.
-    Event { event_type: String, payload: Value, sent_at: SystemTime },
+    Event {
+        /// The event's type.
+        event_type: String,
+        /// Its payload, as JSON.
+        payload: Value,
+        /// When it was sent (virtual time).
+        sent_at: SystemTime,
+    },
     /// A `wait_for_event` that ran out of time, with the engine's message.
     TimedOut(String),
 }
@@ -122,14 +147,19 @@ pub enum StepOutcome {
 /// of that name in one run).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepRecord {
+    /// Its kind.
     pub kind: StepKind,
+    /// Its name.
     pub name: String,
+    /// Which call of that name and kind it is in the run, from 1.
     pub count: u32,
     /// When the step was first called.
     pub started_at: SystemTime,
     /// `step.run` only: the config it runs with.
     pub config: Option<ResolvedConfig>,
+    /// Its attempts (`step.run` only), in order.
     pub attempts: Vec<Attempt>,
+    /// Where it stands.
     pub outcome: StepOutcome,
 }
 
@@ -188,13 +218,16 @@ pub enum Status {
     Running,
     /// Waiting for an event (or its timeout).
     Waiting,
+    /// Completed with an output.
     Complete,
+    /// Failed with an error.
     Errored,
     /// The test engine stopped the instance: it broke a replay rule (see `TestRun::violation`).
     NonDeterministic,
 }
 
 impl Status {
+    /// The instance will not run again: complete, errored or stopped as non-deterministic.
     pub fn is_finished(&self) -> bool {
         matches!(self, Status::Complete | Status::Errored | Status::NonDeterministic)
     }
@@ -203,8 +236,11 @@ impl Status {
 /// An instance as the test sees it: status, output or error, and its step history.
 #[derive(Debug, Clone)]
 pub struct TestRun {
+    /// The workflow's name.
     pub workflow: String,
+    /// The instance's id.
     pub id: String,
+    /// Where it stands.
     pub status: Status,
     /// The workflow's output as the engine stored it (JSON), when complete.
     pub output: Option<Value>,
@@ -219,6 +255,7 @@ pub struct TestRun {
     /// The rollbacks the engine ran when the instance failed, in the order it ran them
     /// (reverse order of the steps' starts).
     pub rollbacks: Vec<RollbackRecord>,
+    /// When it was created (virtual time).
     pub created_at: SystemTime,
     /// When it completed or errored (virtual time).
     pub finished_at: Option<SystemTime>,
