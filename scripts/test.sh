@@ -15,6 +15,16 @@ echo "== lints (cargo clippy, host and wasm32)"
 cargo clippy --quiet --workspace --all-targets -- -D warnings
 cargo clippy --quiet --workspace --all-targets --target wasm32-unknown-unknown -- -D warnings
 
+# The library crates' documentation: every public item documented (missing_docs), no
+# broken links, for the host (with the test engine) and for wasm32 (the edge).
+libraries=()
+for crate in crates/*/; do libraries+=(-p "$(basename "$crate")"); done
+if [ ${#libraries[@]} -gt 0 ]; then
+  echo "== library docs (cargo doc, host and wasm32)"
+  RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps "${libraries[@]}" --features worker-workflows/testing
+  RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps "${libraries[@]}" --target wasm32-unknown-unknown
+fi
+
 echo "== host tests (cargo test)"
 cargo test --quiet --workspace
 

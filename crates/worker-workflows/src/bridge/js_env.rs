@@ -6,7 +6,7 @@
 //! the triggers.
 //!
 //! Every request, through `fetch` or a binding, is sent with `redirect: "manual"` and its
-//! answer read up to its cap, never further (see [`read_response`]).
+//! answer read up to its cap, never further (`read_response`).
 
 use super::engine::{
     BucketBackend, DatabaseBackend, DurableObjectBackend, EnvBackend, FetcherBackend, HttpMethod, KvBackend, KvKey, KvKeyList,

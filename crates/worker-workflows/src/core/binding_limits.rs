@@ -40,7 +40,7 @@ pub fn check_kv_key(key: &str) -> Result<(), String> {
 /// A KV write the platform would refuse: the key (see [`check_kv_key`]), a value over
 /// [`MAX_KV_VALUE_BYTES`], metadata (JSON text) over [`MAX_KV_METADATA_BYTES`], or a TTL
 /// under [`MIN_KV_EXPIRATION_TTL_SECONDS`]. An absolute expiration is checked against the
-/// clock where the write happens ([`check_kv_expiration`]).
+/// clock where the write happens ([`kv_expiration`]).
 pub fn check_kv_put(key: &str, value_bytes: usize, metadata_json: Option<&str>, expiration_ttl: Option<u64>) -> Result<(), String> {
     check_kv_key(key)?;
     if value_bytes > MAX_KV_VALUE_BYTES {
