@@ -82,9 +82,13 @@ export function copyStarter() {
   const template = path.join(root, "templates/starter");
   const dir = mkdtempSync(path.join(os.tmpdir(), "starter-"));
   // Only what the template holds, as a plain copy would take it (no build output).
+  const skipped = ["node_modules", "target", "build", ".wrangler", "tests/.tmp", ".dev.vars"];
   cpSync(template, dir, {
     recursive: true,
-    filter: (src) => !["node_modules", "target", "build", ".wrangler", "tests/.tmp"].some((skip) => src.startsWith(path.join(template, skip))),
+    filter: (src) => {
+      const rel = path.relative(template, src);
+      return !skipped.some((skip) => rel === skip || rel.startsWith(`${skip}${path.sep}`));
+    },
   });
   const manifest = path.join(dir, "Cargo.toml");
   const original = readFileSync(manifest, "utf8");
