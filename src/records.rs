@@ -86,6 +86,25 @@ pub fn transform(input: &[u8]) -> Result<Transformed, serde_json::Error> {
     Ok(out)
 }
 
+/// A JSON error in records, said without what was read: serde's own message can quote a
+/// value (`invalid type: string "ada@example.com"`), and records are personal data; the
+/// message goes to the instance's status, its history and the log. The kind of problem and
+/// where it is are enough to find it. An error made outside the parser (no position: the
+/// UTF-8 check above) is this module's own text and is kept.
+pub fn json_error_without_values(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    if e.line() == 0 {
+        return e.to_string();
+    }
+    let problem = match e.classify() {
+        Category::Io => "unreadable input",
+        Category::Syntax => "not valid JSON",
+        Category::Data => "JSON of the wrong shape",
+        Category::Eof => "JSON cut short",
+    };
+    format!("{problem} at line {} column {}", e.line(), e.column())
+}
+
 /// The simple, sensible email check: at most 254 bytes, no whitespace or
 /// control characters, exactly one `@` with a non-empty local part, and a
 /// domain containing a dot with no empty labels.
@@ -618,6 +637,22 @@ mod tests {
         assert_eq!(transform(b" [ ] ").unwrap(), Transformed::default());
         let not_utf8 = transform(b"[{\"id\": \"a\xff\"}]").unwrap_err();
         assert!(not_utf8.to_string().contains("not UTF-8 (at byte 10)"), "{not_utf8}");
+    }
+
+    #[test]
+    fn json_errors_are_described_without_the_values_read() {
+        let cases: [(&[u8], &str); 5] = [
+            (b"\"ada@example.com\"", "JSON of the wrong shape at line 1 column 17"),
+            (b"[{\"email\": \"ada@example.com\"", "JSON cut short at line 1 column 28"),
+            (b"[{\"email\": \"ada@example.com\" x", "not valid JSON at line 1 column 30"),
+            (b"[] \"ada@example.com\"", "not valid JSON at line 1 column 4"),
+            (b"[{\"id\": \"a\xff\"}]", "the input is not UTF-8 (at byte 10)"),
+        ];
+        for (input, described) in cases {
+            let e = transform(input).unwrap_err();
+            assert_eq!(json_error_without_values(&e), described, "{}", String::from_utf8_lossy(input));
+            assert!(!json_error_without_values(&e).contains("ada"));
+        }
     }
 
     #[test]
