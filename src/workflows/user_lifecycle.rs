@@ -6,6 +6,7 @@
 //! address is personal data. Each email step reads the address from D1 when it sends, so
 //! it reaches the address on file then and no step result holds it.
 
+use crate::records::without_answer_excerpt;
 use worker_workflows::bridge::{Env, Step, Workflow, WorkflowEvent};
 use worker_workflows::core::duration::DurationParam;
 use worker_workflows::bridge::outbound::ServiceCall;
@@ -55,7 +56,8 @@ impl UserLifecycleWorkflow {
         ServiceCall::new(&self.env, "notifications", join_url(notify, "send"))
             .idempotency_key(idempotency_key)
             .post_for_status(&json!({"userId": user_id, "email": email, "message": message}))
-            .await?;
+            .await
+            .map_err(without_answer_excerpt)?;
         Ok(true)
     }
 

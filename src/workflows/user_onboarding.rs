@@ -11,7 +11,7 @@
 
 use worker_workflows::bridge::outbound::ServiceCall;
 use worker_workflows::bridge::{Env, Step, Workflow, WorkflowEvent};
-use crate::records::is_valid_email;
+use crate::records::{is_valid_email, without_answer_excerpt};
 use worker_workflows::core::service::join_url;
 use worker_workflows::core::step_config::StepConfig;
 use worker_workflows::core::step_error::StepError;
@@ -112,6 +112,7 @@ impl Workflow for OnboardingWorkflow {
                     .idempotency_key(idempotency_key)
                     .post_for_status(&json!({"userId": user_id, "email": user.email, "message": message}))
                     .await
+                    .map_err(without_answer_excerpt)
             }
         })
         .await?;

@@ -92,3 +92,13 @@ fn converting_during_the_trial_is_seen_by_the_check() {
     assert_eq!(run.output::<LifecycleOutput>(), LifecycleOutput { converted: true });
     assert_eq!(messages(&knobs).len(), 1);
 }
+
+#[test]
+fn a_notifications_answer_that_repeats_the_address_is_not_quoted_in_the_error() {
+    let (engine, knobs) = with_user(Some("trial"));
+    knobs.notify_echoes.set(true);
+    let run = engine.run::<UserLifecycleWorkflow>("life-6", params("u-1"));
+    assert_eq!(run.error().message, "notifications answered 422: [the answer is not quoted: it may repeat personal data]");
+    let welcome = run.step("send-welcome-email");
+    assert!(welcome.attempt_errors().iter().all(|e| !e.message.contains("u-1@")), "{:?}", welcome.attempt_errors());
+}

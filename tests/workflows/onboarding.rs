@@ -17,6 +17,11 @@ fn onboarding_engine() -> TestEngine {
     engine().0.d1("DB").kv("SETTINGS")
 }
 
+fn onboarding_engine_with_knobs() -> (TestEngine, crate::services::Knobs) {
+    let (engine, knobs) = engine();
+    (engine.d1("DB").kv("SETTINGS"), knobs)
+}
+
 #[test]
 fn it_creates_the_profile_welcomes_sets_defaults_and_starts_the_lifecycle() {
     let engine = onboarding_engine().workflow::<UserLifecycleWorkflow>();
@@ -136,4 +141,16 @@ fn onboarding_never_overwrites_the_settings_of_an_existing_user() {
     assert_eq!(again.status, Status::Complete, "{}", again.summary());
     assert_eq!(again.output::<UserId>().user_id, user_id);
     assert_eq!(engine.kv_get("SETTINGS", &key).as_deref(), Some(own), "the user's own settings stay");
+}
+
+#[test]
+fn a_notifications_answer_that_repeats_the_address_is_not_quoted_in_the_error() {
+    let (engine, knobs) = onboarding_engine_with_knobs();
+    knobs.notify_echoes.set(true);
+    let run = engine.run::<OnboardingWorkflow>("on-echoed", user("ada@example.com"));
+    assert_eq!(run.status, Status::Errored, "{}", run.summary());
+    assert_eq!(run.error().message, "notifications answered 422: [the answer is not quoted: it may repeat personal data]");
+    let welcome = run.step("send-welcome-email");
+    assert_eq!(welcome.attempts.len(), 6, "retried as before");
+    assert!(welcome.attempt_errors().iter().all(|e| !e.message.contains("ada@")), "{:?}", welcome.attempt_errors());
 }

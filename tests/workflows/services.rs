@@ -40,6 +40,8 @@ pub struct Knobs {
     pub cancelled_charges: Rc<RefCell<HashSet<String>>>,
     /// A status every notification answers with (the service is down), instead of sending.
     pub notify_status: Rc<Cell<Option<u16>>>,
+    /// Every notification is refused with a 422 that repeats the address it was sent.
+    pub notify_echoes: Rc<Cell<bool>>,
     /// The messages sent through the notifications service, in order.
     pub notifications: Rc<RefCell<Vec<Value>>>,
 }
@@ -129,6 +131,10 @@ pub fn engine() -> (TestEngine, Knobs) {
             }
             if let Some(status) = notify.notify_status.get() {
                 return Response::json(status, &json!({"error": "notifications unavailable"}));
+            }
+            if notify.notify_echoes.get() {
+                let to = request.json::<Value>()["email"].as_str().unwrap_or_default().to_string();
+                return Response::json(422, &json!({"error": format!("no mailbox for {to}")}));
             }
             notify.notifications.borrow_mut().push(request.json());
             Response::ok(&json!({"sent": true}))
