@@ -119,7 +119,8 @@ impl Workflow for OnboardingWorkflow {
 
         // Defaults only where the user has no settings: onboarding an existing user's email
         // again (the demo route is public) must not reset what that user chose. KV has no
-        // conditional write; two onboardings racing here both write the same defaults.
+        // conditional write, and a read may miss another location's write of the last
+        // minute: only a change made that recently can still be lost.
         step.run("initialize-settings", |_| async {
             let kv = self.env.kv("SETTINGS")?;
             let key = format!("settings:{user_id}");
