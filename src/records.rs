@@ -16,6 +16,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use worker_workflows::core::step_error::StepError;
 
 use chrono::format::{self, Fixed, Item as FormatItem, Numeric, Pad, Parsed};
 use chrono::{DateTime, Datelike, NaiveDateTime, SecondsFormat, Utc};
@@ -84,6 +85,45 @@ pub fn transform(input: &[u8]) -> Result<Transformed, serde_json::Error> {
     let out = (&mut de).deserialize_seq(BatchVisitor)?;
     de.end()?;
     Ok(out)
+}
+
+/// A JSON error in records, said without what was read: serde's own message can quote a
+/// value (`invalid type: string "ada@example.com"`), and records are personal data; the
+/// message goes to the instance's status, its history and the log. The kind of problem and
+/// where it is are enough to find it. An error made outside the parser (no position: the
+/// UTF-8 check above) is this module's own text and is kept.
+pub fn json_error_without_values(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    if e.line() == 0 {
+        return e.to_string();
+    }
+    let problem = match e.classify() {
+        Category::Io => "unreadable input",
+        Category::Syntax => "not valid JSON",
+        Category::Data => "JSON of the wrong shape",
+        Category::Eof => "JSON cut short",
+    };
+    format!("{problem} at line {} column {}", e.line(), e.column())
+}
+
+/// A failed call to a service that was sent personal data (an email address), without the
+/// start of the answer `ServiceCall` quotes (`notifications answered 422: {"error":"no
+/// mailbox for ada@…"}`): a service may echo what it was sent, and the message goes to the
+/// instance's status, its history and the log. The status stays (with the wait a service
+/// asked for), and so does the kind of error, so retries are as before.
+pub fn without_answer_excerpt(error: StepError) -> StepError {
+    let cut = |message: String| {
+        let end = message.find(" answered ").and_then(|at| message[at..].find(": ").map(|colon| at + colon));
+        match end {
+            Some(end) => format!("{}: [the answer is not quoted: it may repeat personal data]", &message[..end]),
+            None => message,
+        }
+    };
+    match error {
+        StepError::Failed(message) => StepError::Failed(cut(message)),
+        StepError::NonRetryable(message) => StepError::NonRetryable(cut(message)),
+        other => other,
+    }
 }
 
 /// The simple, sensible email check: at most 254 bytes, no whitespace or
@@ -618,6 +658,37 @@ mod tests {
         assert_eq!(transform(b" [ ] ").unwrap(), Transformed::default());
         let not_utf8 = transform(b"[{\"id\": \"a\xff\"}]").unwrap_err();
         assert!(not_utf8.to_string().contains("not UTF-8 (at byte 10)"), "{not_utf8}");
+    }
+
+    #[test]
+    fn json_errors_are_described_without_the_values_read() {
+        let cases: [(&[u8], &str); 5] = [
+            (b"\"ada@example.com\"", "JSON of the wrong shape at line 1 column 17"),
+            (b"[{\"email\": \"ada@example.com\"", "JSON cut short at line 1 column 28"),
+            (b"[{\"email\": \"ada@example.com\" x", "not valid JSON at line 1 column 30"),
+            (b"[] \"ada@example.com\"", "not valid JSON at line 1 column 4"),
+            (b"[{\"id\": \"a\xff\"}]", "the input is not UTF-8 (at byte 10)"),
+        ];
+        for (input, described) in cases {
+            let e = transform(input).unwrap_err();
+            assert_eq!(json_error_without_values(&e), described, "{}", String::from_utf8_lossy(input));
+            assert!(!json_error_without_values(&e).contains("ada"));
+        }
+    }
+
+    #[test]
+    fn a_service_answer_that_may_echo_personal_data_is_not_quoted() {
+        let echoed = StepError::Failed(r#"notifications answered 422: {"error":"no mailbox for ada@example.com"}"#.into());
+        let cut = without_answer_excerpt(echoed);
+        assert_eq!(cut, StepError::Failed("notifications answered 422: [the answer is not quoted: it may repeat personal data]".into()));
+        let waited = StepError::Failed("notifications answered 503 (retry after 2000 ms): ada@example.com".into());
+        let cut = without_answer_excerpt(waited);
+        assert!(!cut.to_string().contains("ada"), "{cut}");
+        assert_eq!(cut.retry_after(), Some(std::time::Duration::from_secs(2)), "the wait the service asked for stays");
+        let final_one = without_answer_excerpt(StepError::NonRetryable("notifications answered 400: ada@example.com".into()));
+        assert!(matches!(&final_one, StepError::NonRetryable(m) if !m.contains("ada")), "{final_one:?}");
+        let other = StepError::Failed("notifications unreachable: connection refused".into());
+        assert_eq!(without_answer_excerpt(other.clone()), other);
     }
 
     #[test]

@@ -162,9 +162,14 @@ impl DataPipelineWorkflow {
     async fn transform(&self, raw_key: &str, processed_key: &str) -> Result<ProcessedObject, StepError> {
         let bucket = self.data_bucket()?;
         let raw = read_object(&bucket, raw_key).await?;
-        // The stored body will not change, so neither will this error: do not retry it.
-        let transformed = records::transform(&raw)
-            .map_err(|e| StepError::non_retryable(format!("the source data ({raw_key}) is not a JSON array of records: {e}")))?;
+        // The stored body will not change, so neither will this error: do not retry it. The
+        // message names the problem and where, never a value (records are personal data).
+        let transformed = records::transform(&raw).map_err(|e| {
+            StepError::non_retryable(format!(
+                "the source data ({raw_key}) is not a JSON array of records: {}",
+                records::json_error_without_values(&e)
+            ))
+        })?;
         drop(raw); // the records own their strings; free the raw body before serialising
         let body = serde_json::to_vec(&transformed.records)?;
         write_json_object(&bucket, processed_key, body).await?;
@@ -182,8 +187,12 @@ impl DataPipelineWorkflow {
         let db = self.database()?;
         let file = read_object(&bucket, processed_key).await?;
         // Written by `transform`, so a parse failure means the object was replaced: final.
-        let rows: Vec<ProcessedRow<'_>> = serde_json::from_slice(&file)
-            .map_err(|e| StepError::non_retryable(format!("R2 object {processed_key} is not an array of normalised records: {e}")))?;
+        let rows: Vec<ProcessedRow<'_>> = serde_json::from_slice(&file).map_err(|e| {
+            StepError::non_retryable(format!(
+                "R2 object {processed_key} is not an array of normalised records: {}",
+                records::json_error_without_values(&e)
+            ))
+        })?;
 
         let full_insert = insert_sql(ROWS_PER_STATEMENT);
         for (batch_index, batch) in rows.chunks(ROWS_PER_BATCH).enumerate() {

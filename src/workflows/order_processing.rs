@@ -1,24 +1,36 @@
 //! `order-processing`: check stock, charge, wait, ship, confirm: a saga. The seeds'
 //! OrderWorkflow, with its four services configured by vars (INVENTORY_URL,
-//! PAYMENTS_URL, SHIPPING_URL, NOTIFY_URL). When shipping fails for good (a 4xx, or
-//! its retries run out), the charge is refunded by the payment step's rollback, once,
-//! and the instance ends errored.
+//! PAYMENTS_URL, SHIPPING_URL, NOTIFY_URL).
+//!
+//! The shipment is the saga's pivot. Before it, the order can be undone: when shipping
+//! fails for good (a 4xx, or its retries run out), the charge is refunded by the payment
+//! step's rollback, once, and the instance ends errored. After it, the saga only goes
+//! forward: goods on their way are not undone by a refund, so a confirmation that cannot
+//! be sent is reported in the output (`confirmation: "failed"`), never an error.
 
-use worker_workflows::bridge::{Env, Rollback, Step, Workflow, WorkflowEvent};
-use worker_workflows::core::duration::DurationParam;
-use worker_workflows::bridge::outbound::ServiceCall;
-use worker_workflows::core::service::{encode_uri_component, join_url};
-use worker_workflows::core::step_config::{Backoff, Retries, StepConfig};
-use worker_workflows::core::step_error::StepError;
 use futures_util::future::try_join_all;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
+use worker_workflows::bridge::outbound::ServiceCall;
+use worker_workflows::bridge::{Env, Rollback, RollbackContext, Step, Workflow, WorkflowEvent};
+use worker_workflows::core::bounded;
+use worker_workflows::core::duration::DurationParam;
+use worker_workflows::core::service::{encode_uri_component, join_url};
+use worker_workflows::core::step_config::{Backoff, Retries, StepConfig};
+use worker_workflows::core::step_error::StepError;
+
+/// The most items an order may have: `validate-inventory` checks each with its own request
+/// in one step, and 50 subrequests is what one invocation (here: a step) may make on the
+/// Workers Free plan (1,000 on Paid).
+pub const MAX_ITEMS: usize = 50;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OrderParams {
     pub order_id: String,
     pub user_id: String,
+    /// At most [`MAX_ITEMS`]; more is 400 `invalid_params` naming `items`.
+    #[serde(deserialize_with = "bounded::list_of_at_most::<_, _, MAX_ITEMS>")]
     pub items: Vec<OrderItem>,
     /// How long to wait between payment and shipment; "5 seconds" when absent.
     #[serde(default)]
@@ -39,8 +51,17 @@ pub struct OrderItem {
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum OrderOutput {
     #[serde(rename_all = "camelCase")]
-    Completed { transaction_id: String, tracking_number: String },
+    Completed { transaction_id: String, tracking_number: String, confirmation: Confirmation },
     Cancelled { reason: String },
+}
+
+/// Whether the customer was told the order shipped: `failed` when the notifications
+/// service could not take the message in all the step's retries (the order stands).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Confirmation {
+    Sent,
+    Failed,
 }
 
 #[derive(Deserialize)]
@@ -52,6 +73,28 @@ struct Availability {
 #[serde(rename_all = "camelCase")]
 struct Payment {
     transaction_id: String,
+}
+
+/// What `process-payment` stores: the charge the service made, or its final refusal. A
+/// refusal is an output rather than the step's error so that the refund can tell it from
+/// a charge whose outcome is unknown (a step with no output). Untagged: a stored
+/// `{"transactionId": …}` reads as before.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Charge {
+    Made(Payment),
+    Declined { declined: String },
+}
+
+/// The refund's body. `chargeIdempotencyKey` lets the service find the charge by the key
+/// it was made under, also when the workflow never learnt its transaction id.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RefundRequest<'a> {
+    order_id: &'a str,
+    charge_idempotency_key: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transaction_id: Option<&'a str>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -82,6 +125,37 @@ fn refund_config() -> StepConfig {
 /// Shipping is retried 3 times (2 s, 4 s, 8 s); a 4xx (the carrier refuses the order) is final.
 fn shipping_config() -> StepConfig {
     StepConfig::new().retries(Retries::new(3).delay("2 seconds").backoff(Backoff::Exponential)).timeout("30 seconds")
+}
+
+/// The confirmation is retried 4 times (2 s, 4 s, 8 s, 16 s: about half a minute), then
+/// reported as failed in the output.
+fn confirmation_config() -> StepConfig {
+    StepConfig::new().retries(Retries::new(4).delay("2 seconds").backoff(Backoff::Exponential)).timeout("30 seconds")
+}
+
+/// The charge's `Idempotency-Key`, derived from the instance: the charge and its refund
+/// (which names it) both compute it, the same on every attempt and replay.
+fn charge_key(instance_id: &str) -> String {
+    format!("order-payment-{instance_id}")
+}
+
+/// How a charge attempt ended, by the service's answer. A 4xx (`payments answered 402: …`,
+/// final with `client_errors_are_final`) is a decline: the service refused the charge and
+/// made none, and no retry changes that. 409 is the exception: under an idempotency key it
+/// says a request with this key is still in progress, an outcome not known yet, so the
+/// attempt is retried. Anything else is the error it was.
+fn charge_outcome(answer: Result<Payment, StepError>) -> Result<Charge, StepError> {
+    let error = match answer {
+        Ok(payment) => return Ok(Charge::Made(payment)),
+        Err(error) => error,
+    };
+    let StepError::NonRetryable(message) = &error else { return Err(error) };
+    let status = message.strip_prefix("payments answered ").and_then(|rest| rest.get(..3)).and_then(|code| code.parse::<u16>().ok());
+    match status {
+        Some(409) => Err(StepError::Failed(message.clone())),
+        Some(400..=499) => Ok(Charge::Declined { declined: message.clone() }),
+        _ => Err(error),
+    }
 }
 
 impl Workflow for OrderWorkflow {
@@ -125,33 +199,50 @@ impl Workflow for OrderWorkflow {
             return Ok(OrderOutput::Cancelled { reason: "out_of_stock".into() });
         }
 
-        let idempotency_key = format!("order-payment-{}", event.instance_id);
-        // Undone by a refund if a later step fails for good. The refund's own key is
-        // derived from the instance too, so its retries (and the engine's) refund once.
-        let refund = Rollback::new(move |undo: worker_workflows::bridge::RollbackContext<Payment>| async move {
-            // No output: the charge itself failed, so there is nothing to refund.
-            let Some(payment) = undo.output else { return Ok(()) };
+        // Undone by a refund if a later step fails for good (or the instance is terminated
+        // with rollback). The refund's own key is derived from the instance too, so its
+        // retries (and the engine's) refund once.
+        let refund = Rollback::new(move |undo: RollbackContext<Charge>| async move {
+            // Whether to refund: only a charge the service declined for good (a 4xx answer
+            // to the charge itself, stored as `Declined`) surely took no money. Any other
+            // end may have charged: the step completed, or it has no output because every
+            // attempt failed or timed out (perhaps after the service charged) or the
+            // instance was terminated while it ran. Those are refunded by the charge's key;
+            // a service that made no charge under it answers that there was nothing to refund.
+            let transaction_id = match &undo.output {
+                Some(Charge::Declined { .. }) => return Ok(()),
+                Some(Charge::Made(payment)) => Some(payment.transaction_id.as_str()),
+                None => None,
+            };
             let payments = self.env.required_var("PAYMENTS_URL")?;
+            let charge_key = charge_key(&event.instance_id);
+            let body = RefundRequest { order_id: &order.order_id, charge_idempotency_key: &charge_key, transaction_id };
             ServiceCall::new(&self.env, "payments", join_url(&payments, "refund"))
                 .idempotency_key(format!("order-refund-{}", event.instance_id))
-                .post_for_status(&serde_json::json!({"orderId": order.order_id, "transactionId": payment.transaction_id}))
+                .post_for_status(&body)
                 .await
         })
         .config(refund_config());
-        let payment: Payment = step
+        let charge: Charge = step
             .run_with_rollback(
                 "process-payment",
                 payment_config(),
                 |_| async {
-                    ServiceCall::new(&self.env, "payments", join_url(&payments, "charge"))
+                    let answer = ServiceCall::new(&self.env, "payments", join_url(&payments, "charge"))
                         .client_errors_are_final()
-                        .idempotency_key(idempotency_key.clone())
+                        .idempotency_key(charge_key(&event.instance_id))
                         .post(&serde_json::json!({"orderId": order.order_id, "userId": order.user_id}))
-                        .await
+                        .await;
+                    charge_outcome(answer)
                 },
                 refund,
             )
             .await?;
+        // A decline ends the order with the service's answer; its rollback refunds nothing.
+        let payment = match charge {
+            Charge::Made(payment) => payment,
+            Charge::Declined { declined } => return Err(StepError::NonRetryable(declined)),
+        };
 
         let delay = order.fulfillment_delay.map_or(DEFAULT_FULFILLMENT_DELAY, |d| d.0);
         step.sleep("wait-before-fulfillment", delay).await?;
@@ -170,18 +261,23 @@ impl Workflow for OrderWorkflow {
             })
             .await?;
 
-        step.run("send-confirmation", |ctx| {
-            let idempotency_key = ctx.idempotency_key(&event.instance_id);
-            async {
-                let message = format!("Order {} shipped! Tracking: {}", order.order_id, shipment.tracking_number);
-                ServiceCall::new(&self.env, "notifications", join_url(&notify, "send"))
-                    .idempotency_key(idempotency_key)
-                    .post_for_status(&serde_json::json!({"userId": order.user_id, "message": message}))
-                    .await
-            }
-        })
-        .await?;
+        // The pivot is behind us: from here the saga goes forward only. A confirmation that
+        // cannot be sent must not fail the instance, since failing it would run the refund
+        // and the customer would keep the goods and get the money back.
+        let sent = step
+            .run_with("send-confirmation", confirmation_config(), |ctx| {
+                let idempotency_key = ctx.idempotency_key(&event.instance_id);
+                async {
+                    let message = format!("Order {} shipped! Tracking: {}", order.order_id, shipment.tracking_number);
+                    ServiceCall::new(&self.env, "notifications", join_url(&notify, "send"))
+                        .idempotency_key(idempotency_key)
+                        .post_for_status(&serde_json::json!({"userId": order.user_id, "message": message}))
+                        .await
+                }
+            })
+            .await;
+        let confirmation = if sent.is_ok() { Confirmation::Sent } else { Confirmation::Failed };
 
-        Ok(OrderOutput::Completed { transaction_id: payment.transaction_id, tracking_number: shipment.tracking_number })
+        Ok(OrderOutput::Completed { transaction_id: payment.transaction_id, tracking_number: shipment.tracking_number, confirmation })
     }
 }

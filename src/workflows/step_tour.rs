@@ -296,7 +296,9 @@ async fn perform<'w>(env: &'w Env, instance_id: &'w str, step: &Step<'w>, action
                     let body = ServiceCall::data_source(env, url.clone())?.get_bytes().await?;
                     let mut counts = (0, 0);
                     for _ in 0..(*repeat).max(1) {
-                        let transformed = records::transform(&body).map_err(|e| StepError::non_retryable(format!("not a JSON array of records: {e}")))?;
+                        let transformed = records::transform(&body).map_err(|e| {
+                            StepError::non_retryable(format!("not a JSON array of records: {}", records::json_error_without_values(&e)))
+                        })?;
                         counts = (transformed.records.len(), transformed.dropped);
                     }
                     Ok(counts)

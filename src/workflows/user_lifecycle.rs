@@ -1,7 +1,12 @@
 //! `user-lifecycle`: welcome a new user, wait out the trial period (7 days by
 //! default), check in D1 whether they subscribed, and send a trial-expiration
 //! email only to those who did not. Emails go to `{NOTIFY_URL}/send`.
+//!
+//! Params carry the user's id only: params show in the instance's history, and an email
+//! address is personal data. Each email step reads the address from D1 when it sends, so
+//! it reaches the address on file then and no step result holds it.
 
+use crate::records::without_answer_excerpt;
 use worker_workflows::bridge::{Env, Step, Workflow, WorkflowEvent};
 use worker_workflows::core::duration::DurationParam;
 use worker_workflows::bridge::outbound::ServiceCall;
@@ -15,7 +20,6 @@ use std::time::Duration;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LifecycleParams {
     pub user_id: String,
-    pub email: String,
     /// How long the trial lasts before the conversion check; "7 days" when absent.
     #[serde(default)]
     pub trial_period: Option<DurationParam>,
@@ -35,19 +39,26 @@ const WELCOME_MESSAGE: &str = "Welcome! Your free trial has started.";
 const TRIAL_EXPIRED_MESSAGE: &str = "Your free trial has ended. Subscribe to keep your account.";
 
 const SUBSCRIPTION_STATUS: &str = "SELECT subscription_status FROM users WHERE id = ?1";
+const EMAIL: &str = "SELECT email FROM users WHERE id = ?1";
 
 pub struct UserLifecycleWorkflow {
     env: Env,
 }
 
 impl UserLifecycleWorkflow {
-    /// One email through the notifications service; a failed call is retried by the engine,
-    /// under the same `idempotency_key` each time, so the user gets it once.
-    async fn send_email(&self, notify: &str, params: &LifecycleParams, message: &str, idempotency_key: String) -> Result<(), StepError> {
+    /// One email through the notifications service, to the address D1 has for the user now;
+    /// a failed call is retried by the engine, under the same `idempotency_key` each time, so
+    /// the user gets it once. A user with no row (never created, or erased since) has no
+    /// address: nothing is sent, and the step's result (`false`) says so.
+    async fn send_email(&self, notify: &str, user_id: &str, message: &str, idempotency_key: String) -> Result<bool, StepError> {
+        let db = self.env.database("DB")?;
+        let Some(email) = db.prepare(EMAIL).bind([user_id.into()]).first::<String>(Some("email")).await? else { return Ok(false) };
         ServiceCall::new(&self.env, "notifications", join_url(notify, "send"))
             .idempotency_key(idempotency_key)
-            .post_for_status(&json!({"userId": params.user_id, "email": params.email, "message": message}))
+            .post_for_status(&json!({"userId": user_id, "email": email, "message": message}))
             .await
+            .map_err(without_answer_excerpt)?;
+        Ok(true)
     }
 
     /// Whether the user's subscription is active. A user with no row has not converted.
@@ -70,18 +81,23 @@ impl Workflow for UserLifecycleWorkflow {
         let params = &event.payload;
         let notify = self.env.required_var("NOTIFY_URL")?;
 
-        step.run("send-welcome-email", |ctx| self.send_email(&notify, params, WELCOME_MESSAGE, ctx.idempotency_key(&event.instance_id))).await?;
+        let user_id = params.user_id.as_str();
+        // The result is whether it was sent: never the address.
+        let _: bool =
+            step.run("send-welcome-email", |ctx| self.send_email(&notify, user_id, WELCOME_MESSAGE, ctx.idempotency_key(&event.instance_id))).await?;
 
         let trial = params.trial_period.map_or(DEFAULT_TRIAL_PERIOD, |d| d.0);
         step.sleep("trial-period", trial).await?;
 
         // A step, so a replay after the email below reuses this answer rather than asking again.
-        let converted: bool = step.run("check-conversion", |_| self.has_converted(&params.user_id)).await?;
+        let converted: bool = step.run("check-conversion", |_| self.has_converted(user_id)).await?;
 
         if !converted {
-            step.run("send-trial-expiration-email", |ctx| {
-                self.send_email(&notify, params, TRIAL_EXPIRED_MESSAGE, ctx.idempotency_key(&event.instance_id))
-            }).await?;
+            let _: bool = step
+                .run("send-trial-expiration-email", |ctx| {
+                    self.send_email(&notify, user_id, TRIAL_EXPIRED_MESSAGE, ctx.idempotency_key(&event.instance_id))
+                })
+                .await?;
         }
 
         Ok(LifecycleOutput { converted })

@@ -1,12 +1,17 @@
 //! `user-onboarding`: the seed demo's workflow behind `POST /api/workflow/start`.
 //! Validates the user (a sensitive step: its output, the profile, is redacted from
 //! the instance's history), creates the profile in D1 (idempotent on email), sends the
-//! welcome email, writes default settings to KV, and starts the user's
-//! `user-lifecycle` as a child instance without waiting for it.
+//! welcome email, writes default settings to KV where the user has none, and starts the
+//! user's `user-lifecycle` as a child instance without waiting for it.
+//!
+//! Personal data (the email, the name) stays out of what the engine shows: the validated
+//! profile is sensitive, errors name the problem without the value, and the child is
+//! given the user's id only (its params would show in its history), reading the address
+//! from D1 where it sends to it.
 
 use worker_workflows::bridge::outbound::ServiceCall;
 use worker_workflows::bridge::{Env, Step, Workflow, WorkflowEvent};
-use crate::records::is_valid_email;
+use crate::records::{is_valid_email, without_answer_excerpt};
 use worker_workflows::core::service::join_url;
 use worker_workflows::core::step_config::StepConfig;
 use worker_workflows::core::step_error::StepError;
@@ -34,6 +39,9 @@ struct ValidUser {
     email: String,
     name: String,
 }
+
+/// What a malformed email fails the instance with: the problem, not the value.
+const INVALID_EMAIL: &str = "invalid email: not a valid address (the value is personal data, so it is not repeated here)";
 
 /// The settings every new user starts with.
 fn default_settings() -> serde_json::Value {
@@ -63,7 +71,8 @@ impl Workflow for OnboardingWorkflow {
                 let email = params.email.trim().to_lowercase();
                 let name = params.name.trim().to_string();
                 if !is_valid_email(&email) {
-                    return Err(StepError::non_retryable(format!("invalid email {:?}", params.email)));
+                    // The error shows in the status, the history and the log: never the value.
+                    return Err(StepError::non_retryable(INVALID_EMAIL));
                 }
                 if name.is_empty() {
                     return Err(StepError::non_retryable("name must not be empty"));
@@ -103,20 +112,31 @@ impl Workflow for OnboardingWorkflow {
                     .idempotency_key(idempotency_key)
                     .post_for_status(&json!({"userId": user_id, "email": user.email, "message": message}))
                     .await
+                    .map_err(without_answer_excerpt)
             }
         })
         .await?;
 
+        // Defaults only where the user has no settings: onboarding an existing user's email
+        // again (the demo route is public) must not reset what that user chose. KV has no
+        // conditional write, and a read may miss another location's write of the last
+        // minute: only a change made that recently can still be lost.
         step.run("initialize-settings", |_| async {
-            self.env.kv("SETTINGS")?.put(&format!("settings:{user_id}"), &default_settings().to_string()).await
+            let kv = self.env.kv("SETTINGS")?;
+            let key = format!("settings:{user_id}");
+            if kv.get(&key).await?.is_none() {
+                kv.put(&key, &default_settings().to_string()).await?;
+            }
+            Ok(())
         })
         .await?;
 
         // The child runs on its own: started, not awaited. Its id is derived from the
-        // user, so a replayed or repeated onboarding never starts a second one.
+        // user, so a replayed or repeated onboarding never starts a second one. Its params
+        // show in its history, so they carry the user's id only.
         step.run("start-lifecycle", |_| async {
             let id = format!("lifecycle-{user_id}");
-            self.env.create_instance("user-lifecycle", &id, &json!({"userId": user_id, "email": user.email})).await?;
+            self.env.create_instance("user-lifecycle", &id, &json!({"userId": user_id})).await?;
             Ok(id)
         })
         .await?;

@@ -1,8 +1,12 @@
-// A Worker started with wrangler.jsonc's own vars, as a deployment runs it: none of the
-// development vars (no ENABLE_STEP_TOUR, no ALLOW_PRIVATE_HOSTS), the demo routes turned
-// off, and an unusable WEBHOOK_SECRET. Nothing here is ever sent anywhere but loopback:
-// the refused callbacks are refused before an instance exists, and an instance that slipped
-// through would wait an hour for an event before calling back, and is terminated at once.
+// A Worker started with wrangler.jsonc's own vars, as a deployment runs it: no var is
+// given but the secrets (API_TOKEN, and an unusable WEBHOOK_SECRET), so every default here
+// is the one a fresh deploy gets: no ENABLE_STEP_TOUR, no ALLOW_PRIVATE_HOSTS, no demo
+// routes, no raw jobs. One check needs a message on the queue that the API would refuse,
+// which only POST /jobs/raw can put there: it runs on a second Worker that has those same
+// defaults plus ENABLE_RAW_JOBS, and says so. Nothing here is ever sent anywhere but
+// loopback: the refused callbacks are refused before an instance exists, and an instance
+// that slipped through would wait an hour for an event before calling back, and is
+// terminated at once.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
@@ -10,9 +14,10 @@ import { startDevServer, root, sleep } from "./devserver.mjs";
 import { TOKEN, uniqueId } from "./harness.mjs";
 
 let server;
+let rawJobsServer;
 
-async function call(method, urlPath, body, headers = {}) {
-  const res = await fetch(`${server.base}${urlPath}`, {
+async function call(method, urlPath, body, headers = {}, on = server) {
+  const res = await fetch(`${on.base}${urlPath}`, {
     method,
     headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}`, ...headers },
     body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
@@ -29,16 +34,16 @@ const waitingApproval = (userId) => ({ userId, timeout: "1 hour" });
 describe("deployed defaults", { concurrency: true }, () => {
   // Started for this suite only, and stopped when it ends.
   before(async () => {
-    server = await startDevServer({
-      migrate: true,
-      readyPath: "/health",
-      log: path.join(root, "tests/.tmp/wrangler-deployed.log"),
-      // "short", 5 bytes: a key Standard Webhooks does not allow.
-      vars: { API_TOKEN: TOKEN, WEBHOOK_SECRET: "whsec_c2hvcnQ=", ENABLE_RAW_JOBS: "true", ENABLE_DEMO_ROUTES: "false" },
-    });
+    const started = (log, vars) => startDevServer({ migrate: true, readyPath: "/health", log: path.join(root, `tests/.tmp/${log}`), vars });
+    // "short", 5 bytes: a key Standard Webhooks does not allow.
+    const secrets = { API_TOKEN: TOKEN, WEBHOOK_SECRET: "whsec_c2hvcnQ=" };
+    [server, rawJobsServer] = await Promise.all([
+      started("wrangler-deployed.log", secrets),
+      started("wrangler-deployed-raw-jobs.log", { ...secrets, ENABLE_RAW_JOBS: "true" }),
+    ]);
   });
   after(async () => {
-    await server?.stop();
+    await Promise.all([server?.stop(), rawJobsServer?.stop()]);
   });
 
   it("step-tour, the probe, does not exist by any route without ENABLE_STEP_TOUR", async () => {
@@ -58,22 +63,32 @@ describe("deployed defaults", { concurrency: true }, () => {
       assert.equal(res.status, 404, JSON.stringify(res.body));
       assert.equal(res.body.error.code, "workflow_not_found");
     }
+  });
 
-    // Another producer on the queue: the consumer refuses it too, as a dead letter.
-    const queued = await call("POST", "/jobs/raw", JSON.stringify({ workflow: "step-tour", id, params: tour }));
+  it("POST /jobs/raw, which queues a body unchecked, does not exist", async () => {
+    const queued = await call("POST", "/jobs/raw", JSON.stringify({ workflow: "step-tour", id: uniqueId("raw"), params: tour }));
+    assert.equal(queued.status, 404, JSON.stringify(queued.body));
+    assert.equal(queued.body.error.code, "not_found");
+  });
+
+  it("with those defaults and ENABLE_RAW_JOBS, a step-tour job from another producer on the queue becomes a dead letter", async () => {
+    const id = uniqueId("probe");
+    const on = rawJobsServer;
+    assert.ok(!(await call("GET", "/workflows", undefined, {}, on)).body.workflows.some((w) => w.name === "step-tour"));
+    const queued = await call("POST", "/jobs/raw", JSON.stringify({ workflow: "step-tour", id, params: tour }), {}, on);
     assert.equal(queued.status, 202);
     const deadline = Date.now() + 60_000;
     let letter;
     while (!letter && Date.now() < deadline) {
-      letter = (await call("GET", "/jobs/dead-letters?limit=100")).body.deadLetters.find((d) => d.body.includes(id));
+      letter = (await call("GET", "/jobs/dead-letters?limit=100", undefined, {}, on)).body.deadLetters.find((d) => d.body.includes(id));
       if (!letter) await sleep(250);
     }
     assert.ok(letter, "the step-tour job became a dead letter");
     assert.equal(letter.reason, 'no workflow named "step-tour"');
-    assert.equal((await call("GET", `/workflows/step-tour/instances/${id}`)).status, 404);
+    assert.equal((await call("GET", `/workflows/step-tour/instances/${id}`, undefined, {}, on)).status, 404);
   });
 
-  it("the demo routes are off when ENABLE_DEMO_ROUTES is not \"true\"", async () => {
+  it("the demo routes are off: wrangler.jsonc does not turn them on", async () => {
     const start = await call("POST", "/api/workflow/start", { email: `${uniqueId("d")}@example.com`, name: "A" }, { authorization: "" });
     assert.equal(start.status, 404, JSON.stringify(start.body));
     assert.equal(start.body.error.code, "not_found");

@@ -32,6 +32,8 @@ async function start() {
       ALLOW_PRIVATE_HOSTS: "127.0.0.1",
       ENABLE_STEP_TOUR: "true",
       ENABLE_RAW_JOBS: "true",
+      // Off in wrangler.jsonc (deployed.test.mjs checks that); the demo's tests need them.
+      ENABLE_DEMO_ROUTES: "true",
       TEST_FLAKY_JOB_ATTEMPTS: "2",
     },
   });
@@ -42,6 +44,10 @@ async function start() {
     d1(sql) {
       const out = server.wranglerWithState(["d1", "execute", "DB", "--json", "--command", sql]);
       return JSON.parse(out.toString())[0].results;
+    },
+    /// Writes a key of the Worker's local KV namespace SETTINGS.
+    kvPut(key, value) {
+      server.wranglerWithState(["kv", "key", "put", key, value, "--binding", "SETTINGS"]);
     },
     /// Reads a key of the Worker's local KV namespace SETTINGS (null when absent).
     kvGet(key) {

@@ -14,6 +14,29 @@ const until = async (what, check, timeoutMs = 60_000, intervalMs = 250) => {
   }
 };
 const retrying = async () => (await api("GET", "/jobs/retrying?limit=100")).body.retrying;
+/// Queues a marker job and waits until its instance has completed. The local queue delivers
+/// in order, one batch at a time, and a batch's jobs of one workflow are created in one
+/// call: once the marker's instance exists, every message queued before it has been
+/// consumed, and the instances they made exist. What a negative check waits on.
+async function queuedBeforeMarker() {
+  const marker = uniqueId("marker");
+  assert.equal((await api("POST", "/jobs", { workflow: "step-tour", id: marker, params: { actions: [] } })).status, 202);
+  assert.equal((await waitFor("step-tour", marker, finished)).status, "complete");
+}
+/// The instances of jobs without an id (`job-{message id}`) listed since `since`, each once
+/// finished, with their outputs.
+async function anonymousJobsSince(since) {
+  const listed = [];
+  // Newest first: page until the listing reaches instances older than `since`.
+  for (let cursor = null, page = 0; page < 50; page++) {
+    const res = (await api("GET", `/workflows/step-tour/instances?limit=100${cursor ? `&cursor=${cursor}` : ""}`)).body;
+    listed.push(...res.instances);
+    cursor = res.cursor;
+    if (!cursor || res.instances.some((i) => i.createdAt < since)) break;
+  }
+  const ours = listed.filter((i) => i.id.startsWith("job-") && i.createdAt >= since);
+  return Promise.all(ours.map((i) => waitFor("step-tour", i.id, finished)));
+}
 const deadLetter = (pred) => async () => (await api("GET", "/jobs/dead-letters?limit=100")).body.deadLetters.find(pred);
 
 describe("queue and cron", { concurrency: true }, () => {
@@ -41,7 +64,7 @@ describe("queue and cron", { concurrency: true }, () => {
     assert.equal(big.status, 413, JSON.stringify(big.body));
     assert.equal(big.body.error.code, "job_too_large");
     assert.match(big.body.error.message, /job 1 is \d+ bytes/);
-    await sleep(4000);
+    await queuedBeforeMarker();
     assert.equal((await getInstance("step-tour", good)).status, 404, "the good job of a refused request was not queued");
     assert.equal(standin.callsTo(`/call/${good}`).length, 0);
   });
@@ -62,9 +85,12 @@ describe("queue and cron", { concurrency: true }, () => {
     }, 90_000);
     assert.equal(seen.get(1), seen.get(2), `every delivery named one instance: ${JSON.stringify([...seen])}`);
     const id = seen.get(1).split(" ").pop();
+    // Every delivery is over (the third was acked), and each created or found this one
+    // instance before it settled; once it is complete its calls are all made.
     assert.equal((await waitFor("step-tour", id, finished)).status, "complete");
-    await sleep(3000);
     assert.equal(standin.callsTo(`/call/${key}`).length, 1, "one run");
+    const [step] = await api("GET", `/workflows/step-tour/instances/${id}/history`).then((r) => r.body.steps);
+    assert.deepEqual([step.name, step.status, step.attempts], ["c", "complete", 1]);
   });
 
   it("the same job delivered twice runs once; a job without an id gets a stable one", async () => {
@@ -73,14 +99,20 @@ describe("queue and cron", { concurrency: true }, () => {
     const params = { actions: [{ call: { name: "c", url: `${standin.url}/call/${id}` } }] };
     await api("POST", "/jobs", { workflow: "step-tour", id, params });
     await api("POST", "/jobs", { workflow: "step-tour", id, params });
+    // Both messages have been consumed once a job queued after them has run.
+    await queuedBeforeMarker();
     assert.equal((await waitFor("step-tour", id, finished)).status, "complete");
-    await sleep(3000);
     assert.equal(standin.callsTo(`/call/${id}`).length, 1);
 
     const anon = uniqueId("anon");
+    const since = Date.now();
     await api("POST", "/jobs", { workflow: "step-tour", params: { actions: [{ call: { name: "c", url: `${standin.url}/call/${anon}` } }] } });
     await until("the anonymous job's call", () => standin.callsTo(`/call/${anon}`).length === 1);
-    await sleep(3000);
+    // Its batch has been dispatched (its instance ran), so a marker goes in a later one: once
+    // the marker ran, every instance the anonymous job made is listed. Exactly one is its.
+    await queuedBeforeMarker();
+    const made = (await anonymousJobsSince(since)).filter((i) => i.output?.[0]?.body?.key === anon);
+    assert.equal(made.length, 1, JSON.stringify(made));
     assert.equal(standin.callsTo(`/call/${anon}`).length, 1);
   });
 
@@ -158,8 +190,9 @@ describe("queue and cron", { concurrency: true }, () => {
     const done = await waitFor("daily-cleanup", id, finished);
     assert.equal(done.status, "complete", JSON.stringify(done));
     assert.equal(done.output.cutoff, time - 30 * 86_400_000);
+    // The scheduled handler answers once its create has answered: had the second tick
+    // started another run (a restart), the instance would be queued or running now.
     assert.equal((await tick()).status, 200);
-    await sleep(2000);
     const again = await getInstance("daily-cleanup", id);
     assert.deepEqual(again.body, done, "the second tick did not start another run");
     const listed = (await api("GET", "/workflows/daily-cleanup/instances?limit=100")).body.instances.filter((i) => i.id === id);

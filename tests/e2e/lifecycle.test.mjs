@@ -1,5 +1,6 @@
 // user-lifecycle end to end on the local runtime: the welcome email, a real trial
-// period, the conversion check against local D1, and the trial-expiration email.
+// period, the conversion check against local D1, and the trial-expiration email, each
+// sent to the address D1 has for the user (params carry the user's id only).
 import { describe, it, before } from "node:test";
 import assert from "node:assert/strict";
 import { worker, createInstance, waitFor, finished, uniqueId } from "./harness.mjs";
@@ -9,7 +10,7 @@ const WELCOME = "Welcome! Your free trial has started.";
 const TRIAL_EXPIRED = "Your free trial has ended. Subscribe to keep your account.";
 
 const lifecycle = (userId) =>
-  createInstance("user-lifecycle", { id: userId, params: { userId, email: `${userId}@example.com`, trialPeriod: "2 seconds" } });
+  createInstance("user-lifecycle", { id: userId, params: { userId, trialPeriod: "2 seconds" } });
 
 /// A users row for `userId` (ids from uniqueId need no quoting).
 async function insertUser(userId, subscriptionStatus) {
@@ -68,15 +69,30 @@ describe("user-lifecycle", { concurrency: true }, () => {
     await expectNotConverted(trial);
   });
 
-  it("not converted: a user with no row is not converted", async () => {
-    await expectNotConverted(uniqueId("lc-none"));
+  it("not converted: a user with no row is not converted, and gets no email: there is no address", async () => {
+    const userId = uniqueId("lc-none");
+    assert.equal((await lifecycle(userId)).status, 201);
+    const done = await waitFor("user-lifecycle", userId, finished);
+    assert.equal(done.status, "complete", JSON.stringify(done));
+    assert.deepEqual(done.output, { converted: false });
+    // Complete is final: no email comes later.
+    assert.deepEqual(await emailsTo(userId), []);
   });
 
   it("refuses a malformed trialPeriod in params, naming the field", async () => {
     const userId = uniqueId("lc-bad");
-    const res = await createInstance("user-lifecycle", { id: userId, params: { userId, email: "x@example.com", trialPeriod: "a fortnight" } });
+    const res = await createInstance("user-lifecycle", { id: userId, params: { userId, trialPeriod: "a fortnight" } });
     assert.equal(res.status, 400, JSON.stringify(res.body));
     assert.equal(res.body.error.code, "invalid_params");
     assert.match(res.body.error.message, /trialPeriod.*a fortnight/);
+  });
+
+  it("refuses an email in params: the address is read from D1, never carried in params", async () => {
+    const userId = uniqueId("lc-email");
+    const res = await createInstance("user-lifecycle", { id: userId, params: { userId, email: `${userId}@example.com` } });
+    assert.equal(res.status, 400, JSON.stringify(res.body));
+    assert.equal(res.body.error.code, "invalid_params");
+    assert.match(res.body.error.message, /unknown field `email`/);
+    assert.doesNotMatch(res.body.error.message, /example\.com/, "the refusal does not echo the value");
   });
 });

@@ -1,7 +1,7 @@
 // order-processing end to end on the local runtime, against loopback stand-ins.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { worker, createInstance, getInstance, waitFor, finished, uniqueId } from "./harness.mjs";
+import { worker, api, createInstance, getInstance, waitFor, finished, uniqueId } from "./harness.mjs";
 
 const order = (orderId, extra = {}) => ({
   orderId,
@@ -25,7 +25,7 @@ describe("order-processing", { concurrency: true }, () => {
 
     const done = await waitFor("order-processing", orderId, finished);
     assert.equal(done.status, "complete", JSON.stringify(done));
-    assert.deepEqual(done.output, { status: "completed", transactionId: `tx-${orderId}`, trackingNumber: `trk-${orderId}` });
+    assert.deepEqual(done.output, { status: "completed", transactionId: `tx-${orderId}`, trackingNumber: `trk-${orderId}`, confirmation: "sent" });
 
     const charge = standin.callsTo("/payments/charge", (c) => c.body?.orderId === orderId);
     assert.equal(charge.length, 1);
@@ -41,6 +41,26 @@ describe("order-processing", { concurrency: true }, () => {
     assert.equal(confirm[0].headers["idempotency-key"], `${orderId}:send-confirmation:1`);
     // Every item was checked, each once, inside the one validate-inventory step.
     for (const item of order(orderId).items) assert.equal(standin.callsTo(`/inventory/check/${item.productId}`).length, 1, item.productId);
+  });
+
+  it("after the shipment it only goes forward: a confirmation that cannot be sent leaves the order complete, and says so", async () => {
+    const { standin } = await worker();
+    const orderId = uniqueId("noconfirm");
+    standin.notifyAnswers(`user-${orderId}`, 503);
+    assert.equal((await createInstance("order-processing", { id: orderId, params: order(orderId) })).status, 201);
+    // 4 retries of the confirmation: 2 + 4 + 8 + 16 s.
+    const done = await waitFor("order-processing", orderId, finished, { timeoutMs: 120_000 });
+    assert.equal(done.status, "complete", JSON.stringify(done));
+    assert.deepEqual(done.output, { status: "completed", transactionId: `tx-${orderId}`, trackingNumber: `trk-${orderId}`, confirmation: "failed" });
+    const confirms = standin.callsTo("/notify/send", (c) => c.body?.userId === `user-${orderId}`);
+    assert.deepEqual(confirms.map((c) => c.headers["idempotency-key"]), Array(5).fill(`${orderId}:send-confirmation:1`));
+    // Complete is final: no rollback ran, and none will.
+    const history = await api("GET", `/workflows/order-processing/instances/${orderId}/history`);
+    assert.equal(history.status, 200);
+    assert.deepEqual(history.body.steps.filter((s) => s.type === "rollback"), [], JSON.stringify(history.body.steps));
+    assert.equal(history.body.steps.find((s) => s.name === "send-confirmation")?.status, "errored", JSON.stringify(history.body.steps));
+    assert.equal(standin.callsTo("/payments/refund", (c) => c.body?.orderId === orderId).length, 0, "the shipped order is not refunded");
+    assert.equal(standin.callsTo("/shipping/create", (c) => c.body?.orderId === orderId).length, 1);
   });
 
   it("cancels and notifies when an item is out of stock, without charging", async () => {
@@ -126,6 +146,20 @@ describe("order-processing", { concurrency: true }, () => {
     const bad = await createInstance("order-processing", { params: { orderId: "x", userId: "u", items: [], fulfillmentDelay: "eventually" } });
     assert.equal(bad.status, 400);
     assert.match(bad.body.error.message, /fulfillmentDelay.*eventually/);
+  });
+
+  it("refuses an order of more than 50 items before anything is created, naming the field", async () => {
+    const items = (n) => Array.from({ length: n }, (_, i) => ({ productId: `p-${i}`, quantity: 1 }));
+    const id = uniqueId("toomany");
+    const res = await createInstance("order-processing", { id, params: { orderId: id, userId: "u", items: items(51) } });
+    assert.equal(res.status, 400, JSON.stringify(res.body));
+    assert.equal(res.body.error.code, "invalid_params");
+    assert.match(res.body.error.message, /items: 51 items are more than the 50 allowed/);
+    assert.equal((await getInstance("order-processing", id)).status, 404, "no instance was created");
+    const fifty = uniqueId("fifty");
+    const ok = await createInstance("order-processing", { id: fifty, params: { orderId: fifty, userId: "u", items: items(50), fulfillmentDelay: "1 second" } });
+    assert.equal(ok.status, 201, JSON.stringify(ok.body));
+    assert.equal((await waitFor("order-processing", fifty, finished)).status, "complete");
   });
 
   it("sends a product id with /, ? and # as one encoded path segment of the inventory URL", async () => {

@@ -4,12 +4,25 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
+import { readFileSync } from "node:fs";
 import { worker, api, createInstance, waitFor, finished, uniqueId } from "./harness.mjs";
 
 const tour = (id, actions) => createInstance("step-tour", { id, params: { actions } });
 // Retries the steps would get if a failure were retryable: the tests prove there are none.
 const retries = { limit: 3, delay: "1 second", backoff: "constant" };
 const MiB = 1024 * 1024;
+// What of a body nobody reads still leaves the stand-in: its socket's send buffer (Linux
+// grows it up to tcp_wmem's maximum, 4 MiB by default) and, on the receiving side, the
+// socket's and the runtime's buffers before the Worker sees the headers (2 MiB is ample;
+// about 0.5 MiB is seen). A Worker that read up to the 10 MiB cap moves more than either.
+const UNREAD_BODY_BYTES = Math.min(10 * MiB, sendBufferMax() + 2 * MiB);
+function sendBufferMax() {
+  try {
+    return Number(readFileSync("/proc/sys/net/ipv4/tcp_wmem", "utf8").trim().split(/\s+/)[2]) || 8 * MiB;
+  } catch {
+    return 8 * MiB;
+  }
+}
 
 describe("outbound calls", { concurrency: true }, () => {
   it("a redirect is not followed: the step fails at once with the 3xx, and its target is never requested", async () => {
@@ -67,10 +80,18 @@ describe("outbound calls", { concurrency: true }, () => {
     assert.equal(standin.callsTo(`/big/${id}-fits`)[0].complete, true, "exactly the cap is read whole");
     const [early] = standin.callsTo(`/big/${id}-declared`);
     await waitFor("step-tour", id, () => early.complete !== undefined);
-    assert.ok(!early.complete, `refused on its Content-Length: ${early.sent} bytes written`);
+    // Refused on its Content-Length, before reading: what left the stand-in is at most what
+    // the buffers between hold unread, below the 10 MiB a Worker reading up to the cap takes.
+    assert.ok(!early.complete, `${early.written} of ${48 * MiB} bytes written`);
+    assert.ok(early.written < UNREAD_BODY_BYTES, `refused on its Content-Length, yet ${early.written} bytes were written`);
     const chunked = await waitFor("step-tour", declared, finished, { timeoutMs: 90_000 });
     assert.equal(chunked.status, "errored", JSON.stringify(chunked));
     assert.equal(chunked.error.message, message);
+    // The measure sees a read: without a length, the Worker read up to the cap, so at least
+    // that much was written.
+    const [read] = standin.callsTo(`/big/${declared}`);
+    await waitFor("step-tour", declared, () => read.complete !== undefined);
+    assert.ok(read.written >= 10 * MiB, `${read.written} bytes written`);
   });
 
   it("the stand-ins refuse a POST without an Idempotency-Key, so every passing POST in these tests carried one", async () => {

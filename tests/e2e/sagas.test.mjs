@@ -12,6 +12,24 @@ const control = (workflow, id, action, body) => api("POST", `/workflows/${workfl
 const fast = { limit: 2, delay: "500 ms", backoff: "constant" };
 const order = (orderId) => ({ orderId, userId: `user-${orderId}`, items: [{ productId: "p-1", quantity: 1 }], fulfillmentDelay: "1 second" });
 
+/// The instance's step history (`GET …/history`, JSON).
+async function steps(workflow, id) {
+  const res = await api("GET", `/workflows/${workflow}/instances/${id}/history`);
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  return res.body.steps;
+}
+
+/// Waits until the history shows a step of `type` named `name` in one of `statuses`.
+async function untilStep(workflow, id, { name, type, statuses = ["complete"] }, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = (await steps(workflow, id)).find((s) => s.name === name && s.type === type && statuses.includes(s.status));
+    if (found) return found;
+    if (Date.now() > deadline) throw new Error(`${workflow}/${id}: no ${type} step ${name} in ${statuses} within ${timeoutMs} ms`);
+    await sleep(250);
+  }
+}
+
 /// What each compensated step's rollback reported, in the order the stand-in got them.
 async function undone(id) {
   const { standin } = await worker();
@@ -95,8 +113,11 @@ describe("rollbacks", { concurrency: true }, () => {
       { call: { name: "after", url: `${standin.url}/call/${id}-after` } },
     ];
     assert.equal((await tour(id, actions)).status, 201);
-    await waitFor("step-tour", id, (b) => b.status === "running");
-    await sleep(1000);
+    await untilStep("step-tour", id, { name: "nap", type: "sleep", statuses: ["running"] });
+    // A twin with the same nap and call, started now: its nap ends after this one's would.
+    const twin = `${id}-twin`;
+    const twinActions = [actions[2], { call: { name: "after", url: `${standin.url}/call/${twin}-after` } }];
+    assert.equal((await tour(twin, twinActions)).status, 201);
     const res = await control("step-tour", id, "terminate", { rollback: true });
     assert.equal(res.status, 200, JSON.stringify(res.body));
     // The rollbacks ran inside the terminate call.
@@ -106,7 +127,10 @@ describe("rollbacks", { concurrency: true }, () => {
       { step: "a", count: 1, attempt: 1, output: { step: "a", token: "a-token" }, error: terminated },
     ]);
     assert.equal((await waitFor("step-tour", id, finished)).status, "terminated");
-    await sleep(4000);
+    // The twin woke from its nap and made its call, after the terminated one's nap would have
+    // ended: had the terminated instance gone on, it would have called too.
+    assert.equal((await waitFor("step-tour", twin, finished)).status, "complete");
+    assert.equal(standin.callsTo(`/call/${twin}-after`).length, 1);
     assert.equal(standin.callsTo(`/call/${id}-after`).length, 0, "the workflow did not go on after its sleep");
     assert.equal((await undone(id)).length, 2, "no rollback ran twice");
   });
@@ -116,8 +140,7 @@ describe("rollbacks", { concurrency: true }, () => {
     const id = uniqueId("paused-saga");
     const actions = [{ compensated: { name: "a", undoUrl: `${standin.url}/call/${id}-undo` } }, { sleep: { name: "nap", duration: "10 minutes" } }];
     assert.equal((await tour(id, actions)).status, 201);
-    await waitFor("step-tour", id, (b) => b.status === "running");
-    await sleep(500);
+    await untilStep("step-tour", id, { name: "nap", type: "sleep", statuses: ["running"] });
     assert.equal((await control("step-tour", id, "pause")).status, 200);
     await waitFor("step-tour", id, (b) => b.status === "paused");
     assert.deepEqual(await undone(id), [], "pausing runs no rollback");
@@ -135,8 +158,7 @@ describe("rollbacks", { concurrency: true }, () => {
       { call: { name: "after", url: `${standin.url}/call/${id}-after` } },
     ];
     assert.equal((await tour(id, actions)).status, 201);
-    await waitFor("step-tour", id, (b) => b.status === "running");
-    await sleep(500);
+    await untilStep("step-tour", id, { name: "a", type: "do" });
     assert.equal((await control("step-tour", id, "pause")).status, 200);
     await waitFor("step-tour", id, (b) => b.status === "paused");
     assert.equal((await control("step-tour", id, "resume")).status, 200);
@@ -150,6 +172,8 @@ describe("rollbacks", { concurrency: true }, () => {
 describe("the order saga", { concurrency: true }, () => {
   const refunds = (standin, orderId) => standin.callsTo("/payments/refund", (c) => c.body?.orderId === orderId);
   const calls = (standin, p, orderId) => standin.callsTo(p, (c) => c.body?.orderId === orderId || c.body?.userId === `user-${orderId}`).length;
+  // The payment's rollback has ended: no refund comes after this.
+  const refundDone = (orderId) => untilStep("order-processing", orderId, { name: "process-payment", type: "rollback", statuses: ["complete", "errored"] });
 
   it("a shipment the carrier refuses refunds the charge exactly once, and the order ends errored with nothing after it", async () => {
     const { standin } = await worker();
@@ -159,23 +183,27 @@ describe("the order saga", { concurrency: true }, () => {
     const done = await waitFor("order-processing", orderId, finished);
     assert.equal(done.status, "errored", JSON.stringify(done));
     assert.match(done.error.message, /shipping answered 422/);
-    await sleep(1000);
+    assert.equal((await refundDone(orderId)).status, "complete");
     const refund = refunds(standin, orderId);
     assert.equal(refund.length, 1);
-    assert.deepEqual(refund[0].body, { orderId, transactionId: `tx-${orderId}` });
+    assert.deepEqual(refund[0].body, { orderId, transactionId: `tx-${orderId}`, chargeIdempotencyKey: `order-payment-${orderId}` });
+    assert.deepEqual(refund[0].answer, { refunded: true, transactionId: `tx-${orderId}` });
     assert.equal(refund[0].headers["idempotency-key"], `order-refund-${orderId}`);
     assert.equal(calls(standin, "/payments/charge", orderId), 1);
     assert.equal(calls(standin, "/shipping/create", orderId), 1, "a 4xx is final");
     assert.equal(calls(standin, "/notify/send", orderId), 0, "no confirmation");
     // Its cached charge was refunded: restarting it (from a step or from the start)
     // would ship on a refunded payment, so the API refuses.
+    const before = await steps("order-processing", orderId);
     for (const body of [{ from: { name: "create-shipment" } }, {}]) {
       const restart = await control("order-processing", orderId, "restart", body);
       assert.equal(restart.status, 409, JSON.stringify(restart.body));
       assert.equal(restart.body.error.code, "invalid_state");
       assert.match(restart.body.error.message, /compensations/);
     }
-    await sleep(1000);
+    // Refused before the engine was asked: the instance is as it was, errored, its history unchanged.
+    assert.equal((await getInstance("order-processing", orderId)).body.status, "errored");
+    assert.deepEqual(await steps("order-processing", orderId), before);
     assert.equal(calls(standin, "/shipping/create", orderId), 1, "not shipped again");
   });
 
@@ -187,7 +215,7 @@ describe("the order saga", { concurrency: true }, () => {
     const done = await waitFor("order-processing", orderId, finished, { timeoutMs: 90_000 });
     assert.equal(done.status, "errored", JSON.stringify(done));
     assert.equal(calls(standin, "/shipping/create", orderId), 4, "3 retries");
-    await sleep(1000);
+    assert.equal((await refundDone(orderId)).attempts, 1);
     assert.equal(refunds(standin, orderId).length, 1);
     assert.equal(calls(standin, "/notify/send", orderId), 0);
   });
@@ -197,8 +225,31 @@ describe("the order saga", { concurrency: true }, () => {
     const orderId = uniqueId("declined-saga");
     standin.paymentAnswers(orderId, 402);
     assert.equal((await createInstance("order-processing", { id: orderId, params: order(orderId) })).status, 201);
-    assert.equal((await waitFor("order-processing", orderId, finished)).status, "errored");
-    await sleep(1000);
+    const done = await waitFor("order-processing", orderId, finished);
+    assert.equal(done.status, "errored");
+    assert.match(done.error.message, /payments answered 402/);
+    // Its rollback ran, and ended without asking for a refund: the service declined the charge.
+    assert.equal((await refundDone(orderId)).status, "complete");
     assert.equal(refunds(standin, orderId).length, 0);
+  });
+
+  it("a charge in flight when the instance is terminated with rollback is refunded by the charge's key", async () => {
+    const { standin } = await worker();
+    const orderId = uniqueId("inflight");
+    // The service makes the charge at once and answers 20 s later: the step is still running.
+    standin.paymentTakes(orderId, 20_000);
+    assert.equal((await createInstance("order-processing", { id: orderId, params: order(orderId) })).status, 201);
+    await waitFor("order-processing", orderId, () => calls(standin, "/payments/charge", orderId) === 1);
+    const res = await control("order-processing", orderId, "terminate", { rollback: true });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal((await waitFor("order-processing", orderId, finished)).status, "terminated");
+    await refundDone(orderId);
+    // No transaction id is known yet: the refund names the charge by its key, and the service finds it.
+    const refund = refunds(standin, orderId);
+    assert.equal(refund.length, 1, JSON.stringify(refund.map((r) => r.body)));
+    assert.deepEqual(refund[0].body, { orderId, chargeIdempotencyKey: `order-payment-${orderId}` });
+    assert.equal(refund[0].headers["idempotency-key"], `order-refund-${orderId}`);
+    assert.deepEqual(refund[0].answer, { refunded: true, transactionId: `tx-${orderId}` });
+    assert.equal(calls(standin, "/shipping/create", orderId), 0);
   });
 });

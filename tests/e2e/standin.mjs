@@ -29,6 +29,15 @@ export function startStandin() {
   const failures = new Map();
   // orderId -> status the payments service answers with (e.g. 402)
   const paymentStatus = new Map();
+  // orderId -> ms the payments service takes to answer a charge it has already made
+  const paymentDelay = new Map();
+  // Idempotency-Key of a charge made -> its transaction id (a repeated charge answers the first)
+  const charges = new Map();
+  // Charge keys a refund named before any charge under them: a later charge under one is
+  // refused, so a charge still on its way cannot land after its refund.
+  const cancelledCharges = new Set();
+  // userId -> status the notifications service answers with (e.g. 503: it is down)
+  const notifyStatus = new Map();
   // orderId -> status the shipping service answers with (e.g. 422: it refuses the order)
   const shippingStatus = new Map();
   // key -> Retry-After seconds of the 429 answers /call/{key} gives first, in order
@@ -66,10 +75,26 @@ export function startStandin() {
       const orderId = body?.orderId;
       if (paymentStatus.has(orderId)) return send(paymentStatus.get(orderId), { error: "card declined" });
       if (failOnce(`payments:${orderId}`)) return send(503, { error: "payments briefly unavailable" });
-      return send(200, { transactionId: `tx-${orderId}` });
+      const key = req.headers["idempotency-key"];
+      if (cancelledCharges.has(key)) return send(422, { error: "a refund cancelled this charge before it was made" });
+      if (!charges.has(key)) charges.set(key, `tx-${orderId}`);
+      // Made now; the answer may take a while (a slow processor), as the refund of a charge
+      // in flight needs.
+      if (paymentDelay.has(orderId)) await new Promise((r) => setTimeout(r, paymentDelay.get(orderId)));
+      return send(200, { transactionId: charges.get(key) });
     }
     if (parts[0] === "payments" && parts[1] === "refund") {
-      return send(200, { refunded: body?.transactionId });
+      // Found by the charge's own key, as a real service finds a charge it may or may not
+      // have made; none under it is nothing to refund (a 2xx saying so), and the key is
+      // cancelled so a charge still on its way is refused.
+      const key = body?.chargeIdempotencyKey;
+      if (typeof key !== "string") return send(400, { error: "chargeIdempotencyKey missing" });
+      if (charges.has(key)) call.answer = { refunded: true, transactionId: charges.get(key) };
+      else {
+        cancelledCharges.add(key);
+        call.answer = { refunded: false, reason: "no charge under this key" };
+      }
+      return send(200, call.answer);
     }
     if (parts[0] === "shipping" && parts[1] === "create") {
       if (shippingStatus.has(body?.orderId)) return send(shippingStatus.get(body?.orderId), { error: "carrier refuses the order" });
@@ -77,6 +102,7 @@ export function startStandin() {
       return send(200, { trackingNumber: `trk-${body?.orderId}` });
     }
     if (parts[0] === "notify" && parts[1] === "send") {
+      if (notifyStatus.has(body?.userId)) return send(notifyStatus.get(body?.userId), { error: "notifications unavailable" });
       return send(200, { sent: true });
     }
     if (parts[0] === "source") {
@@ -110,23 +136,36 @@ export function startStandin() {
     if (parts[0] === "big") {
       // A body of `bytes` bytes (at most 64 MiB), streamed in 64 KiB chunks without a
       // Content-Length (chunked), or with one when `declare=1`. `call.sent` counts what
-      // was written before the Worker hung up; `call.complete` says whether all of it was.
+      // was handed to the response before the Worker hung up; `call.written`, what of it
+      // the socket actually wrote (a write's callback without an error: the bytes left
+      // this process); `call.complete` says whether all of it was sent, and is set last.
       const total = Math.min(Number(url.searchParams.get("bytes") ?? 0), 64 * 1024 * 1024);
       const headers = { "content-type": "application/json" };
       if (url.searchParams.get("declare") === "1") headers["content-length"] = String(total);
       res.writeHead(200, headers);
       const chunk = Buffer.alloc(64 * 1024, "x");
       call.sent = 0;
+      call.written = 0;
       let closed = false;
-      res.on("close", () => { closed = true; });
+      const gone = new Promise((r) => res.once("close", () => { closed = true; r(); }));
+      const writes = [];
       while (call.sent < total && !closed) {
         const n = Math.min(chunk.length, total - call.sent);
-        const flushed = res.write(chunk.subarray(0, n));
+        let flushed;
+        writes.push(new Promise((r) => {
+          flushed = res.write(chunk.subarray(0, n), (err) => {
+            if (!err) call.written += n;
+            r();
+          });
+        }));
         call.sent += n;
-        if (!flushed) await new Promise((r) => { res.once("drain", r); res.once("close", r); });
+        if (!flushed) await Promise.race([new Promise((r) => res.once("drain", r)), gone]);
       }
-      call.complete = call.sent === total && !closed;
       res.end();
+      // Every write settles: written, or failed when the socket closed (bounded, in case
+      // one never reports).
+      await Promise.race([Promise.all(writes), new Promise((r) => setTimeout(r, 10_000).unref())]);
+      call.complete = call.sent === total && !closed;
       return;
     }
     if (parts[0] === "call") {
@@ -148,6 +187,8 @@ export function startStandin() {
         callsTo: (path, pred = () => true) => calls.filter((c) => c.path === path && pred(c)),
         failNext: (key, n) => failures.set(key, n),
         paymentAnswers: (orderId, status) => paymentStatus.set(orderId, status),
+        paymentTakes: (orderId, ms) => paymentDelay.set(orderId, ms),
+        notifyAnswers: (userId, status) => notifyStatus.set(userId, status),
         shippingAnswers: (orderId, status) => shippingStatus.set(orderId, status),
         hookAnswers: (key, status) => hookStatus.set(key, status),
         rateLimitNext: (key, retryAfterSeconds) => rateLimits.set(key, [...retryAfterSeconds]),

@@ -1,4 +1,5 @@
-//! user-lifecycle: welcome, the trial, then an expiration email to those who did not convert.
+//! user-lifecycle: welcome, the trial, then an expiration email to those who did not
+//! convert. Given the user's id only: each email's address is read from D1 inside its step.
 
 use crate::services::{engine, from_json};
 use rust_workflows::workflows::user_lifecycle::{LifecycleOutput, LifecycleParams};
@@ -8,7 +9,7 @@ use std::time::Duration;
 use worker_workflows::testing::TestEngine;
 
 fn params(user: &str) -> LifecycleParams {
-    from_json(json!({"userId": user, "email": format!("{user}@example.com")}))
+    from_json(json!({"userId": user}))
 }
 
 fn with_user(status: Option<&str>) -> (TestEngine, crate::services::Knobs) {
@@ -30,6 +31,7 @@ fn converted_users_get_only_the_welcome_email() {
     let run = engine.run::<UserLifecycleWorkflow>("life-1", params("u-1"));
     assert_eq!(run.output::<LifecycleOutput>(), LifecycleOutput { converted: true });
     assert_eq!(messages(&knobs), [json!("Welcome! Your free trial has started.")]);
+    assert_eq!(knobs.notifications.borrow()[0]["email"], "u-1@example.com", "the address on file");
     assert_eq!(run.elapsed(), Some(Duration::from_secs(7 * 24 * 3600)), "the default trial, on the virtual clock");
     assert!(!run.has_step("send-trial-expiration-email"));
 }
@@ -37,8 +39,7 @@ fn converted_users_get_only_the_welcome_email() {
 #[test]
 fn users_still_on_trial_get_the_expiration_email_after_the_trial() {
     let (engine, knobs) = with_user(Some("trial"));
-    let run = engine
-        .run::<UserLifecycleWorkflow>("life-2", from_json(json!({"userId": "u-1", "email": "u-1@example.com", "trialPeriod": "14 days"})));
+    let run = engine.run::<UserLifecycleWorkflow>("life-2", from_json(json!({"userId": "u-1", "trialPeriod": "14 days"})));
     assert_eq!(run.output::<LifecycleOutput>(), LifecycleOutput { converted: false });
     assert_eq!(
         messages(&knobs),
@@ -51,11 +52,34 @@ fn users_still_on_trial_get_the_expiration_email_after_the_trial() {
 }
 
 #[test]
-fn a_user_with_no_row_has_not_converted() {
+fn a_user_with_no_row_has_not_converted_and_gets_no_email_there_being_no_address() {
     let (engine, knobs) = with_user(None);
     let run = engine.run::<UserLifecycleWorkflow>("life-3", params("nobody"));
     assert_eq!(run.output::<LifecycleOutput>(), LifecycleOutput { converted: false });
-    assert_eq!(messages(&knobs).len(), 2);
+    assert!(messages(&knobs).is_empty());
+    assert!(engine.requests().is_empty());
+    assert!(!run.step("send-welcome-email").value::<bool>(), "the step says nothing was sent");
+    assert!(!run.step("send-trial-expiration-email").value::<bool>());
+}
+
+#[test]
+fn an_email_is_not_taken_in_params() {
+    use worker_workflows::core::validate::typed_params;
+    let err = typed_params::<LifecycleParams>(&json!({"userId": "u-1", "email": "u-1@example.com"})).unwrap_err();
+    assert!(err.0.contains("unknown field `email`"), "{}", err.0);
+}
+
+#[test]
+fn each_email_goes_to_the_address_on_file_when_it_is_sent_and_no_step_keeps_it() {
+    let (engine, knobs) = with_user(Some("trial"));
+    engine.start::<UserLifecycleWorkflow>("life-5", params("u-1"));
+    engine.advance("1 day");
+    engine.d1_execute("DB", "UPDATE users SET email = 'new-u-1@example.com' WHERE id = 'u-1'");
+    let run = engine.finish("life-5");
+    assert_eq!(run.output::<LifecycleOutput>(), LifecycleOutput { converted: false });
+    let to: Vec<Value> = knobs.notifications.borrow().iter().map(|n| n["email"].clone()).collect();
+    assert_eq!(to, [json!("u-1@example.com"), json!("new-u-1@example.com")]);
+    assert!(!format!("{:?}", run.steps).contains("@example.com"), "{:?}", run.steps);
 }
 
 #[test]
@@ -67,4 +91,14 @@ fn converting_during_the_trial_is_seen_by_the_check() {
     let run = engine.finish("life-4");
     assert_eq!(run.output::<LifecycleOutput>(), LifecycleOutput { converted: true });
     assert_eq!(messages(&knobs).len(), 1);
+}
+
+#[test]
+fn a_notifications_answer_that_repeats_the_address_is_not_quoted_in_the_error() {
+    let (engine, knobs) = with_user(Some("trial"));
+    knobs.notify_echoes.set(true);
+    let run = engine.run::<UserLifecycleWorkflow>("life-6", params("u-1"));
+    assert_eq!(run.error().message, "notifications answered 422: [the answer is not quoted: it may repeat personal data]");
+    let welcome = run.step("send-welcome-email");
+    assert!(welcome.attempt_errors().iter().all(|e| !e.message.contains("u-1@")), "{:?}", welcome.attempt_errors());
 }

@@ -1,5 +1,6 @@
 //! order-processing: check stock, charge, wait, ship, confirm; a saga that refunds the
-//! charge when shipping fails for good.
+//! charge when shipping fails for good (or when the charge's outcome is unknown), and goes
+//! only forward once the order has shipped.
 
 use crate::services::{engine, from_json, NOTIFY, PAYMENTS, SHIPPING};
 use rust_workflows::workflows::order_processing::{OrderOutput, OrderParams};
@@ -7,7 +8,7 @@ use rust_workflows::workflows::OrderWorkflow;
 use serde_json::{json, Value};
 use std::time::Duration;
 use worker_workflows::core::step_error::StepError;
-use worker_workflows::testing::{Status, StepOutcome};
+use worker_workflows::testing::{RollbackOutcome, Status, StepOutcome};
 
 fn order(id: &str, products: &[&str]) -> OrderParams {
     let items: Vec<Value> = products.iter().map(|p| json!({"productId": p, "quantity": 1})).collect();
@@ -18,7 +19,10 @@ fn order(id: &str, products: &[&str]) -> OrderParams {
 fn in_stock_it_charges_waits_ships_and_confirms() {
     let (engine, knobs) = engine();
     let run = engine.run::<OrderWorkflow>("o1", order("o1", &["p-1", "p-2"]));
-    assert_eq!(run.output::<OrderOutput>(), OrderOutput::Completed { transaction_id: "tx-o1".into(), tracking_number: "trk-o1".into() });
+    assert_eq!(
+        run.output::<Value>(),
+        json!({"status": "completed", "transactionId": "tx-o1", "trackingNumber": "trk-o1", "confirmation": "sent"})
+    );
     assert_eq!(
         run.step_names(),
         ["validate-inventory", "process-payment", "wait-before-fulfillment", "create-shipment", "send-confirmation"]
@@ -106,7 +110,8 @@ fn a_shipment_the_carrier_refuses_refunds_the_charge_once_and_nothing_after_it_r
     assert_eq!(run.status, Status::Errored, "{}", run.summary());
     assert!(run.error().message.starts_with("shipping answered 422"), "{}", run.summary());
     assert_eq!(run.step("create-shipment").attempts.len(), 1, "a 4xx from shipping is final");
-    assert_eq!(*knobs.refunds.borrow(), [json!({"orderId": "o7", "transactionId": "tx-o7"})]);
+    assert_eq!(*knobs.refunds.borrow(), [json!({"orderId": "o7", "transactionId": "tx-o7", "chargeIdempotencyKey": "order-payment-o7"})]);
+    assert_eq!(*knobs.refund_answers.borrow(), [json!({"refunded": true, "transactionId": "tx-o7"})]);
     let refund = &engine.requests_to(&format!("{PAYMENTS}/refund"))[0];
     assert_eq!(refund.header("idempotency-key"), Some("order-refund-o7"));
     assert_eq!(run.rolled_back(), ["process-payment"], "the one step with a rollback");
@@ -133,7 +138,9 @@ fn a_declined_charge_is_not_refunded() {
     let run = engine.run::<OrderWorkflow>("o9", order("o9", &["p-1"]));
     assert_eq!(run.status, Status::Errored);
     assert_eq!(run.rolled_back(), ["process-payment"], "its rollback ran, with no charge to refund");
+    assert_eq!(run.rollback("process-payment").outcome, RollbackOutcome::Succeeded);
     assert!(knobs.refunds.borrow().is_empty());
+    assert!(engine.requests_to(&format!("{PAYMENTS}/refund")).is_empty(), "not even asked");
 }
 
 /// The `Idempotency-Key` of every request to `prefix`, in order.
@@ -197,4 +204,107 @@ fn a_product_id_cannot_change_the_inventory_path() {
     assert_eq!(run.status, Status::Complete, "{}", run.summary());
     let paths: Vec<String> = engine.requests_to(crate::services::INVENTORY).iter().map(|r| r.path()).collect();
     assert_eq!(paths, ["/check/a%2Fb%3Fc%23d", "/check/%252e%252e", "/check/..."]);
+}
+
+/// The refunds the payments service was asked for, and their `Idempotency-Key`s.
+fn refund_keys(engine: &worker_workflows::testing::TestEngine) -> Vec<String> {
+    keys(engine, &format!("{PAYMENTS}/refund"))
+}
+
+#[test]
+fn a_confirmation_that_cannot_be_sent_does_not_undo_the_shipped_order() {
+    let (engine, knobs) = engine();
+    knobs.notify_status.set(Some(503));
+    let run = engine.run::<OrderWorkflow>("o14", order("o14", &["p-1"]));
+    // The shipment is the pivot: the order completes, and says the confirmation failed.
+    assert_eq!(run.status, Status::Complete, "{}", run.summary());
+    assert_eq!(
+        run.output::<Value>(),
+        json!({"status": "completed", "transactionId": "tx-o14", "trackingNumber": "trk-o14", "confirmation": "failed"})
+    );
+    let confirm = run.step("send-confirmation");
+    assert_eq!(confirm.attempts.len(), 5, "4 retries before giving up");
+    assert_eq!(confirm.retry_delays(), [2, 4, 8, 16].map(Duration::from_secs));
+    assert!(run.rolled_back().is_empty(), "nothing is compensated after the shipment: {:?}", run.rolled_back());
+    assert!(knobs.refunds.borrow().is_empty());
+    assert!(engine.requests_to(&format!("{PAYMENTS}/refund")).is_empty());
+    assert_eq!(engine.requests_to(SHIPPING).len(), 1);
+    assert_eq!(keys(&engine, NOTIFY), ["o14:send-confirmation:1"; 5], "every retry under the one key");
+}
+
+#[test]
+fn a_charge_whose_every_answer_was_lost_is_refunded_by_the_charges_key() {
+    // The service charged on every attempt, and every answer timed out on the way back: the
+    // step has no output, and the money was taken.
+    let (engine, knobs) = engine();
+    let engine = engine.fail_step_after_running("process-payment", 99, StepError::Timeout("Execution timed out after 30000ms".into()));
+    let run = engine.run::<OrderWorkflow>("o15", order("o15", &["p-1"]));
+    assert_eq!(run.status, Status::Errored, "{}", run.summary());
+    assert_eq!(run.step("process-payment").attempts.len(), 6);
+    assert_eq!(knobs.charges.borrow().len(), 1, "one charge, under one key, however often it was sent");
+    assert_eq!(run.rolled_back(), ["process-payment"]);
+    assert_eq!(run.rollback("process-payment").outcome, RollbackOutcome::Succeeded);
+    // No transaction id is known: the refund names the charge by the key it was made under.
+    assert_eq!(*knobs.refunds.borrow(), [json!({"orderId": "o15", "chargeIdempotencyKey": "order-payment-o15"})]);
+    assert_eq!(*knobs.refund_answers.borrow(), [json!({"refunded": true, "transactionId": "tx-o15"})]);
+    assert_eq!(refund_keys(&engine), ["order-refund-o15"], "the refund keeps its own key");
+    assert!(engine.requests_to(SHIPPING).is_empty());
+}
+
+#[test]
+fn a_charge_that_never_got_an_answer_is_refunded_and_the_service_finds_nothing_to_refund() {
+    // Every attempt answered 503: the outcome is unknown to the workflow, so it asks; the
+    // service made no charge under the key and says so with a 2xx, which ends the rollback.
+    let (engine, knobs) = engine();
+    knobs.payment_failures.set(99);
+    let run = engine.run::<OrderWorkflow>("o16", order("o16", &["p-1"]));
+    assert_eq!(run.status, Status::Errored, "{}", run.summary());
+    assert!(run.error().message.starts_with("payments answered 503"), "{}", run.summary());
+    assert_eq!(run.step("process-payment").attempts.len(), 6);
+    assert_eq!(*knobs.refunds.borrow(), [json!({"orderId": "o16", "chargeIdempotencyKey": "order-payment-o16"})]);
+    assert_eq!(*knobs.refund_answers.borrow(), [json!({"refunded": false, "reason": "no charge under this key"})]);
+    let rollback = run.rollback("process-payment");
+    assert_eq!((rollback.attempts.len(), &rollback.outcome), (1, &RollbackOutcome::Succeeded), "nothing to refund is done, not retried");
+}
+
+#[test]
+fn a_409_from_payments_is_an_outcome_not_known_yet_retried_and_then_refunded() {
+    // 409 under an idempotency key: a request with this key is still in progress. Not a
+    // decline, so it is retried, and when the retries run out the charge is refunded by key.
+    let (engine, knobs) = engine();
+    knobs.payment_status.set(Some(409));
+    let run = engine.run::<OrderWorkflow>("o17", order("o17", &["p-1"]));
+    assert_eq!(run.status, Status::Errored, "{}", run.summary());
+    assert_eq!(run.step("process-payment").attempts.len(), 6, "retried like any failure that may pass");
+    assert_eq!(knobs.refunds.borrow().len(), 1);
+    assert_eq!(knobs.refunds.borrow()[0]["chargeIdempotencyKey"], "order-payment-o17");
+}
+
+#[test]
+fn every_4xx_but_409_from_payments_is_a_decline_that_needs_no_refund() {
+    for status in [400, 401, 402, 403, 404, 422] {
+        let (engine, knobs) = engine();
+        knobs.payment_status.set(Some(status));
+        let id = format!("o18-{status}");
+        let run = engine.run::<OrderWorkflow>(&id, order(&id, &["p-1"]));
+        assert_eq!(run.status, Status::Errored, "{status}: {}", run.summary());
+        assert_eq!(run.error().message, format!("payments answered {status}: {{\"error\":\"card declined\"}}"));
+        assert_eq!(run.step("process-payment").attempts.len(), 1, "{status}");
+        assert!(knobs.refunds.borrow().is_empty(), "{status}: a declined charge is not refunded");
+    }
+}
+
+#[test]
+fn items_are_at_most_50_and_more_is_refused_naming_the_field() {
+    use worker_workflows::core::validate::typed_params;
+    let items = |n: usize| -> Vec<Value> { (0..n).map(|i| json!({"productId": format!("p-{i}"), "quantity": 1})).collect() };
+    assert!(typed_params::<OrderParams>(&json!({"orderId": "o", "userId": "u", "items": items(50)})).is_ok());
+    let err = typed_params::<OrderParams>(&json!({"orderId": "o", "userId": "u", "items": items(51)})).unwrap_err();
+    assert_eq!(err.0, "items: 51 items are more than the 50 allowed");
+    // The bound is checked as the list is read, before anything runs: 50 items check in one step.
+    let (engine, _) = engine();
+    let fifty: Vec<String> = (0..50).map(|i| format!("p-{i}")).collect();
+    let run = engine.run::<OrderWorkflow>("o19", order("o19", &fifty.iter().map(String::as_str).collect::<Vec<_>>()));
+    assert_eq!(run.status, Status::Complete, "{}", run.summary());
+    assert_eq!(engine.requests_to(crate::services::INVENTORY).len(), 50);
 }

@@ -104,6 +104,22 @@ fn a_source_failing_twice_is_fetched_three_times() {
 }
 
 #[test]
+fn a_source_of_the_wrong_shape_is_named_in_the_error_without_quoting_its_values() {
+    // serde's own message quotes what it read (`invalid type: string "…"`): records are
+    // personal data, and the error goes to the status, the history and the log.
+    for (body, problem) in [
+        (json!("grace@example.com"), "JSON of the wrong shape at line 1 column 19"),
+        (json!({"email": "grace@example.com"}), "JSON of the wrong shape at line 1 column 0"),
+    ] {
+        let engine = pipeline(body, 0);
+        let run = engine.run::<DataPipelineWorkflow>("pipe-pii", params());
+        assert_eq!(run.status, Status::Errored);
+        assert_eq!(run.error().message, format!("the source data (raw/pipe-pii.json) is not a JSON array of records: {problem}"));
+        assert!(!run.error().message.contains("grace"), "{}", run.error().message);
+    }
+}
+
+#[test]
 fn a_source_that_is_not_a_json_array_errors_without_loading_or_retrying() {
     let engine = pipeline(json!({"not": "an array"}), 0);
     let run = engine.run::<DataPipelineWorkflow>("pipe-5", params());

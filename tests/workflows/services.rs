@@ -4,6 +4,7 @@
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use worker_workflows::testing::{Request, Response, TestEngine};
 
@@ -30,6 +31,17 @@ pub struct Knobs {
     pub shipping_status: Rc<Cell<Option<u16>>>,
     /// The refunds asked of the payments service (their bodies), in order.
     pub refunds: Rc<RefCell<Vec<Value>>>,
+    /// The payments service's answers to those refunds, in the same order.
+    pub refund_answers: Rc<RefCell<Vec<Value>>>,
+    /// Charges the payments service made, by their `Idempotency-Key`: the transaction id.
+    pub charges: Rc<RefCell<HashMap<String, String>>>,
+    /// Charge keys a refund named before any charge under them: a later charge under one
+    /// is refused, so a charge still on its way cannot land after its refund.
+    pub cancelled_charges: Rc<RefCell<HashSet<String>>>,
+    /// A status every notification answers with (the service is down), instead of sending.
+    pub notify_status: Rc<Cell<Option<u16>>>,
+    /// Every notification is refused with a 422 that repeats the address it was sent.
+    pub notify_echoes: Rc<Cell<bool>>,
     /// The messages sent through the notifications service, in order.
     pub notifications: Rc<RefCell<Vec<Value>>>,
 }
@@ -71,14 +83,35 @@ pub fn engine() -> (TestEngine, Knobs) {
             if take_one(&payments.payment_failures) {
                 return Response::json(503, &json!({"error": "payments briefly unavailable"}));
             }
-            Response::ok(&json!({"transactionId": format!("tx-{order}")}))
+            let key = request.header("idempotency-key").unwrap_or_default().to_string();
+            if payments.cancelled_charges.borrow().contains(&key) {
+                return Response::json(422, &json!({"error": "a refund cancelled this charge before it was made"}));
+            }
+            // Idempotent on the key: a repeated charge answers the first one's transaction.
+            let transaction = payments.charges.borrow_mut().entry(key).or_insert_with(|| format!("tx-{order}")).clone();
+            Response::ok(&json!({"transactionId": transaction}))
         })
         .route(&format!("{PAYMENTS}/refund"), move |request: &Request| {
             if let Some(refused) = missing_key(request) {
                 return refused;
             }
-            refunds.refunds.borrow_mut().push(request.json());
-            Response::ok(&json!({"refunded": true}))
+            let body: Value = request.json();
+            refunds.refunds.borrow_mut().push(body.clone());
+            // Found by the charge's own key, as a real service finds a charge it may or may
+            // not have made; none under it is nothing to refund (a 2xx saying so), and the
+            // key is cancelled so a charge still on its way is refused.
+            let Some(charge_key) = body["chargeIdempotencyKey"].as_str().map(str::to_string) else {
+                return Response::json(400, &json!({"error": "chargeIdempotencyKey missing"}));
+            };
+            let answer = match refunds.charges.borrow().get(&charge_key) {
+                Some(transaction) => json!({"refunded": true, "transactionId": transaction}),
+                None => {
+                    refunds.cancelled_charges.borrow_mut().insert(charge_key);
+                    json!({"refunded": false, "reason": "no charge under this key"})
+                }
+            };
+            refunds.refund_answers.borrow_mut().push(answer.clone());
+            Response::ok(&answer)
         })
         .route(&format!("{SHIPPING}/create"), move |request: &Request| {
             if let Some(refused) = missing_key(request) {
@@ -95,6 +128,13 @@ pub fn engine() -> (TestEngine, Knobs) {
         .route(&format!("{NOTIFY}/send"), move |request: &Request| {
             if let Some(refused) = missing_key(request) {
                 return refused;
+            }
+            if let Some(status) = notify.notify_status.get() {
+                return Response::json(status, &json!({"error": "notifications unavailable"}));
+            }
+            if notify.notify_echoes.get() {
+                let to = request.json::<Value>()["email"].as_str().unwrap_or_default().to_string();
+                return Response::json(422, &json!({"error": format!("no mailbox for {to}")}));
             }
             notify.notifications.borrow_mut().push(request.json());
             Response::ok(&json!({"sent": true}))
