@@ -15,7 +15,7 @@ use worker_workflows::bridge::outbound::ServiceCall;
 use worker_workflows::bridge::{Env, Rollback, RollbackContext, Step, Workflow, WorkflowEvent};
 use worker_workflows::core::bounded;
 use worker_workflows::core::duration::DurationParam;
-use worker_workflows::core::service::{encode_uri_component, join_url};
+use worker_workflows::core::service::{encode_uri_component, join_url, InstanceIdentity};
 use worker_workflows::core::step_config::{Backoff, Retries, StepConfig};
 use worker_workflows::core::step_error::StepError;
 
@@ -133,10 +133,11 @@ fn confirmation_config() -> StepConfig {
     StepConfig::new().retries(Retries::new(4).delay("2 seconds").backoff(Backoff::Exponential)).timeout("30 seconds")
 }
 
-/// The charge's `Idempotency-Key`, derived from the instance: the charge and its refund
-/// (which names it) both compute it, the same on every attempt and replay.
-fn charge_key(instance_id: &str) -> String {
-    format!("order-payment-{instance_id}")
+/// The charge's `Idempotency-Key`, derived from the instance's life (its id and creation
+/// time: a new order that reuses the id after a delete is charged afresh): the charge and
+/// its refund (which names it) both compute it, the same on every attempt, replay and restart.
+fn charge_key(instance: &InstanceIdentity) -> String {
+    format!("order-payment-{}", instance.key())
 }
 
 /// How a charge attempt ended, by the service's answer. A 4xx (`payments answered 402: …`,
@@ -186,7 +187,7 @@ impl Workflow for OrderWorkflow {
 
         if !in_stock {
             step.run("notify-out-of-stock", |ctx| {
-                let idempotency_key = ctx.idempotency_key(&event.instance_id);
+                let idempotency_key = ctx.idempotency_key(&event.identity());
                 async {
                     let message = serde_json::json!({"userId": order.user_id, "message": "Items out of stock"});
                     ServiceCall::new(&self.env, "notifications", join_url(&notify, "send"))
@@ -215,10 +216,10 @@ impl Workflow for OrderWorkflow {
                 None => None,
             };
             let payments = self.env.required_var("PAYMENTS_URL")?;
-            let charge_key = charge_key(&event.instance_id);
+            let charge_key = charge_key(&event.identity());
             let body = RefundRequest { order_id: &order.order_id, charge_idempotency_key: &charge_key, transaction_id };
             ServiceCall::new(&self.env, "payments", join_url(&payments, "refund"))
-                .idempotency_key(format!("order-refund-{}", event.instance_id))
+                .idempotency_key(format!("order-refund-{}", event.identity().key()))
                 .post_for_status(&body)
                 .await
         })
@@ -230,7 +231,7 @@ impl Workflow for OrderWorkflow {
                 |_| async {
                     let answer = ServiceCall::new(&self.env, "payments", join_url(&payments, "charge"))
                         .client_errors_are_final()
-                        .idempotency_key(charge_key(&event.instance_id))
+                        .idempotency_key(charge_key(&event.identity()))
                         .post(&serde_json::json!({"orderId": order.order_id, "userId": order.user_id}))
                         .await;
                     charge_outcome(answer)
@@ -250,7 +251,7 @@ impl Workflow for OrderWorkflow {
         let shipment: Shipment = step
             .run_with("create-shipment", shipping_config(), |ctx| {
                 // The carrier creates one shipment however often this step is tried.
-                let idempotency_key = ctx.idempotency_key(&event.instance_id);
+                let idempotency_key = ctx.idempotency_key(&event.identity());
                 async {
                     ServiceCall::new(&self.env, "shipping", join_url(&shipping, "create"))
                         .client_errors_are_final()
@@ -266,7 +267,7 @@ impl Workflow for OrderWorkflow {
         // and the customer would keep the goods and get the money back.
         let sent = step
             .run_with("send-confirmation", confirmation_config(), |ctx| {
-                let idempotency_key = ctx.idempotency_key(&event.instance_id);
+                let idempotency_key = ctx.idempotency_key(&event.identity());
                 async {
                     let message = format!("Order {} shipped! Tracking: {}", order.order_id, shipment.tracking_number);
                     ServiceCall::new(&self.env, "notifications", join_url(&notify, "send"))

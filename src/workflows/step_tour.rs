@@ -9,6 +9,7 @@ use worker_workflows::core::events::EventSpec;
 use worker_workflows::bridge::outbound::ServiceCall;
 use crate::records;
 use worker_workflows::core::step_config::{Backoff, Retries, StepConfig};
+use worker_workflows::core::service::InstanceIdentity;
 use worker_workflows::core::step_error::StepError;
 use futures_util::future::try_join_all;
 use serde::{Deserialize, Serialize};
@@ -217,14 +218,14 @@ impl Workflow for StepTourWorkflow {
     async fn run<'w>(&'w self, event: &'w WorkflowEvent<TourParams>, step: Step<'w>) -> Result<Vec<Value>, StepError> {
         let mut results = Vec::with_capacity(event.payload.actions.len());
         for action in &event.payload.actions {
-            results.push(perform(&self.env, &event.instance_id, &step, action).await?);
+            results.push(perform(&self.env, event.identity(), &step, action).await?);
         }
         Ok(results)
     }
 }
 
 // `'w`: the workflow's env and the event's actions outlive the run, so rollbacks may borrow them.
-async fn perform<'w>(env: &'w Env, instance_id: &'w str, step: &Step<'w>, action: &'w Action) -> Result<Value, StepError> {
+async fn perform<'w>(env: &'w Env, instance: InstanceIdentity<'w>, step: &Step<'w>, action: &'w Action) -> Result<Value, StepError> {
     Ok(match action {
         Action::Call { name, url, retries, timeout } => {
             let config = match timeout {
@@ -330,7 +331,7 @@ async fn perform<'w>(env: &'w Env, instance_id: &'w str, step: &Step<'w>, action
                     "error": {"name": r.error.name, "message": r.error.message},
                 });
                 // One key per rolled-back step, the same on every attempt of its rollback.
-                let key = worker_workflows::core::service::idempotency_key(instance_id, &format!("rollback of {}", r.step.name), r.step.count);
+                let key = worker_workflows::core::service::idempotency_key(&instance, &format!("rollback of {}", r.step.name), r.step.count);
                 ServiceCall::new(env, "undo", undo_url.clone()).caller_given_url().idempotency_key(key).post_for_status(&report).await
             };
             let mut rollback = Rollback::new(undo);

@@ -84,7 +84,7 @@ impl Workflow for UserLifecycleWorkflow {
         let user_id = params.user_id.as_str();
         // The result is whether it was sent: never the address.
         let _: bool =
-            step.run("send-welcome-email", |ctx| self.send_email(&notify, user_id, WELCOME_MESSAGE, ctx.idempotency_key(&event.instance_id))).await?;
+            step.run("send-welcome-email", |ctx| self.send_email(&notify, user_id, WELCOME_MESSAGE, ctx.idempotency_key(&event.identity()))).await?;
 
         let trial = params.trial_period.map_or(DEFAULT_TRIAL_PERIOD, |d| d.0);
         step.sleep("trial-period", trial).await?;
@@ -95,7 +95,7 @@ impl Workflow for UserLifecycleWorkflow {
         if !converted {
             let _: bool = step
                 .run("send-trial-expiration-email", |ctx| {
-                    self.send_email(&notify, user_id, TRIAL_EXPIRED_MESSAGE, ctx.idempotency_key(&event.instance_id))
+                    self.send_email(&notify, user_id, TRIAL_EXPIRED_MESSAGE, ctx.idempotency_key(&event.identity()))
                 })
                 .await?;
         }

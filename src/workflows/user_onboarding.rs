@@ -104,7 +104,7 @@ impl Workflow for OnboardingWorkflow {
             .await?;
 
         step.run("send-welcome-email", |ctx| {
-            let idempotency_key = ctx.idempotency_key(&event.instance_id);
+            let idempotency_key = ctx.idempotency_key(&event.identity());
             async {
                 let notify = self.env.required_var("NOTIFY_URL")?;
                 let message = format!("Welcome, {}!", user.name);

@@ -121,3 +121,11 @@ export async function waitFor(workflow, id, done, { timeoutMs = 60_000, interval
 export const finished = (b) => ["complete", "errored", "terminated"].includes(b.status);
 export const uniqueId = (prefix) => `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
 export { sleep };
+
+/// The instance life in a key of the catalogue's (`order-payment-{id}@{createdAtMs}`,
+/// `{id}@{createdAtMs}:{step}:{count}`): `{id}@{createdAtMs}`, checked to be that id's.
+export function lifeIn(key, id, prefix = "") {
+  const match = new RegExp(`^${prefix}(${id}@\\d+)(:|$)`).exec(key ?? "");
+  if (!match) throw new Error(`${JSON.stringify(key)} is not a key of instance ${id} (${prefix}{id}@{createdAtMs}…)`);
+  return match[1];
+}

@@ -1,7 +1,7 @@
 // order-processing end to end on the local runtime, against loopback stand-ins.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { worker, api, createInstance, getInstance, waitFor, finished, uniqueId } from "./harness.mjs";
+import { worker, api, createInstance, getInstance, waitFor, finished, uniqueId, lifeIn } from "./harness.mjs";
 
 const order = (orderId, extra = {}) => ({
   orderId,
@@ -29,7 +29,8 @@ describe("order-processing", { concurrency: true }, () => {
 
     const charge = standin.callsTo("/payments/charge", (c) => c.body?.orderId === orderId);
     assert.equal(charge.length, 1);
-    assert.equal(charge[0].headers["idempotency-key"], `order-payment-${orderId}`);
+    // Every key is of this instance's life: its id and the engine's creation time.
+    const life = lifeIn(charge[0].headers["idempotency-key"], orderId, "order-payment-");
     const ship = standin.callsTo("/shipping/create", (c) => c.body?.orderId === orderId);
     assert.equal(ship.length, 1);
     assert.deepEqual(ship[0].body.items, order(orderId).items);
@@ -37,8 +38,8 @@ describe("order-processing", { concurrency: true }, () => {
     const confirm = standin.callsTo("/notify/send", (c) => c.body?.userId === `user-${orderId}`);
     assert.equal(confirm.length, 1);
     assert.equal(confirm[0].body.message, `Order ${orderId} shipped! Tracking: trk-${orderId}`);
-    assert.equal(ship[0].headers["idempotency-key"], `${orderId}:create-shipment:1`);
-    assert.equal(confirm[0].headers["idempotency-key"], `${orderId}:send-confirmation:1`);
+    assert.equal(ship[0].headers["idempotency-key"], `${life}:create-shipment:1`);
+    assert.equal(confirm[0].headers["idempotency-key"], `${life}:send-confirmation:1`);
     // Every item was checked, each once, inside the one validate-inventory step.
     for (const item of order(orderId).items) assert.equal(standin.callsTo(`/inventory/check/${item.productId}`).length, 1, item.productId);
   });
@@ -53,7 +54,8 @@ describe("order-processing", { concurrency: true }, () => {
     assert.equal(done.status, "complete", JSON.stringify(done));
     assert.deepEqual(done.output, { status: "completed", transactionId: `tx-${orderId}`, trackingNumber: `trk-${orderId}`, confirmation: "failed" });
     const confirms = standin.callsTo("/notify/send", (c) => c.body?.userId === `user-${orderId}`);
-    assert.deepEqual(confirms.map((c) => c.headers["idempotency-key"]), Array(5).fill(`${orderId}:send-confirmation:1`));
+    const life = lifeIn(confirms[0]?.headers["idempotency-key"], orderId);
+    assert.deepEqual(confirms.map((c) => c.headers["idempotency-key"]), Array(5).fill(`${life}:send-confirmation:1`));
     // Complete is final: no rollback ran, and none will.
     const history = await api("GET", `/workflows/order-processing/instances/${orderId}/history`);
     assert.equal(history.status, 200);
@@ -88,7 +90,8 @@ describe("order-processing", { concurrency: true }, () => {
     assert.equal(done.output.transactionId, `tx-${orderId}`);
     const charges = standin.callsTo("/payments/charge", (c) => c.body?.orderId === orderId);
     assert.equal(charges.length, 3);
-    assert.deepEqual(new Set(charges.map((c) => c.headers["idempotency-key"])), new Set([`order-payment-${orderId}`]));
+    const life = lifeIn(charges[0].headers["idempotency-key"], orderId, "order-payment-");
+    assert.deepEqual(new Set(charges.map((c) => c.headers["idempotency-key"])), new Set([`order-payment-${life}`]));
   });
 
   it("retries a shipment that fails once under the same Idempotency-Key, derived from the instance and step", async () => {
@@ -100,7 +103,8 @@ describe("order-processing", { concurrency: true }, () => {
     assert.equal(done.status, "complete", JSON.stringify(done));
     const ships = standin.callsTo("/shipping/create", (c) => c.body?.orderId === orderId);
     assert.equal(ships.length, 2, "failed once, then retried");
-    assert.deepEqual(ships.map((c) => c.headers["idempotency-key"]), [`${orderId}:create-shipment:1`, `${orderId}:create-shipment:1`]);
+    const life = lifeIn(ships[0].headers["idempotency-key"], orderId);
+    assert.deepEqual(ships.map((c) => c.headers["idempotency-key"]), [`${life}:create-shipment:1`, `${life}:create-shipment:1`]);
   });
 
   it("errors after one attempt when payments answers 4xx, with the message in status.error", async () => {
@@ -184,5 +188,30 @@ describe("order-processing", { concurrency: true }, () => {
     const unknown = await createInstance("no-such-workflow", { params: {} });
     assert.equal(unknown.status, 404);
     assert.equal(unknown.body.error.code, "workflow_not_found");
+  });
+
+  it("keys side effects by the instance's life: a restart presents the same keys, a new instance of a deleted id new ones", async () => {
+    const { standin } = await worker();
+    const orderId = uniqueId("life");
+    const chargeKeys = () => standin.callsTo("/payments/charge", (c) => c.body?.orderId === orderId).map((c) => c.headers["idempotency-key"]);
+    assert.equal((await createInstance("order-processing", { id: orderId, params: order(orderId) })).status, 201);
+    assert.equal((await waitFor("order-processing", orderId, finished)).status, "complete");
+    const [first] = chargeKeys();
+    lifeIn(first, orderId, "order-payment-");
+
+    // The same life run again from the start: the charge goes out under the same key.
+    assert.equal((await api("POST", `/workflows/order-processing/instances/${orderId}/restart`)).status, 200);
+    await waitFor("order-processing", orderId, () => chargeKeys().length === 2);
+    assert.equal((await waitFor("order-processing", orderId, finished)).status, "complete");
+    assert.deepEqual(chargeKeys(), [first, first]);
+
+    // Deleted, then created again with the id: another life, whose keys a service has never seen.
+    assert.equal((await api("DELETE", `/workflows/order-processing/instances/${orderId}`)).status, 204);
+    assert.equal((await createInstance("order-processing", { id: orderId, params: order(orderId) })).status, 201);
+    assert.equal((await waitFor("order-processing", orderId, finished)).status, "complete");
+    const keys = chargeKeys();
+    assert.equal(keys.length, 3);
+    lifeIn(keys[2], orderId, "order-payment-");
+    assert.notEqual(keys[2], first, "a new life presents a new charge key");
   });
 });

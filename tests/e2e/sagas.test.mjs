@@ -4,7 +4,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { worker, api, createInstance, getInstance, waitFor, finished, uniqueId, sleep } from "./harness.mjs";
+import { worker, api, createInstance, getInstance, waitFor, finished, uniqueId, sleep, lifeIn } from "./harness.mjs";
 import { root } from "./devserver.mjs";
 
 const tour = (id, actions) => createInstance("step-tour", { id, params: { actions } });
@@ -186,9 +186,11 @@ describe("the order saga", { concurrency: true }, () => {
     assert.equal((await refundDone(orderId)).status, "complete");
     const refund = refunds(standin, orderId);
     assert.equal(refund.length, 1);
-    assert.deepEqual(refund[0].body, { orderId, transactionId: `tx-${orderId}`, chargeIdempotencyKey: `order-payment-${orderId}` });
+    const chargeKey = standin.callsTo("/payments/charge", (c) => c.body?.orderId === orderId)[0].headers["idempotency-key"];
+    const life = lifeIn(chargeKey, orderId, "order-payment-");
+    assert.deepEqual(refund[0].body, { orderId, transactionId: `tx-${orderId}`, chargeIdempotencyKey: chargeKey });
     assert.deepEqual(refund[0].answer, { refunded: true, transactionId: `tx-${orderId}` });
-    assert.equal(refund[0].headers["idempotency-key"], `order-refund-${orderId}`);
+    assert.equal(refund[0].headers["idempotency-key"], `order-refund-${life}`);
     assert.equal(calls(standin, "/payments/charge", orderId), 1);
     assert.equal(calls(standin, "/shipping/create", orderId), 1, "a 4xx is final");
     assert.equal(calls(standin, "/notify/send", orderId), 0, "no confirmation");
@@ -247,8 +249,10 @@ describe("the order saga", { concurrency: true }, () => {
     // No transaction id is known yet: the refund names the charge by its key, and the service finds it.
     const refund = refunds(standin, orderId);
     assert.equal(refund.length, 1, JSON.stringify(refund.map((r) => r.body)));
-    assert.deepEqual(refund[0].body, { orderId, chargeIdempotencyKey: `order-payment-${orderId}` });
-    assert.equal(refund[0].headers["idempotency-key"], `order-refund-${orderId}`);
+    const chargeKey = standin.callsTo("/payments/charge", (c) => c.body?.orderId === orderId)[0].headers["idempotency-key"];
+    const life = lifeIn(chargeKey, orderId, "order-payment-");
+    assert.deepEqual(refund[0].body, { orderId, chargeIdempotencyKey: chargeKey });
+    assert.equal(refund[0].headers["idempotency-key"], `order-refund-${life}`);
     assert.deepEqual(refund[0].answer, { refunded: true, transactionId: `tx-${orderId}` });
     assert.equal(calls(standin, "/shipping/create", orderId), 0);
   });

@@ -48,7 +48,7 @@ fn users_still_on_trial_get_the_expiration_email_after_the_trial() {
     let sent: Vec<_> = engine.requests().iter().map(|r| r.at).collect();
     assert_eq!(sent[1].duration_since(sent[0]).unwrap(), Duration::from_secs(14 * 24 * 3600));
     let keys: Vec<_> = engine.requests().iter().map(|r| r.header("idempotency-key").unwrap_or_default().to_string()).collect();
-    assert_eq!(keys, ["life-2:send-welcome-email:1", "life-2:send-trial-expiration-email:1"]);
+    assert_eq!(keys, ["life-2@1767225600000:send-welcome-email:1", "life-2@1767225600000:send-trial-expiration-email:1"]);
 }
 
 #[test]

@@ -33,7 +33,7 @@ fn it_creates_the_profile_welcomes_sets_defaults_and_starts_the_lifecycle() {
     assert_eq!(settings["theme"], "system");
     let welcome = &engine.requests_to(NOTIFY)[0];
     assert_eq!(welcome.json::<Value>(), json!({"userId": user_id, "email": "ada@example.com", "message": "Welcome, Ada Lovelace!"}));
-    assert_eq!(welcome.header("idempotency-key"), Some("on-1:send-welcome-email:1"));
+    assert_eq!(welcome.header("idempotency-key"), Some("on-1@1767225600000:send-welcome-email:1"));
     let child = format!("lifecycle-{user_id}");
     let created = engine.created_instances();
     assert_eq!((created.len(), created[0].workflow.as_str(), created[0].id.as_str()), (1, "user-lifecycle", child.as_str()));

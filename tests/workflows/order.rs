@@ -60,7 +60,7 @@ fn a_payment_failing_twice_is_retried_with_one_idempotency_key_then_paid() {
     let charges = engine.requests_to(&format!("{PAYMENTS}/charge"));
     let attempts: Vec<u32> = charges.iter().map(|c| c.step.as_ref().unwrap().attempt).collect();
     assert_eq!(attempts, [1, 2, 3]);
-    assert!(charges.iter().all(|c| c.header("idempotency-key") == Some("order-payment-o3")));
+    assert!(charges.iter().all(|c| c.header("idempotency-key") == Some("order-payment-o3@1767225600000")));
     // Replays after the sleep took the payment from the history: still three charges.
     assert!(run.runs >= 4, "{} runs", run.runs);
     assert_eq!(run.step("wait-before-fulfillment").outcome, StepOutcome::Slept);
@@ -74,7 +74,11 @@ fn the_idempotency_key_is_the_same_when_the_instance_runs_again_from_the_start()
     assert_eq!(again.status, Status::Complete);
     let keys: Vec<String> =
         engine.requests_to(&format!("{PAYMENTS}/charge")).iter().map(|c| c.header("idempotency-key").unwrap().to_string()).collect();
-    assert_eq!(keys, ["order-payment-o4", "order-payment-o4"], "a re-run charge is one the service can de-duplicate");
+    assert_eq!(
+        keys,
+        ["order-payment-o4@1767225600000", "order-payment-o4@1767225600000"],
+        "a re-run charge is one the service can de-duplicate"
+    );
 }
 
 #[test]
@@ -98,7 +102,7 @@ fn a_charge_whose_answer_is_lost_is_sent_again_with_the_same_key() {
     assert_eq!(run.status, Status::Complete, "{}", run.summary());
     let charges = engine.requests_to(&format!("{PAYMENTS}/charge"));
     assert_eq!(charges.len(), 2, "charged, answer lost, charged again");
-    assert!(charges.iter().all(|c| c.header("idempotency-key") == Some("order-payment-o6")));
+    assert!(charges.iter().all(|c| c.header("idempotency-key") == Some("order-payment-o6@1767225600000")));
     assert_eq!(run.step("process-payment").attempt_errors()[0].message, "WorkflowTimeoutError: Execution timed out after 30000ms");
 }
 
@@ -110,10 +114,13 @@ fn a_shipment_the_carrier_refuses_refunds_the_charge_once_and_nothing_after_it_r
     assert_eq!(run.status, Status::Errored, "{}", run.summary());
     assert!(run.error().message.starts_with("shipping answered 422"), "{}", run.summary());
     assert_eq!(run.step("create-shipment").attempts.len(), 1, "a 4xx from shipping is final");
-    assert_eq!(*knobs.refunds.borrow(), [json!({"orderId": "o7", "transactionId": "tx-o7", "chargeIdempotencyKey": "order-payment-o7"})]);
+    assert_eq!(
+        *knobs.refunds.borrow(),
+        [json!({"orderId": "o7", "transactionId": "tx-o7", "chargeIdempotencyKey": "order-payment-o7@1767225600000"})]
+    );
     assert_eq!(*knobs.refund_answers.borrow(), [json!({"refunded": true, "transactionId": "tx-o7"})]);
     let refund = &engine.requests_to(&format!("{PAYMENTS}/refund"))[0];
-    assert_eq!(refund.header("idempotency-key"), Some("order-refund-o7"));
+    assert_eq!(refund.header("idempotency-key"), Some("order-refund-o7@1767225600000"));
     assert_eq!(run.rolled_back(), ["process-payment"], "the one step with a rollback");
     assert!(!run.has_step("send-confirmation"));
     assert!(knobs.notifications.borrow().is_empty());
@@ -155,8 +162,8 @@ fn a_shipment_failing_once_is_retried_under_one_key_derived_from_the_instance_an
     let run = engine.run::<OrderWorkflow>("o10", order("o10", &["p-1"]));
     assert_eq!(run.status, Status::Complete, "{}", run.summary());
     assert_eq!(run.step("create-shipment").attempts.len(), 2);
-    assert_eq!(keys(&engine, SHIPPING), ["o10:create-shipment:1", "o10:create-shipment:1"]);
-    assert_eq!(keys(&engine, NOTIFY), ["o10:send-confirmation:1"]);
+    assert_eq!(keys(&engine, SHIPPING), ["o10@1767225600000:create-shipment:1", "o10@1767225600000:create-shipment:1"]);
+    assert_eq!(keys(&engine, NOTIFY), ["o10@1767225600000:send-confirmation:1"]);
 }
 
 #[test]
@@ -166,7 +173,7 @@ fn a_notification_whose_answer_is_lost_is_sent_again_under_the_same_key() {
     let run = engine.run::<OrderWorkflow>("o11", order("o11", &["oos-1"]));
     assert_eq!(run.status, Status::Complete, "{}", run.summary());
     assert_eq!(knobs.notifications.borrow().len(), 2, "sent, answer lost, sent again");
-    assert_eq!(keys(&engine, NOTIFY), ["o11:notify-out-of-stock:1", "o11:notify-out-of-stock:1"]);
+    assert_eq!(keys(&engine, NOTIFY), ["o11@1767225600000:notify-out-of-stock:1", "o11@1767225600000:notify-out-of-stock:1"]);
 }
 
 #[test]
@@ -182,7 +189,7 @@ fn every_side_effect_has_its_own_key_and_the_same_ones_when_the_instance_runs_ag
             .collect()
     };
     let first = posts(&engine);
-    assert_eq!(first, ["order-payment-o12", "o12:create-shipment:1", "o12:send-confirmation:1"]);
+    assert_eq!(first, ["order-payment-o12@1767225600000", "o12@1767225600000:create-shipment:1", "o12@1767225600000:send-confirmation:1"]);
     // Replays (after the sleep) re-ran no step, and a re-run from the start sends the same
     // keys, so services that keep them do not charge, ship or notify twice.
     engine.restart("o12");
@@ -229,7 +236,7 @@ fn a_confirmation_that_cannot_be_sent_does_not_undo_the_shipped_order() {
     assert!(knobs.refunds.borrow().is_empty());
     assert!(engine.requests_to(&format!("{PAYMENTS}/refund")).is_empty());
     assert_eq!(engine.requests_to(SHIPPING).len(), 1);
-    assert_eq!(keys(&engine, NOTIFY), ["o14:send-confirmation:1"; 5], "every retry under the one key");
+    assert_eq!(keys(&engine, NOTIFY), ["o14@1767225600000:send-confirmation:1"; 5], "every retry under the one key");
 }
 
 #[test]
@@ -245,9 +252,9 @@ fn a_charge_whose_every_answer_was_lost_is_refunded_by_the_charges_key() {
     assert_eq!(run.rolled_back(), ["process-payment"]);
     assert_eq!(run.rollback("process-payment").outcome, RollbackOutcome::Succeeded);
     // No transaction id is known: the refund names the charge by the key it was made under.
-    assert_eq!(*knobs.refunds.borrow(), [json!({"orderId": "o15", "chargeIdempotencyKey": "order-payment-o15"})]);
+    assert_eq!(*knobs.refunds.borrow(), [json!({"orderId": "o15", "chargeIdempotencyKey": "order-payment-o15@1767225600000"})]);
     assert_eq!(*knobs.refund_answers.borrow(), [json!({"refunded": true, "transactionId": "tx-o15"})]);
-    assert_eq!(refund_keys(&engine), ["order-refund-o15"], "the refund keeps its own key");
+    assert_eq!(refund_keys(&engine), ["order-refund-o15@1767225600000"], "the refund keeps its own key");
     assert!(engine.requests_to(SHIPPING).is_empty());
 }
 
@@ -261,7 +268,7 @@ fn a_charge_that_never_got_an_answer_is_refunded_and_the_service_finds_nothing_t
     assert_eq!(run.status, Status::Errored, "{}", run.summary());
     assert!(run.error().message.starts_with("payments answered 503"), "{}", run.summary());
     assert_eq!(run.step("process-payment").attempts.len(), 6);
-    assert_eq!(*knobs.refunds.borrow(), [json!({"orderId": "o16", "chargeIdempotencyKey": "order-payment-o16"})]);
+    assert_eq!(*knobs.refunds.borrow(), [json!({"orderId": "o16", "chargeIdempotencyKey": "order-payment-o16@1767225600000"})]);
     assert_eq!(*knobs.refund_answers.borrow(), [json!({"refunded": false, "reason": "no charge under this key"})]);
     let rollback = run.rollback("process-payment");
     assert_eq!((rollback.attempts.len(), &rollback.outcome), (1, &RollbackOutcome::Succeeded), "nothing to refund is done, not retried");
@@ -277,7 +284,7 @@ fn a_409_from_payments_is_an_outcome_not_known_yet_retried_and_then_refunded() {
     assert_eq!(run.status, Status::Errored, "{}", run.summary());
     assert_eq!(run.step("process-payment").attempts.len(), 6, "retried like any failure that may pass");
     assert_eq!(knobs.refunds.borrow().len(), 1);
-    assert_eq!(knobs.refunds.borrow()[0]["chargeIdempotencyKey"], "order-payment-o17");
+    assert_eq!(knobs.refunds.borrow()[0]["chargeIdempotencyKey"], "order-payment-o17@1767225600000");
 }
 
 #[test]

@@ -13,8 +13,9 @@ fn claim() -> ExpenseParams {
     serde_json::from_value(json!({"employee": "ada", "amountCents": 4200})).unwrap()
 }
 
+/// The state of the hold of instance `id` (its hold is keyed by the instance's life).
 fn hold_state(engine: &TestEngine, id: &str) -> Value {
-    engine.d1_rows("DB", &format!("SELECT state FROM holds WHERE id = '{id}'"))[0]["state"].clone()
+    engine.d1_rows("DB", &format!("SELECT state FROM holds WHERE id LIKE '{id}@%'"))[0]["state"].clone()
 }
 
 #[test]
@@ -25,7 +26,7 @@ fn an_approved_claim_is_paid() {
     engine.send_event("claim-1", "decision", &json!({"approved": true, "by": "grace"}));
     let run = engine.finish("claim-1");
     assert_eq!(run.status, Status::Complete);
-    assert_eq!(run.output::<Paid>(), Paid { hold: "claim-1".into(), approved_by: "grace".into() });
+    assert_eq!(run.output::<Paid>(), Paid { hold: run.instance_key(), approved_by: "grace".into() });
     assert_eq!(hold_state(&engine, "claim-1"), "paid");
 }
 

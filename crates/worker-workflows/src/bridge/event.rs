@@ -1,6 +1,7 @@
 //! The event a workflow instance runs with.
 
-use std::time::SystemTime;
+use crate::core::service::InstanceIdentity;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// `WorkflowEvent<P>`: the typed params the instance was created with, and who it is.
 #[derive(Debug, Clone)]
@@ -13,4 +14,15 @@ pub struct WorkflowEvent<P> {
     pub instance_id: String,
     /// The name of the workflow the instance belongs to.
     pub workflow_name: String,
+}
+
+impl<P> WorkflowEvent<P> {
+    /// This life of this instance: its id and the engine's creation time, the base of the
+    /// idempotency keys of its side effects (`ctx.idempotency_key(&event.identity())`, or
+    /// `identity().key()` in a key of your own). Unique per instance life, stable across
+    /// its retries, replays and restarts (see [`InstanceIdentity`]).
+    pub fn identity(&self) -> InstanceIdentity<'_> {
+        let created_at_ms = self.timestamp.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        InstanceIdentity { id: &self.instance_id, created_at_ms }
+    }
 }

@@ -154,13 +154,14 @@ impl CappedBody {
 }
 
 /// The `Idempotency-Key` of a call with a side effect made from the `count`-th step
-/// named `step` of instance `instance_id`: the same on every attempt and every replay
-/// of that step (neither the attempt nor anything random is in it), different for every
-/// other step and instance. `{instanceId}:{step}:{count}`, the step name percent-encoded
-/// (a header value is ASCII; `:` cannot occur in it or in an instance id); a key over
-/// 255 characters (the longest many services accept) carries the step name's SHA-256
-/// instead.
-pub fn idempotency_key(instance_id: &str, step: &str, count: u32) -> String {
+/// named `step` of the instance life `instance` ([`InstanceIdentity::key`]): the same on
+/// every attempt, replay and restart of that step (neither the attempt nor anything random
+/// is in it), different for every other step, instance, and life of an instance id.
+/// `{instanceId}@{createdAtMs}:{step}:{count}`, the step name percent-encoded (a header
+/// value is ASCII; `:` cannot occur in it or in an instance id); a key over 255 characters
+/// (the longest many services accept) carries the step name's SHA-256 instead.
+pub fn idempotency_key(instance: &InstanceIdentity, step: &str, count: u32) -> String {
+    let instance_id = instance.key();
     let key = format!("{instance_id}:{}:{count}", encode_uri_component(step));
     if key.len() <= MAX_IDEMPOTENCY_KEY_LEN {
         return key;
@@ -169,6 +170,28 @@ pub fn idempotency_key(instance_id: &str, step: &str, count: u32) -> String {
     let digest = sha2::Sha256::digest(step.as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     format!("{instance_id}:sha256-{hex}:{count}")
+}
+
+/// One life of one instance: who a side effect is for. An instance id names an instance
+/// only while it exists: after a delete, or once retention removed it, the id can be
+/// created again, and that new instance must not present the old one's idempotency keys
+/// (a payment service would answer it with the old charge). The engine's creation time
+/// tells the lives apart: it is the instance's event timestamp, the same on every retry,
+/// replay and restart of the instance, and later for a new instance of the same id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstanceIdentity<'a> {
+    /// The instance's id.
+    pub id: &'a str,
+    /// When the engine created it, in Unix milliseconds.
+    pub created_at_ms: u64,
+}
+
+impl InstanceIdentity<'_> {
+    /// `{id}@{createdAtMs}`: unique per instance life, stable across its retries, replays
+    /// and restarts. The base of every idempotency key a workflow derives.
+    pub fn key(&self) -> String {
+        format!("{}@{}", self.id, self.created_at_ms)
+    }
 }
 
 /// The longest key [`idempotency_key`] writes with the step name in clear.
@@ -338,14 +361,19 @@ mod tests {
     }
 
     #[test]
-    fn idempotency_keys_name_the_instance_the_step_and_its_count() {
-        assert_eq!(idempotency_key("order-1", "create-shipment", 1), "order-1:create-shipment:1");
-        assert_eq!(idempotency_key("i", "send email", 2), "i:send%20email:2");
-        assert_ne!(idempotency_key("i", "a", 1), idempotency_key("i", "a", 2));
-        assert_ne!(idempotency_key("i", "a:1", 1), idempotency_key("i:a", "1", 1));
-        let long = idempotency_key("i", &"ü".repeat(256), 1);
-        assert!(long.len() <= MAX_IDEMPOTENCY_KEY_LEN && long.starts_with("i:sha256-") && long.ends_with(":1"), "{long}");
-        assert_ne!(long, idempotency_key("i", &"ü".repeat(255), 1));
+    fn idempotency_keys_name_the_instance_life_the_step_and_its_count() {
+        let i = InstanceIdentity { id: "i", created_at_ms: 7 };
+        let order = InstanceIdentity { id: "order-1", created_at_ms: 1_795_400_000_120 };
+        assert_eq!(idempotency_key(&order, "create-shipment", 1), "order-1@1795400000120:create-shipment:1");
+        assert_eq!(idempotency_key(&i, "send email", 2), "i@7:send%20email:2");
+        assert_ne!(idempotency_key(&i, "a", 1), idempotency_key(&i, "a", 2));
+        assert_ne!(idempotency_key(&i, "a:1", 1), idempotency_key(&InstanceIdentity { id: "i:a", created_at_ms: 7 }, "1", 1));
+        // The same id created again (after a delete, or past retention) is another life.
+        let again = InstanceIdentity { id: "order-1", created_at_ms: 1_795_400_999_000 };
+        assert_ne!(idempotency_key(&order, "create-shipment", 1), idempotency_key(&again, "create-shipment", 1));
+        let long = idempotency_key(&i, &"ü".repeat(256), 1);
+        assert!(long.len() <= MAX_IDEMPOTENCY_KEY_LEN && long.starts_with("i@7:sha256-") && long.ends_with(":1"), "{long}");
+        assert_ne!(long, idempotency_key(&i, &"ü".repeat(255), 1));
         assert!(long.bytes().all(|b| b.is_ascii_graphic()));
     }
 

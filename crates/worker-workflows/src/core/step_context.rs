@@ -80,11 +80,14 @@ impl ResolvedStepConfig {
 }
 
 impl StepContext {
-    /// The `Idempotency-Key` for a call with a side effect made from this step of
-    /// instance `instance_id` (`service::idempotency_key`): the same on every attempt and
-    /// every replay, since it holds the step's name and count but not the attempt.
-    pub fn idempotency_key(&self, instance_id: &str) -> String {
-        crate::core::service::idempotency_key(instance_id, &self.name, self.count)
+    /// The `Idempotency-Key` for a call with a side effect made from this step of the
+    /// instance life `instance` (`event.identity()`; see
+    /// [`service::idempotency_key`](crate::core::service::idempotency_key)): the same on
+    /// every attempt, replay and restart, since it holds the instance's identity and the
+    /// step's name and count but not the attempt; different for a new instance that reuses
+    /// the id after a delete.
+    pub fn idempotency_key(&self, instance: &crate::core::service::InstanceIdentity) -> String {
+        crate::core::service::idempotency_key(instance, &self.name, self.count)
     }
 
     /// The context of attempt `attempt` of the `count`-th step named `name`, resolved

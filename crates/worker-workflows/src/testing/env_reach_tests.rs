@@ -313,7 +313,7 @@ impl Workflow for Rest {
         let call = |ctx: StepContext, path: &str| {
             ServiceCall::new(&self.env, "api", format!("{API}{path}"))
                 .header("x-tenant", "t1".to_string())
-                .idempotency_key(ctx.idempotency_key(&event.instance_id))
+                .idempotency_key(ctx.idempotency_key(&event.identity()))
                 .client_errors_are_final()
         };
         let put: Value = step.run("replace", |ctx| async move { call(ctx, "items/1").put(&json!({"name": "one"})).await }).await?;
@@ -358,7 +358,7 @@ fn put_patch_and_delete_carry_their_method_body_headers_and_idempotency_key() {
         let step = request.step.clone().expect("sent from a step");
         assert_eq!(
             request.header("idempotency-key"),
-            Some(format!("rest:{}:1", crate::core::service::encode_uri_component(&step.step)).as_str())
+            Some(format!("rest@{}:{}:1", world::DEFAULT_START_MILLIS, crate::core::service::encode_uri_component(&step.step)).as_str())
         );
     }
 }

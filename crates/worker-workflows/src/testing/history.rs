@@ -262,6 +262,13 @@ pub struct TestRun {
 }
 
 impl TestRun {
+    /// This instance life's key, `{id}@{createdAtMs}` (what `event.identity().key()`
+    /// gives its workflow): the base of its idempotency keys.
+    pub fn instance_key(&self) -> String {
+        let created = self.created_at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        format!("{}@{created}", self.id)
+    }
+
     /// The output read as `T`; panics with the status and error when the instance did not complete.
     pub fn output<T: DeserializeOwned>(&self) -> T {
         match (&self.status, &self.output) {

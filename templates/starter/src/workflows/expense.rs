@@ -50,9 +50,11 @@ impl Workflow for ExpenseWorkflow {
 
     async fn run<'w>(&'w self, event: &'w WorkflowEvent<ExpenseParams>, step: Step<'w>) -> Result<Paid, StepError> {
         let claim = &event.payload;
-        let id = &event.instance_id;
-
-        // The hold, keyed by the instance: a retried or replayed step holds once.
+        // The hold's id is this instance's life (its id and creation time): a retried,
+        // replayed or restarted step holds once, and a new claim that reuses a deleted
+        // claim's id gets a hold of its own. (Computed where used: the rollback outlives
+        // `run`, so it may borrow the event but not a local.)
+        let hold_id = move || event.identity().key();
         let hold: String = step
             .run_with_rollback(
                 "hold budget",
@@ -60,15 +62,15 @@ impl Workflow for ExpenseWorkflow {
                 |_| async move {
                     let db = self.env.database("DB")?;
                     db.prepare("INSERT INTO holds (id, employee, amount_cents, state) VALUES (?1, ?2, ?3, 'held') ON CONFLICT (id) DO NOTHING")
-                        .bind([id.into(), claim.employee.as_str().into(), claim.amount_cents.into()])
+                        .bind([hold_id().into(), claim.employee.as_str().into(), claim.amount_cents.into()])
                         .run()
                         .await?;
-                    Ok(id.clone())
+                    Ok(hold_id())
                 },
                 // Undone when the claim fails after the hold: the hold is released.
                 Rollback::new(move |_undo: RollbackContext<String>| async move {
                     let db = self.env.database("DB")?;
-                    db.prepare("UPDATE holds SET state = 'released' WHERE id = ?1 AND state = 'held'").bind([id.into()]).run().await?;
+                    db.prepare("UPDATE holds SET state = 'released' WHERE id = ?1 AND state = 'held'").bind([hold_id().into()]).run().await?;
                     Ok(())
                 }),
             )
@@ -86,7 +88,7 @@ impl Workflow for ExpenseWorkflow {
 
         step.run("pay", |_| async move {
             let db = self.env.database("DB")?;
-            db.prepare("UPDATE holds SET state = 'paid' WHERE id = ?1").bind([id.into()]).run().await?;
+            db.prepare("UPDATE holds SET state = 'paid' WHERE id = ?1").bind([hold_id().into()]).run().await?;
             Ok(())
         })
         .await?;
