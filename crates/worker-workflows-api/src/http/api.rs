@@ -10,7 +10,7 @@ use worker_workflows::core::instance_batch::{codes, EntryError};
 use worker_workflows::core::instance_options::{RestartFrom, Retention};
 use worker_workflows::core::platform_limits::PlatformLimit;
 use worker_workflows::core::status::{InstanceError, InstanceState};
-use worker_workflows::core::validate::NameError;
+use worker_workflows::core::validate::{serde_message, NameError};
 
 /// The largest request body accepted (the engine's limit on params and event payloads).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -87,7 +87,7 @@ pub fn check_batch_item(
     let given_id = raw.get("id").and_then(serde_json::Value::as_str).map(|id| id.chars().take(128).collect::<String>());
     let fail = |code: &str, message: String| (given_id.clone(), EntryError::new(code, message));
     let item: BatchItem = match raw {
-        serde_json::Value::Object(_) => serde_json::from_value(raw).map_err(|e| fail(codes::INVALID_JSON, e.to_string()))?,
+        serde_json::Value::Object(_) => serde_json::from_value(raw).map_err(|e| fail(codes::INVALID_JSON, serde_message(&e.to_string())))?,
         _ => return Err(fail(codes::INVALID_JSON, "an entry is an object {id?, params?, retention?}".into())),
     };
     if let Some(id) = &item.id {
@@ -250,7 +250,7 @@ pub enum ApiError {
     #[error("no route for this path")]
     NotFound,
     /// No workflow of that name is registered.
-    #[error("no workflow named {0:?}")]
+    #[error("no workflow named {}", worker_workflows::core::validate::excerpt(.0))]
     WorkflowNotFound(String),
     /// The workflow has no instance of that id.
     #[error("no instance {id:?} of workflow {workflow:?}")]
@@ -532,20 +532,21 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
     if body.len() > MAX_BODY_BYTES {
         return Err(ApiError::PayloadTooLarge);
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))
+    serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(serde_message(&e.to_string())))
 }
 
 /// Reads a JSON body that must be an object (serde would also read a struct from an
 /// array, so `[true]` would pass as `{"rollback": true}`).
 pub fn parse_object_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     match parse_body::<serde_json::Value>(body)? {
-        value @ serde_json::Value::Object(_) => serde_json::from_value(value).map_err(|e| ApiError::InvalidJson(e.to_string())),
+        value @ serde_json::Value::Object(_) => serde_json::from_value(value).map_err(|e| ApiError::InvalidJson(serde_message(&e.to_string()))),
         _ => Err(ApiError::InvalidJson("expected a JSON object".into())),
     }
 }
 
 /// Reads params as a workflow's typed params, naming the field that does not fit
-/// (`items[0].quantity: invalid type: string "two", expected u32`).
+/// (`items[0].quantity: invalid type: string "two", expected u32`; a longer string is
+/// not repeated: `validate::serde_message`).
 pub fn check_params<P: serde::de::DeserializeOwned>(params: &serde_json::Value) -> Result<P, ApiError> {
     Ok(worker_workflows::core::validate::typed_params(params)?)
 }
