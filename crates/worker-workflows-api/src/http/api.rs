@@ -520,10 +520,27 @@ pub fn declared_too_large(content_length: Option<&str>) -> bool {
 
 /// The rate-limit key of a client: its address as Cloudflare saw it (`CF-Connecting-IP`),
 /// for a Worker's public routes limited per client with the Rate Limiting binding.
+/// An IPv4 client is keyed by its address (`ip:203.0.113.7`); an IPv6 client by its /64
+/// (`ip6:2001:db8:1:2::/64`), the smallest block a network hands one subscriber, so one
+/// client cannot get a fresh bucket per address of its prefix. An IPv4-mapped IPv6
+/// address (`::ffff:203.0.113.7`) is the IPv4 client it carries. Text that is not an
+/// address (Cloudflare always sends one) is keyed as given, cut to 64 characters.
 pub fn client_key(connecting_ip: Option<&str>) -> String {
-    match connecting_ip.map(str::trim).filter(|ip| !ip.is_empty()) {
-        Some(ip) => format!("ip:{}", ip.chars().take(64).collect::<String>()),
-        None => "ip:unknown".to_string(),
+    use std::net::{IpAddr, Ipv6Addr};
+    let Some(text) = connecting_ip.map(str::trim).filter(|ip| !ip.is_empty()) else {
+        return "ip:unknown".to_string();
+    };
+    let bare = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')).unwrap_or(text);
+    match bare.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => format!("ip:{v4}"),
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => format!("ip:{v4}"),
+            None => {
+                let s = v6.segments();
+                format!("ip6:{}/64", Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        Err(_) => format!("ip:{}", text.chars().take(64).collect::<String>()),
     }
 }
 
@@ -875,12 +892,74 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_clients_are_keyed_by_their_64() {
+        let key = client_key(Some("2001:db8:1:2:3:4:5:6"));
+        assert_eq!(key, "ip6:2001:db8:1:2::/64");
+        // Every address of the /64, however it is written, is the same client.
+        for same in ["2001:db8:1:2::1", "2001:0db8:0001:0002:ffff:ffff:ffff:ffff", "2001:DB8:1:2::", " [2001:db8:1:2::9] "] {
+            assert_eq!(client_key(Some(same)), key, "{same}");
+        }
+        // The next /64, the one before and another network are other clients.
+        for other in ["2001:db8:1:3::1", "2001:db8:1:1::1", "2001:db9:1:2::1"] {
+            assert_ne!(client_key(Some(other)), key, "{other}");
+        }
+        assert_eq!(client_key(Some("::1")), "ip6:::/64");
+        assert_eq!(client_key(Some("fe80::1:2")), "ip6:fe80::/64");
+        // An IPv4-mapped address is its IPv4 client, keyed by the whole address.
+        assert_eq!(client_key(Some("::ffff:203.0.113.7")), "ip:203.0.113.7");
+        assert_eq!(client_key(Some("::ffff:cb00:7107")), "ip:203.0.113.7");
+        assert_ne!(client_key(Some("::ffff:203.0.113.8")), client_key(Some("::ffff:203.0.113.7")));
+    }
+
+    #[test]
     fn clients_are_keyed_by_address() {
         assert_eq!(client_key(Some("203.0.113.7")), "ip:203.0.113.7");
+        assert_ne!(client_key(Some("203.0.113.8")), client_key(Some("203.0.113.7")));
         assert_eq!(client_key(Some(" ")), "ip:unknown");
         assert_eq!(client_key(None), "ip:unknown");
         assert_eq!(client_key(Some(&"a".repeat(500))).len(), 3 + 64);
         // A multi-byte character across the 64th byte is kept whole, never split (a panic).
         assert_eq!(client_key(Some(&format!("{}é", "a".repeat(63)))), format!("ip:{}é", "a".repeat(63)));
+    }
+}
+
+/// Property tests (host only: proptest's randomness does not build for wasm32).
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    proptest! {
+        /// Two IPv6 addresses share a key exactly when they share their first 64 bits,
+        /// whatever their last 64 bits and however they are written.
+        #[test]
+        fn ipv6_keys_are_their_64(a in any::<u128>(), b in any::<u128>(), low in any::<u64>()) {
+            let (a6, b6) = (Ipv6Addr::from(a), Ipv6Addr::from(b));
+            prop_assume!(a6.to_ipv4_mapped().is_none() && b6.to_ipv4_mapped().is_none());
+            let same_64 = Ipv6Addr::from((a & !u128::from(u64::MAX)) | u128::from(low));
+            prop_assume!(same_64.to_ipv4_mapped().is_none());
+            prop_assert_eq!(client_key(Some(&a6.to_string())), client_key(Some(&same_64.to_string())));
+            let full = format!("{:04x}:{:04x}:{:04x}:{:04x}:{:04x}:{:04x}:{:04x}:{:04x}",
+                a6.segments()[0], a6.segments()[1], a6.segments()[2], a6.segments()[3],
+                a6.segments()[4], a6.segments()[5], a6.segments()[6], a6.segments()[7]);
+            prop_assert_eq!(client_key(Some(&full)), client_key(Some(&a6.to_string())));
+            prop_assert_eq!(client_key(Some(&a6.to_string())) == client_key(Some(&b6.to_string())), a >> 64 == b >> 64);
+        }
+
+        /// IPv4 clients are keyed by the whole address, written plainly or IPv4-mapped.
+        #[test]
+        fn ipv4_keys_are_the_address(a in any::<u32>(), b in any::<u32>()) {
+            let (a4, b4) = (Ipv4Addr::from(a), Ipv4Addr::from(b));
+            prop_assert_eq!(client_key(Some(&a4.to_string())), format!("ip:{a4}"));
+            prop_assert_eq!(client_key(Some(&a4.to_ipv6_mapped().to_string())), format!("ip:{a4}"));
+            prop_assert_eq!(client_key(Some(&a4.to_string())) == client_key(Some(&b4.to_string())), a == b);
+        }
+
+        /// Any header text gets a bounded key, never a panic.
+        #[test]
+        fn any_text_gets_a_bounded_key(text in ".{0,200}") {
+            prop_assert!(client_key(Some(&text)).chars().count() <= 3 + 64);
+        }
     }
 }
