@@ -87,7 +87,9 @@ pub fn check_batch_item(
     let given_id = raw.get("id").and_then(serde_json::Value::as_str).map(|id| id.chars().take(128).collect::<String>());
     let fail = |code: &str, message: String| (given_id.clone(), EntryError::new(code, message));
     let item: BatchItem = match raw {
-        serde_json::Value::Object(_) => serde_json::from_value(raw).map_err(|e| fail(codes::INVALID_JSON, serde_message(&e.to_string())))?,
+        serde_json::Value::Object(_) => {
+            serde_json::from_value(raw).map_err(|e| fail(codes::INVALID_JSON, serde_message(&e.to_string())))?
+        }
         _ => return Err(fail(codes::INVALID_JSON, "an entry is an object {id?, params?, retention?}".into())),
     };
     if let Some(id) = &item.id {
@@ -556,7 +558,9 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
 /// array, so `[true]` would pass as `{"rollback": true}`).
 pub fn parse_object_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     match parse_body::<serde_json::Value>(body)? {
-        value @ serde_json::Value::Object(_) => serde_json::from_value(value).map_err(|e| ApiError::InvalidJson(serde_message(&e.to_string()))),
+        value @ serde_json::Value::Object(_) => {
+            serde_json::from_value(value).map_err(|e| ApiError::InvalidJson(serde_message(&e.to_string())))
+        }
         _ => Err(ApiError::InvalidJson("expected a JSON object".into())),
     }
 }

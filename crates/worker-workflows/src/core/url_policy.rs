@@ -113,8 +113,8 @@ fn reason_suffix(reason: &str) -> String {
 /// its input would otherwise leak it.
 fn safe_reason(reason: &str, url: &str) -> String {
     let reason = reason.trim();
-    let plain = reason.chars().count() <= MAX_SHOWN_REASON_CHARS
-        && reason.chars().all(|c| c.is_ascii_alphanumeric() || " .,'’()-".contains(c));
+    let plain =
+        reason.chars().count() <= MAX_SHOWN_REASON_CHARS && reason.chars().all(|c| c.is_ascii_alphanumeric() || " .,'’()-".contains(c));
     let repeats_input = url
         .split(|c: char| !c.is_alphanumeric())
         .any(|token| token.chars().count() >= 3 && reason.contains(token) && !is_parser_word(token));
@@ -128,8 +128,22 @@ fn safe_reason(reason: &str, url: &str) -> String {
 /// Words a parser's reason uses that an input may share (`https`, `invalid`, …): their
 /// presence in both says nothing of the input.
 fn is_parser_word(token: &str) -> bool {
-    const WORDS: &[&str] =
-        &["http", "https", "url", "invalid", "domain", "character", "host", "port", "number", "address", "string", "empty", "relative", "base"];
+    const WORDS: &[&str] = &[
+        "http",
+        "https",
+        "url",
+        "invalid",
+        "domain",
+        "character",
+        "host",
+        "port",
+        "number",
+        "address",
+        "string",
+        "empty",
+        "relative",
+        "base",
+    ];
     WORDS.iter().any(|w| w.eq_ignore_ascii_case(token))
 }
 
@@ -555,9 +569,15 @@ mod tests {
         assert_eq!(refused_reason("https://localhost/"), "localhost");
         assert_eq!(refused_reason("https://printer.local/"), "a .local (mDNS) name");
         let err = check("https://intranet/hook?token=abc123", &PrivateHosts::none()).expect_err("refused");
-        assert_eq!(err, UrlError::HostNotPublic { host: "intranet".into(), reason: "a name without a dot, resolved only on a local network" });
+        assert_eq!(
+            err,
+            UrlError::HostNotPublic { host: "intranet".into(), reason: "a name without a dot, resolved only on a local network" }
+        );
         // The host is named; the rest of the URL (its path and query) is not repeated.
-        assert_eq!(err.to_string(), "URL points at host \"intranet\", which is not a public host (a name without a dot, resolved only on a local network)");
+        assert_eq!(
+            err.to_string(),
+            "URL points at host \"intranet\", which is not a public host (a name without a dot, resolved only on a local network)"
+        );
     }
 
     #[test]
@@ -659,7 +679,10 @@ mod tests {
         let paths = ["actions.*.call.url", "actions.*.download.url"];
         let err = check_params_urls(&params, &paths, whatwg_parts, &PrivateHosts::none()).expect_err("refused");
         assert_eq!(err.path, "actions[2].download.url");
-        assert_eq!(err.to_string(), "actions[2].download.url: URL points at host \"10.0.0.1\", which is not a public host (a private address)");
+        assert_eq!(
+            err.to_string(),
+            "actions[2].download.url: URL points at host \"10.0.0.1\", which is not a public host (a private address)"
+        );
         assert!(check_params_urls(&params, &["actions.*.call.url"], whatwg_parts, &PrivateHosts::none()).is_ok());
         let pipeline = json!({"sourceUrl": "http://169.254.169.254/latest/meta-data"});
         let err = check_params_urls(&pipeline, &["sourceUrl"], whatwg_parts, &loopback_allowed()).expect_err("refused");
@@ -718,17 +741,17 @@ pub(crate) mod oracle {
     /// The blocks outside 2000::/3 the registries name, for tests to draw addresses from:
     /// all refused (as outside 2000::/3) unless they carry an IPv4 address.
     pub const IPV6_OUTSIDE_GLOBAL_UNICAST: &[&str] = &[
-        "::/128",            // unspecified, RFC 4291
-        "::1/128",           // loopback, RFC 4291
-        "::ffff:0:0/96",     // IPv4-mapped, RFC 4291
-        "64:ff9b::/96",      // IPv4/IPv6 translation, RFC 6052
-        "100::/64",          // discard-only, RFC 6666
-        "100:0:0:1::/64",    // dummy prefix, RFC 9780
-        "5f00::/16",         // SRv6 SIDs, RFC 9602
-        "fc00::/7",          // unique local, RFC 4193
-        "fe80::/10",         // link-local unicast, RFC 4291
-        "fec0::/10",         // site-local (deprecated), RFC 3879
-        "ff00::/8",          // multicast, RFC 4291
+        "::/128",         // unspecified, RFC 4291
+        "::1/128",        // loopback, RFC 4291
+        "::ffff:0:0/96",  // IPv4-mapped, RFC 4291
+        "64:ff9b::/96",   // IPv4/IPv6 translation, RFC 6052
+        "100::/64",       // discard-only, RFC 6666
+        "100:0:0:1::/64", // dummy prefix, RFC 9780
+        "5f00::/16",      // SRv6 SIDs, RFC 9602
+        "fc00::/7",       // unique local, RFC 4193
+        "fe80::/10",      // link-local unicast, RFC 4291
+        "fec0::/10",      // site-local (deprecated), RFC 3879
+        "ff00::/8",       // multicast, RFC 4291
     ];
 
     fn v4_nets(list: &[&str]) -> Vec<Ipv4Net> {

@@ -230,7 +230,10 @@ mod tests {
             "invalid type: a string of about 16 characters, expected u32 at line 1 column 9"
         );
         // Escaped quotes inside the value do not end it early.
-        assert_eq!(serde_message(r#"invalid value: string "ab\"cdef\"gh", expected x"#), "invalid value: a string of about 12 characters, expected x");
+        assert_eq!(
+            serde_message(r#"invalid value: string "ab\"cdef\"gh", expected x"#),
+            "invalid value: a string of about 12 characters, expected x"
+        );
         let long = "k".repeat(100);
         assert_eq!(
             serde_message(&format!("unknown field `{long}`, expected `id` or `params`")),
