@@ -960,6 +960,45 @@ mod properties {
             prop_assert_eq!(client_key(Some(&a4.to_string())) == client_key(Some(&b4.to_string())), a == b);
         }
 
+        /// Every engine refusal of a caller's mistake (a missing instance, a state that does
+        /// not allow the operation, an unknown restart step, a refused id), however the
+        /// engine words around it, answers 4xx with its code, never a 500.
+        #[test]
+        fn caller_mistakes_are_4xx(
+            (words, code) in prop_oneof![
+                Just(("(instance.not_found) Instance does not exist", "instance_not_found")),
+                Just(("instance.not_found", "instance_not_found")),
+                Just(("(instance.cannot_terminate) Cannot terminate instance since its on a finite state", "invalid_state")),
+                Just((r#"(instance.cannot_resume) Cannot resume instance with status "running""#, "invalid_state")),
+                Just(("(instance.cannot_pause) Cannot pause instance", "invalid_state")),
+                Just(("Cannot send event: instance has finished", "invalid_state")),
+                Just(("instance is already running", "invalid_state")),
+                Just(("instance is not paused", "invalid_state")),
+                Just((r#"(instance.cannot_restart) Step "x" not found in execution history"#, "step_not_found")),
+                Just(("(instance.invalid_id) Instance ID is invalid", "invalid_id")),
+            ],
+            name in prop_oneof![Just("WorkflowError"), Just("Error"), Just("TypeError")],
+            before in "[a-zA-Z: ]{0,20}",
+            after in "[a-zA-Z0-9 .]{0,20}",
+        ) {
+            let message = format!("{before}{words}{after}");
+            let e = ApiError::from_binding("w", BindingError::from_engine("i-1", name, &message));
+            prop_assert!((400..500).contains(&e.status()), "{} -> {} {}", message, e.status(), e.code());
+            prop_assert_eq!(e.code(), code, "{}", message);
+        }
+
+        /// A message the engine writes for no caller's mistake stays an internal error,
+        /// and its words never reach the caller.
+        #[test]
+        fn other_engine_errors_stay_internal(message in "[a-z0-9]{1,12} [a-z0-9]{1,12}") {
+            prop_assume!(worker_workflows::core::engine_error::classify_engine_error(&message)
+                == worker_workflows::core::engine_error::EngineErrorKind::Other);
+            prop_assume!(worker_workflows::core::platform_limits::classify(&message).is_none());
+            let e = ApiError::from_binding("w", BindingError::from_engine("i-1", "Error", &message));
+            prop_assert_eq!((e.status(), e.code()), (500, "internal"));
+            prop_assert!(!e.body().to_string().contains(&message));
+        }
+
         /// Any header text gets a bounded key, never a panic.
         #[test]
         fn any_text_gets_a_bounded_key(text in ".{0,200}") {
