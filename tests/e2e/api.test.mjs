@@ -195,7 +195,7 @@ describe("HTTP API", { concurrency: true }, () => {
     const batch = await api("POST", "/workflows/data-pipeline/instances/batch", [{ params: { sourceUrl: "https://10.1.1.1/x" } }]);
     assert.equal(batch.status, 200, JSON.stringify(batch.body));
     assert.equal(batch.body.instances[0].error.code, "invalid_params");
-    assert.match(batch.body.instances[0].error.message, /sourceUrl: URL "https:\/\/10\.1\.1\.1\/x"/);
+    assert.match(batch.body.instances[0].error.message, /sourceUrl: URL points at host "10\.1\.1\.1", which is not a public host/);
     assert.equal(batch.body.instances[0].outcome, "failed", JSON.stringify(batch.body));
     const job = await api("POST", "/jobs", { workflow: "data-pipeline", params: { sourceUrl: "https://10.1.1.1/x" } });
     assert.equal(job.status, 400, JSON.stringify(job.body));
