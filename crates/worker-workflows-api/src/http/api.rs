@@ -10,7 +10,7 @@ use worker_workflows::core::instance_batch::{codes, EntryError};
 use worker_workflows::core::instance_options::{RestartFrom, Retention};
 use worker_workflows::core::platform_limits::PlatformLimit;
 use worker_workflows::core::status::{InstanceError, InstanceState};
-use worker_workflows::core::validate::NameError;
+use worker_workflows::core::validate::{serde_message, NameError};
 
 /// The largest request body accepted (the engine's limit on params and event payloads).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -87,7 +87,9 @@ pub fn check_batch_item(
     let given_id = raw.get("id").and_then(serde_json::Value::as_str).map(|id| id.chars().take(128).collect::<String>());
     let fail = |code: &str, message: String| (given_id.clone(), EntryError::new(code, message));
     let item: BatchItem = match raw {
-        serde_json::Value::Object(_) => serde_json::from_value(raw).map_err(|e| fail(codes::INVALID_JSON, e.to_string()))?,
+        serde_json::Value::Object(_) => {
+            serde_json::from_value(raw).map_err(|e| fail(codes::INVALID_JSON, serde_message(&e.to_string())))?
+        }
         _ => return Err(fail(codes::INVALID_JSON, "an entry is an object {id?, params?, retention?}".into())),
     };
     if let Some(id) = &item.id {
@@ -250,7 +252,7 @@ pub enum ApiError {
     #[error("no route for this path")]
     NotFound,
     /// No workflow of that name is registered.
-    #[error("no workflow named {0:?}")]
+    #[error("no workflow named {}", worker_workflows::core::validate::excerpt(.0))]
     WorkflowNotFound(String),
     /// The workflow has no instance of that id.
     #[error("no instance {id:?} of workflow {workflow:?}")]
@@ -520,10 +522,27 @@ pub fn declared_too_large(content_length: Option<&str>) -> bool {
 
 /// The rate-limit key of a client: its address as Cloudflare saw it (`CF-Connecting-IP`),
 /// for a Worker's public routes limited per client with the Rate Limiting binding.
+/// An IPv4 client is keyed by its address (`ip:203.0.113.7`); an IPv6 client by its /64
+/// (`ip6:2001:db8:1:2::/64`), the smallest block a network hands one subscriber, so one
+/// client cannot get a fresh bucket per address of its prefix. An IPv4-mapped IPv6
+/// address (`::ffff:203.0.113.7`) is the IPv4 client it carries. Text that is not an
+/// address (Cloudflare always sends one) is keyed as given, cut to 64 characters.
 pub fn client_key(connecting_ip: Option<&str>) -> String {
-    match connecting_ip.map(str::trim).filter(|ip| !ip.is_empty()) {
-        Some(ip) => format!("ip:{}", ip.chars().take(64).collect::<String>()),
-        None => "ip:unknown".to_string(),
+    use std::net::{IpAddr, Ipv6Addr};
+    let Some(text) = connecting_ip.map(str::trim).filter(|ip| !ip.is_empty()) else {
+        return "ip:unknown".to_string();
+    };
+    let bare = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')).unwrap_or(text);
+    match bare.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => format!("ip:{v4}"),
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => format!("ip:{v4}"),
+            None => {
+                let s = v6.segments();
+                format!("ip6:{}/64", Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        Err(_) => format!("ip:{}", text.chars().take(64).collect::<String>()),
     }
 }
 
@@ -532,20 +551,23 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
     if body.len() > MAX_BODY_BYTES {
         return Err(ApiError::PayloadTooLarge);
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))
+    serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(serde_message(&e.to_string())))
 }
 
 /// Reads a JSON body that must be an object (serde would also read a struct from an
 /// array, so `[true]` would pass as `{"rollback": true}`).
 pub fn parse_object_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     match parse_body::<serde_json::Value>(body)? {
-        value @ serde_json::Value::Object(_) => serde_json::from_value(value).map_err(|e| ApiError::InvalidJson(e.to_string())),
+        value @ serde_json::Value::Object(_) => {
+            serde_json::from_value(value).map_err(|e| ApiError::InvalidJson(serde_message(&e.to_string())))
+        }
         _ => Err(ApiError::InvalidJson("expected a JSON object".into())),
     }
 }
 
 /// Reads params as a workflow's typed params, naming the field that does not fit
-/// (`items[0].quantity: invalid type: string "two", expected u32`).
+/// (`items[0].quantity: invalid type: string "two", expected u32`; a longer string is
+/// not repeated: `validate::serde_message`).
 pub fn check_params<P: serde::de::DeserializeOwned>(params: &serde_json::Value) -> Result<P, ApiError> {
     Ok(worker_workflows::core::validate::typed_params(params)?)
 }
@@ -874,12 +896,113 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_clients_are_keyed_by_their_64() {
+        let key = client_key(Some("2001:db8:1:2:3:4:5:6"));
+        assert_eq!(key, "ip6:2001:db8:1:2::/64");
+        // Every address of the /64, however it is written, is the same client.
+        for same in ["2001:db8:1:2::1", "2001:0db8:0001:0002:ffff:ffff:ffff:ffff", "2001:DB8:1:2::", " [2001:db8:1:2::9] "] {
+            assert_eq!(client_key(Some(same)), key, "{same}");
+        }
+        // The next /64, the one before and another network are other clients.
+        for other in ["2001:db8:1:3::1", "2001:db8:1:1::1", "2001:db9:1:2::1"] {
+            assert_ne!(client_key(Some(other)), key, "{other}");
+        }
+        assert_eq!(client_key(Some("::1")), "ip6:::/64");
+        assert_eq!(client_key(Some("fe80::1:2")), "ip6:fe80::/64");
+        // An IPv4-mapped address is its IPv4 client, keyed by the whole address.
+        assert_eq!(client_key(Some("::ffff:203.0.113.7")), "ip:203.0.113.7");
+        assert_eq!(client_key(Some("::ffff:cb00:7107")), "ip:203.0.113.7");
+        assert_ne!(client_key(Some("::ffff:203.0.113.8")), client_key(Some("::ffff:203.0.113.7")));
+    }
+
+    #[test]
     fn clients_are_keyed_by_address() {
         assert_eq!(client_key(Some("203.0.113.7")), "ip:203.0.113.7");
+        assert_ne!(client_key(Some("203.0.113.8")), client_key(Some("203.0.113.7")));
         assert_eq!(client_key(Some(" ")), "ip:unknown");
         assert_eq!(client_key(None), "ip:unknown");
         assert_eq!(client_key(Some(&"a".repeat(500))).len(), 3 + 64);
         // A multi-byte character across the 64th byte is kept whole, never split (a panic).
         assert_eq!(client_key(Some(&format!("{}é", "a".repeat(63)))), format!("ip:{}é", "a".repeat(63)));
+    }
+}
+
+/// Property tests (host only: proptest's randomness does not build for wasm32).
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    proptest! {
+        /// Two IPv6 addresses share a key exactly when they share their first 64 bits,
+        /// whatever their last 64 bits and however they are written.
+        #[test]
+        fn ipv6_keys_are_their_64(a in any::<u128>(), b in any::<u128>(), low in any::<u64>()) {
+            let (a6, b6) = (Ipv6Addr::from(a), Ipv6Addr::from(b));
+            prop_assume!(a6.to_ipv4_mapped().is_none() && b6.to_ipv4_mapped().is_none());
+            let same_64 = Ipv6Addr::from((a & !u128::from(u64::MAX)) | u128::from(low));
+            prop_assume!(same_64.to_ipv4_mapped().is_none());
+            prop_assert_eq!(client_key(Some(&a6.to_string())), client_key(Some(&same_64.to_string())));
+            let full = format!("{:04x}:{:04x}:{:04x}:{:04x}:{:04x}:{:04x}:{:04x}:{:04x}",
+                a6.segments()[0], a6.segments()[1], a6.segments()[2], a6.segments()[3],
+                a6.segments()[4], a6.segments()[5], a6.segments()[6], a6.segments()[7]);
+            prop_assert_eq!(client_key(Some(&full)), client_key(Some(&a6.to_string())));
+            prop_assert_eq!(client_key(Some(&a6.to_string())) == client_key(Some(&b6.to_string())), a >> 64 == b >> 64);
+        }
+
+        /// IPv4 clients are keyed by the whole address, written plainly or IPv4-mapped.
+        #[test]
+        fn ipv4_keys_are_the_address(a in any::<u32>(), b in any::<u32>()) {
+            let (a4, b4) = (Ipv4Addr::from(a), Ipv4Addr::from(b));
+            prop_assert_eq!(client_key(Some(&a4.to_string())), format!("ip:{a4}"));
+            prop_assert_eq!(client_key(Some(&a4.to_ipv6_mapped().to_string())), format!("ip:{a4}"));
+            prop_assert_eq!(client_key(Some(&a4.to_string())) == client_key(Some(&b4.to_string())), a == b);
+        }
+
+        /// Every engine refusal of a caller's mistake (a missing instance, a state that does
+        /// not allow the operation, an unknown restart step, a refused id), however the
+        /// engine words around it, answers 4xx with its code, never a 500.
+        #[test]
+        fn caller_mistakes_are_4xx(
+            (words, code) in prop_oneof![
+                Just(("(instance.not_found) Instance does not exist", "instance_not_found")),
+                Just(("instance.not_found", "instance_not_found")),
+                Just(("(instance.cannot_terminate) Cannot terminate instance since its on a finite state", "invalid_state")),
+                Just((r#"(instance.cannot_resume) Cannot resume instance with status "running""#, "invalid_state")),
+                Just(("(instance.cannot_pause) Cannot pause instance", "invalid_state")),
+                Just(("Cannot send event: instance has finished", "invalid_state")),
+                Just(("instance is already running", "invalid_state")),
+                Just(("instance is not paused", "invalid_state")),
+                Just((r#"(instance.cannot_restart) Step "x" not found in execution history"#, "step_not_found")),
+                Just(("(instance.invalid_id) Instance ID is invalid", "invalid_id")),
+            ],
+            name in prop_oneof![Just("WorkflowError"), Just("Error"), Just("TypeError")],
+            before in "[a-zA-Z: ]{0,20}",
+            after in "[a-zA-Z0-9 .]{0,20}",
+        ) {
+            let message = format!("{before}{words}{after}");
+            let e = ApiError::from_binding("w", BindingError::from_engine("i-1", name, &message));
+            prop_assert!((400..500).contains(&e.status()), "{} -> {} {}", message, e.status(), e.code());
+            prop_assert_eq!(e.code(), code, "{}", message);
+        }
+
+        /// A message the engine writes for no caller's mistake stays an internal error,
+        /// and its words never reach the caller.
+        #[test]
+        fn other_engine_errors_stay_internal(message in "[a-z0-9]{1,12} [a-z0-9]{1,12}") {
+            prop_assume!(worker_workflows::core::engine_error::classify_engine_error(&message)
+                == worker_workflows::core::engine_error::EngineErrorKind::Other);
+            prop_assume!(worker_workflows::core::platform_limits::classify(&message).is_none());
+            let e = ApiError::from_binding("w", BindingError::from_engine("i-1", "Error", &message));
+            prop_assert_eq!((e.status(), e.code()), (500, "internal"));
+            prop_assert!(!e.body().to_string().contains(&message));
+        }
+
+        /// Any header text gets a bounded key, never a panic.
+        #[test]
+        fn any_text_gets_a_bounded_key(text in ".{0,200}") {
+            prop_assert!(client_key(Some(&text)).chars().count() <= 3 + 64);
+        }
     }
 }

@@ -7,6 +7,7 @@ use crate::http::api::{self, ApiError, CreateRequest, CreatedResponse, InstanceR
 use crate::http::api::{DeleteBatchRequest, RestartRequest, TerminateRequest};
 use crate::http::auth;
 use crate::http::poll;
+use crate::http::restart::{self, Read, Verdict};
 use crate::http::routes::{self, ControlAction, Route, RouteError};
 use crate::http::sse::{self, HistoryFormat};
 use crate::http::Api;
@@ -22,10 +23,10 @@ use worker_workflows::bridge::binding::Subscription;
 use worker_workflows::bridge::instances;
 use worker_workflows::bridge::NewInstance;
 use worker_workflows::bridge::{Instance, WorkflowBinding, WorkflowEnv};
-use worker_workflows::core::engine_error::BindingError;
+use worker_workflows::core::engine_error::{self, BindingError, InstanceAction};
 use worker_workflows::core::history::History;
 use worker_workflows::core::instance_batch::{CreateEntry, CreateOutcome};
-use worker_workflows::core::instance_events::{EventKind, InstanceEvent};
+use worker_workflows::core::instance_events::InstanceEvent;
 use worker_workflows::core::instance_index;
 use worker_workflows::core::status::{InstanceState, InstanceStatus};
 use worker_workflows::core::url_policy;
@@ -458,10 +459,32 @@ async fn control_instance(
     };
     let fail = |e| ApiError::from_binding(spec.name, e);
     let instance = WorkflowBinding::from_env(env, spec.binding).map_err(fail)?.get(id).await.map_err(fail)?;
-    if action == ControlAction::Restart && compensations_ran(&instance).await.map_err(fail)? {
-        return Err(ApiError::InvalidState(format!(
-            "instance {id}'s compensations (rollbacks) have run: a restart would reuse results they undid; create a new instance"
-        )));
+    let state = instance.state().await.map_err(fail)?;
+    let checked = match action {
+        ControlAction::Pause => InstanceAction::Pause,
+        ControlAction::Resume => InstanceAction::Resume,
+        ControlAction::Terminate => InstanceAction::Terminate,
+        ControlAction::Restart => InstanceAction::Restart,
+    };
+    refuse_in_state(id, checked, state)?;
+    if action == ControlAction::Restart {
+        match compensations_started(&instance, state).await.map_err(fail)? {
+            Verdict::Allowed => {}
+            Verdict::CompensationsStarted => {
+                return Err(ApiError::InvalidState(format!(
+                    "instance {id}'s compensations (rollbacks) have started: a restart would reuse results they undid; create a new instance"
+                )))
+            }
+            Verdict::Unverified => {
+                return Err(ApiError::Unavailable {
+                    message: format!(
+                        "instance {id}'s history could not be read to its end within {} seconds to check that none of its compensations (rollbacks) has started; the restart was refused, not made",
+                        restart::DEADLINE.as_secs()
+                    ),
+                    retry_after: worker_workflows::core::platform_limits::UNAVAILABLE_RETRY_AFTER_SECONDS,
+                })
+            }
+        }
     }
     match action {
         ControlAction::Pause => instance.pause().await,
@@ -478,26 +501,43 @@ async fn control_instance(
     json_response(200, &json!({"id": id, "status": state}))
 }
 
-/// Whether a finished instance's rollbacks ran (a `rollback_started` in its history). Its
-/// steps' cached results then describe work that was undone (a refunded charge), so the
-/// API refuses to restart it; the Rust `Instance::restart*` stay as the engine has them.
-/// A history that cannot be read to its end in time counts as none ran.
-async fn compensations_ran(instance: &Instance) -> Result<bool, BindingError> {
-    if !matches!(instance.state().await?, InstanceState::Errored | InstanceState::Terminated) {
-        return Ok(false);
+/// Refuses, 409 `invalid_state`, an operation the instance's state does not allow
+/// (`engine_error::state_refuses`): a caller's mistake, which the local engine would
+/// otherwise accept and drop.
+fn refuse_in_state(id: &str, action: InstanceAction, state: InstanceState) -> Result<(), ApiError> {
+    match engine_error::state_refuses(action, state) {
+        Some(why) => Err(ApiError::InvalidState(format!("instance {id}: {why}"))),
+        None => Ok(()),
     }
+}
+
+/// Whether the instance's compensations (rollbacks) have started, running or done (a
+/// `rollback_started` in its history, in any state: a `running` instance may be rolling
+/// back on the local runtime). Its steps' cached results then describe work that was
+/// undone (a refunded charge), so the API refuses to restart it; the Rust
+/// `Instance::restart*` stay as the engine has them. Fails closed: a history that cannot
+/// be read to its end in time is [`Verdict::Unverified`], never "none started".
+async fn compensations_started(instance: &Instance, state: InstanceState) -> Result<Verdict, BindingError> {
+    let scan = match restart::Scan::start(state) {
+        Ok(scan) => scan,
+        Err(verdict) => return Ok(verdict),
+    };
     let mut events = instance.subscribe(None).await?;
     let started = js_sys::Date::now();
     loop {
-        let left = HISTORY_DEADLINE_MS - (js_sys::Date::now() - started);
+        let left = restart::DEADLINE.as_millis() as f64 - (js_sys::Date::now() - started);
         if left <= 0.0 {
-            return Ok(false);
+            return Ok(scan.out_of_time());
         }
-        match next_or_idle(&mut events, Some(std::time::Duration::from_millis(left as u64))).await {
-            Next::Event(event) if matches!(event.kind, EventKind::RollbackStarted) => return Ok(true),
-            Next::Event(_) => {}
-            Next::End | Next::Idle => return Ok(false),
+        let wait = scan.wait(std::time::Duration::from_millis(left as u64));
+        let verdict = match next_or_idle(&mut events, Some(wait)).await {
+            Next::Event(event) => scan.next(Read::Event(&event.kind), wait),
+            Next::End => scan.next(Read::End, wait),
+            Next::Idle => scan.next(Read::Idle, wait),
             Next::Failed(e) => return Err(e),
+        };
+        if let Some(verdict) = verdict {
+            return Ok(verdict);
         }
     }
 }
@@ -510,6 +550,8 @@ async fn send_event(spec: &'static WorkflowSpec, id: &str, event_type: &str, req
     spec.check_event(event_type, &payload).map_err(ApiError::from_event_problem)?;
     let fail = |e| ApiError::from_binding(spec.name, e);
     let instance = WorkflowBinding::from_env(env, spec.binding).map_err(fail)?.get(id).await.map_err(fail)?;
+    // An event a finished instance would store and never read is refused, not accepted.
+    refuse_in_state(id, InstanceAction::SendEvent, instance.state().await.map_err(fail)?)?;
     instance.send_event(event_type, &payload).await.map_err(fail)?;
     json_response(202, &json!({"id": id, "type": event_type}))
 }

@@ -1,7 +1,8 @@
 //! The HTTP API: a request's path from route to response. `routes` picks the handler,
 //! `auth` checks the token, `api` holds the bodies and the one error type with its
 //! mapping to status codes, `poll` the synchronous-poll pattern, `sse` the history's media
-//! types and event framing, `openapi` the served document. Those are pure and
+//! types and event framing, `restart` the check that refuses a restart once compensations
+//! have started, `openapi` the served document. Those are pure and
 //! host-tested; `handler` is the wasm edge that serves them with the Workflow bindings.
 //!
 //! May depend on: `triggers` (jobs go through the queue's checks), and the
@@ -11,6 +12,7 @@ pub mod api;
 pub mod auth;
 pub mod openapi;
 pub mod poll;
+pub mod restart;
 pub mod routes;
 pub mod sse;
 

@@ -19,7 +19,7 @@ pub enum WaitError {
     #[error("wait: {0}")]
     Malformed(DurationError),
     /// It is longer than [`MAX_WAIT`] (the text given).
-    #[error("wait {0:?} is longer than the 5 minutes a request may wait; poll the statusUrl instead")]
+    #[error("wait {} is longer than the 5 minutes a request may wait; poll the statusUrl instead", worker_workflows::core::validate::excerpt(.0))]
     TooLong(String),
 }
 

@@ -18,10 +18,10 @@ pub const EVENT_STREAM: &str = "text/event-stream";
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HistoryRequestError {
     /// The `Accept` header allows neither format (the header given).
-    #[error("this route serves application/json or text/event-stream, and Accept allows neither: {0:?}")]
+    #[error("this route serves application/json or text/event-stream, and Accept allows neither: {}", worker_workflows::core::validate::excerpt(.0))]
     Unacceptable(String),
     /// The `Last-Event-ID` header is not a whole number (the header given).
-    #[error("Last-Event-ID must be an event id this API sent (a whole number), not {0:?}")]
+    #[error("Last-Event-ID must be an event id this API sent (a whole number), not {}", worker_workflows::core::validate::excerpt(.0))]
     LastEventId(String),
 }
 

@@ -34,7 +34,7 @@ pub enum Poison {
     #[error("not a job: {0}")]
     NotAJob(String),
     /// No workflow of that name is registered (or available).
-    #[error("no workflow named {0:?}")]
+    #[error("no workflow named {}", worker_workflows::core::validate::excerpt(.0))]
     UnknownWorkflow(String),
     /// The id is malformed or reserved.
     #[error("{0}")]
@@ -62,7 +62,7 @@ pub fn check(
 
 /// Reads a message body (JSON text of the body as the queue delivered it).
 pub fn parse(body_json: &str) -> Result<Job, Poison> {
-    serde_json::from_str(body_json).map_err(|e| Poison::NotAJob(e.to_string()))
+    serde_json::from_str(body_json).map_err(|e| Poison::NotAJob(worker_workflows::core::validate::serde_message(&e.to_string())))
 }
 
 /// The instance id of a job: its own, else `job-{message id}`, the same on every redelivery.

@@ -148,10 +148,26 @@ impl HttpMethod {
     }
 }
 
+/// What a request does with a redirect (a 3xx answer with a `Location`): `fetch`'s
+/// `redirect` option, which the Worker's fetch sets from it and the test engine's
+/// router follows alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Redirect {
+    /// Follows it, up to 20 redirects, as `fetch` does by default: the answer is the
+    /// last one's.
+    #[default]
+    Follow,
+    /// Never follows it: the 3xx is the answer (`redirect: "manual"`).
+    /// [`ServiceCall`](super::outbound::ServiceCall) always asks for this.
+    Manual,
+}
+
 /// An outbound HTTP request, as plain data: through the runtime's `fetch`, a service
-/// binding or a Durable Object stub. Redirects are never followed: a 3xx comes back as
-/// the answer. Build one with [`new`](Self::new) (or [`get`](Self::get), …) and the
-/// builder methods; the answer is read up to [`MAX_SERVICE_ANSWER_BYTES`] unless
+/// binding or a Durable Object stub. Redirects are followed, as by `fetch`, unless
+/// [`redirect`](Self::redirect) says [`Redirect::Manual`]: then a 3xx comes back as the
+/// answer ([`ServiceCall`](super::outbound::ServiceCall) always asks for that). Build
+/// one with [`new`](Self::new) (or [`get`](Self::get), …) and the builder methods; the
+/// answer is read up to [`MAX_SERVICE_ANSWER_BYTES`] unless
 /// [`max_response_bytes`](Self::max_response_bytes) says otherwise.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboundRequest {
@@ -166,13 +182,22 @@ pub struct OutboundRequest {
     /// The most bytes of the answer's body to read: reading stops there (or before the
     /// first byte, when the answer declares a longer `Content-Length`).
     pub max_response_bytes: usize,
+    /// Whether a redirect is followed (the default, as `fetch`) or is the answer.
+    pub redirect: Redirect,
 }
 
 impl OutboundRequest {
     /// A request with no headers and no body, its answer read up to
     /// [`MAX_SERVICE_ANSWER_BYTES`].
     pub fn new(method: HttpMethod, url: impl Into<String>) -> Self {
-        OutboundRequest { method, url: url.into(), headers: Vec::new(), body: None, max_response_bytes: MAX_SERVICE_ANSWER_BYTES }
+        OutboundRequest {
+            method,
+            url: url.into(),
+            headers: Vec::new(),
+            body: None,
+            max_response_bytes: MAX_SERVICE_ANSWER_BYTES,
+            redirect: Redirect::Follow,
+        }
     }
 
     /// A `GET` of `url`.
@@ -223,6 +248,12 @@ impl OutboundRequest {
         self.max_response_bytes = bytes;
         self
     }
+
+    /// Sets what a redirect does: [`Redirect::Manual`] makes a 3xx the answer.
+    pub fn redirect(mut self, redirect: Redirect) -> Self {
+        self.redirect = redirect;
+        self
+    }
 }
 
 /// The answer to an outbound request.
@@ -236,7 +267,8 @@ pub struct OutboundResponse {
     pub body_over_limit: bool,
     /// How long the service asked to wait before trying again (`Retry-After`).
     pub retry_after: Option<Duration>,
-    /// Where a 3xx answer points (`Location`, at most 256 bytes of it); never followed.
+    /// Where a 3xx answer points (`Location`, at most 256 bytes of it), when the request
+    /// did not follow it ([`Redirect::Manual`]).
     pub location: Option<String>,
 }
 

@@ -1,6 +1,6 @@
 //! Creating and deleting instances the way every entry point should (HTTP, queues,
-//! crons): a create is claimed in the D1 instance index (which listing reads, and which
-//! settles races on one id), then made by the engine, which never runs an id twice,
+//! crons): a create, one or a batch, is claimed in the D1 instance index (which listing
+//! reads, and which settles races on one id), then made by the engine, which never runs an id twice,
 //! with the workflow's retention default from the registry; a delete leaves the index
 //! too, so listing stays true.
 
@@ -8,7 +8,7 @@ use crate::bridge::js::random_uuid;
 use crate::bridge::{Instance, NewInstance, WorkflowBinding};
 use crate::core::callback::DeliveryOutcome;
 use crate::core::engine_error::BindingError;
-use crate::core::instance_batch::{CreateEntry, DeleteEntry};
+use crate::core::instance_batch::{codes, CreateEntry, CreateOutcome, DeleteEntry, EntryError};
 use crate::core::instance_index::{self, Cursor, IndexedInstance};
 use crate::core::instance_options::Retention;
 use crate::registry::WorkflowSpec;
@@ -136,24 +136,132 @@ pub async fn create_with(
     }
 }
 
-/// Creates up to 100 instances in one engine call (entries without a retention take
-/// the workflow's default, part by part), answering per entry in order: created,
-/// already existed, or failed with a code. Instances that exist afterwards are recorded
-/// in the index for listing (an existing row keeps its time).
+/// Claims each id in the index in one D1 round trip: true where this call claimed it,
+/// false where another request (or an instance created earlier) holds it.
+async fn claim_all(env: &Env, workflow: &str, ids: &[&str]) -> Result<Vec<bool>, BindingError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let db = env.d1(INDEX_DB).map_err(index_error)?;
+    let now = JsValue::from_f64(js_sys::Date::now());
+    let statements = ids
+        .iter()
+        .map(|id| db.prepare(instance_index::INSERT).bind(&[workflow.into(), (*id).into(), now.clone()]))
+        .collect::<worker::Result<Vec<D1PreparedStatement>>>()
+        .map_err(index_error)?;
+    let results = db.batch(statements).await.map_err(index_error)?;
+    if results.len() != ids.len() {
+        return Err(index_error(worker::Error::RustError(format!("{} claims answered for {} ids", results.len(), ids.len()))));
+    }
+    Ok(results.iter().map(|r| r.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0) > 0).collect())
+}
+
+/// What became of an id another request had claimed.
+enum Theirs {
+    /// Its instance exists: the entry existed.
+    Exists,
+    /// No instance came in time: a stale claim (its instance expired from the engine),
+    /// so the engine decides, as for [`create_with`].
+    Stale,
+    /// Reading it failed.
+    Failed(BindingError),
+}
+
+/// Waits briefly for the instance of an id another request claimed to reach the engine.
+async fn wait_for_theirs(binding: &WorkflowBinding, id: &str) -> Theirs {
+    for delay_ms in [0, 50, 100, 200, 400, 800, 1600] {
+        if delay_ms > 0 {
+            worker::Delay::from(std::time::Duration::from_millis(delay_ms)).await;
+        }
+        match binding.get(id).await {
+            Ok(_) => return Theirs::Exists,
+            Err(BindingError::NotFound(_)) => continue,
+            Err(e) => return Theirs::Failed(e),
+        }
+    }
+    Theirs::Stale
+}
+
+/// Creates up to 100 instances in one engine call, each claimed in the index first as
+/// [`create_with`] claims one (entries without an id get a UUID here, so they can be;
+/// entries without a retention take the workflow's default, part by part). Answers per
+/// entry, in order: created, already existed, or failed with a code. The claims are one
+/// D1 batch; only claimed ids (and stale claims) go to the engine, so of any number of
+/// racing requests with one id exactly one reports it created and the rest existed; a
+/// claim the engine refused is given back.
 pub async fn create_batch(
     env: &Env,
     spec: &WorkflowSpec,
     mut batch: Vec<NewInstance<serde_json::Value>>,
 ) -> Result<Vec<CreateEntry>, BindingError> {
     let binding = WorkflowBinding::from_env(env, spec.binding)?;
+    BindingError::check_batch_size(batch.len())?;
     let default = spec.default_retention();
     for new in &mut batch {
         new.retention = Some(new.retention.take().unwrap_or_default().or(default.clone()));
+        if new.id.is_none() {
+            new.id = Some(random_uuid());
+        }
     }
-    let entries = binding.create_batch(&batch).await?;
-    let existing: Vec<&str> = entries.iter().filter(|e| e.exists()).filter_map(|e| e.id.as_deref()).collect();
-    index_batch(env, spec.name, instance_index::INSERT, &existing, true).await;
-    Ok(entries)
+    // Entries the binding refuses (a malformed, reserved or repeated id, a bad retention)
+    // are not claimed: it answers them itself.
+    let mut seen = std::collections::HashSet::new();
+    let claimable: Vec<usize> = (0..batch.len())
+        .filter(|&i| {
+            let new = &batch[i];
+            let id = new.id.as_deref().unwrap_or_default();
+            crate::core::validate::instance_id(id).is_ok()
+                && new.retention.as_ref().is_none_or(|r| r.to_engine().is_ok())
+                && seen.insert(id.to_string())
+        })
+        .collect();
+    let ids: Vec<&str> = claimable.iter().map(|&i| batch[i].id.as_deref().unwrap_or_default()).collect();
+    let claimed = claim_all(env, spec.name, &ids).await?;
+    let mine: Vec<usize> = claimable.iter().zip(&claimed).filter(|(_, &c)| c).map(|(&i, _)| i).collect();
+    let theirs: Vec<usize> = claimable.iter().zip(&claimed).filter(|(_, &c)| !c).map(|(&i, _)| i).collect();
+
+    let waits =
+        futures_util::future::join_all(theirs.iter().map(|&i| wait_for_theirs(&binding, batch[i].id.as_deref().unwrap_or_default()))).await;
+    let mut answered: Vec<CreateEntry> = Vec::with_capacity(batch.len());
+    let mut skip = std::collections::HashSet::new();
+    for (&i, outcome) in theirs.iter().zip(waits) {
+        let id = batch[i].id.clone();
+        match outcome {
+            Theirs::Exists => answered.push(CreateEntry { index: i, id, outcome: CreateOutcome::AlreadyExists }),
+            Theirs::Failed(e) => answered.push(CreateEntry {
+                index: i,
+                id,
+                outcome: CreateOutcome::Failed(EntryError::new(codes::ENGINE_ERROR, e.to_string())),
+            }),
+            Theirs::Stale => continue,
+        }
+        skip.insert(i);
+    }
+
+    // One engine call for the rest: claimed ids, stale claims, and the entries the binding answers itself.
+    let mine_ids: Vec<String> = mine.iter().filter_map(|&i| batch[i].id.clone()).collect();
+    let positions: Vec<usize> = (0..batch.len()).filter(|i| !skip.contains(i)).collect();
+    let sending: Vec<NewInstance<serde_json::Value>> =
+        batch.into_iter().enumerate().filter(|(i, _)| !skip.contains(i)).map(|(_, new)| new).collect();
+    if !sending.is_empty() {
+        let entries = match binding.create_batch(&sending).await {
+            Ok(entries) => entries,
+            Err(e) => {
+                let ids: Vec<&str> = mine_ids.iter().map(String::as_str).collect();
+                index_batch(env, spec.name, instance_index::DELETE, &ids, false).await;
+                return Err(e);
+            }
+        };
+        // The engine's entries count over what was sent: back to the request's positions.
+        let entries: Vec<CreateEntry> =
+            entries.into_iter().filter_map(|e| positions.get(e.index).map(|&index| CreateEntry { index, ..e })).collect();
+        let refused: Vec<&str> =
+            entries.iter().filter(|e| !e.exists()).filter_map(|e| e.id.as_deref()).filter(|id| mine_ids.iter().any(|m| m == id)).collect();
+        index_batch(env, spec.name, instance_index::DELETE, &refused, false).await;
+        answered.extend(entries);
+    }
+    answered.sort_by_key(|e| e.index);
+    Ok(answered)
 }
 
 /// Deletes one instance and its index row. A missing instance is `NotFound`, and its

@@ -10,7 +10,7 @@
 
 use super::engine::{
     BucketBackend, DatabaseBackend, DurableObjectBackend, EnvBackend, FetcherBackend, HttpMethod, KvBackend, KvKey, KvKeyList,
-    KvPutOptions, ListOptions, LocalBoxFuture, ObjectInfo, ObjectList, OutboundRequest, OutboundResponse, QueueBackend, SqlRow,
+    KvPutOptions, ListOptions, LocalBoxFuture, ObjectInfo, ObjectList, OutboundRequest, OutboundResponse, QueueBackend, Redirect, SqlRow,
     SqlStatement, SqlValue,
 };
 use super::js;
@@ -151,8 +151,8 @@ fn failed(e: worker::Error) -> StepError {
     StepError::Failed(e.to_string())
 }
 
-/// The runtime's `Request` for `request`, with `redirect: "manual"`, so a 3xx is the
-/// answer rather than followed.
+/// The runtime's `Request` for `request`, its `redirect` from the request's
+/// ([`Redirect::Manual`]: a 3xx is the answer rather than followed).
 fn js_request(request: &OutboundRequest) -> Result<Request, StepError> {
     let headers = Headers::new();
     for (name, value) in &request.headers {
@@ -170,7 +170,10 @@ fn js_request(request: &OutboundRequest) -> Result<Request, StepError> {
         init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
     }
     init.with_headers(headers);
-    init.with_redirect(RequestRedirect::Manual);
+    init.with_redirect(match request.redirect {
+        Redirect::Follow => RequestRedirect::Follow,
+        Redirect::Manual => RequestRedirect::Manual,
+    });
     Request::new_with_init(&request.url, &init).map_err(failed)
 }
 

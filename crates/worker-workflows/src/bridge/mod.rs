@@ -34,7 +34,7 @@ pub mod js_step;
 mod webhook_delivery;
 
 pub use engine::{
-    HttpMethod, KvKey, KvKeyList, KvPutOptions, ListOptions, ObjectInfo, ObjectList, OutboundRequest, OutboundResponse, SqlValue,
+    HttpMethod, KvKey, KvKeyList, KvPutOptions, ListOptions, ObjectInfo, ObjectList, OutboundRequest, OutboundResponse, Redirect, SqlValue,
     StepContext,
 };
 pub use env::{Bucket, Database, DurableObjectNamespace, Env, Fetcher, Kv, Queue, RunResult, Secret, Statement};

@@ -10,7 +10,7 @@
 //! or `DELETE` unless the service makes repeats harmless) carries an `Idempotency-Key`,
 //! since a step's retry sends it again.
 
-use super::engine::{HttpMethod, OutboundRequest, OutboundResponse};
+use super::engine::{HttpMethod, OutboundRequest, OutboundResponse, Redirect};
 use super::{Env, Fetcher};
 use crate::core::service::{self, check_status, ClientErrors, MAX_SERVICE_ANSWER_BYTES};
 use crate::core::step_error::StepError;
@@ -205,14 +205,26 @@ impl<'a> ServiceCall<'a> {
         url_policy::check(&self.url, super::parse_url, &allowed).map_err(|e| StepError::NonRetryable(format!("{}: {e}", self.service)))
     }
 
-    async fn send(&self, method: HttpMethod, body: Option<String>) -> Result<OutboundResponse, StepError> {
+    /// The request a call sends: redirects never followed ([`Redirect::Manual`]), so a
+    /// URL the policy passed cannot lead the Worker anywhere else.
+    pub(crate) fn request(&self, method: HttpMethod, body: Option<String>) -> Result<OutboundRequest, StepError> {
         let url = self.url()?;
         let mut headers: Vec<(String, String)> = self.headers.iter().map(|(n, v)| (n.to_string(), v.clone())).collect();
         if body.is_some() {
             headers.push(("content-type".into(), "application/json".into()));
         }
-        let request =
-            OutboundRequest { method, url, headers, body: body.map(String::into_bytes), max_response_bytes: self.max_response_bytes };
+        Ok(OutboundRequest {
+            method,
+            url,
+            headers,
+            body: body.map(String::into_bytes),
+            max_response_bytes: self.max_response_bytes,
+            redirect: Redirect::Manual,
+        })
+    }
+
+    async fn send(&self, method: HttpMethod, body: Option<String>) -> Result<OutboundResponse, StepError> {
+        let request = self.request(method, body)?;
         let sent = match self.through {
             Some(fetcher) => fetcher.fetch(request).await,
             None => self.env.fetch(request).await,

@@ -13,19 +13,19 @@ pub const MAX_SLEEP: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DurationError {
     /// It does not read as a duration.
-    #[error("invalid duration {input:?}: expected \"<number> <unit>\" with unit second, minute, hour, day, week, month or year (e.g. \"5 seconds\", \"30s\"), or a number of milliseconds")]
+    #[error("invalid duration {}: expected \"<number> <unit>\" with unit second, minute, hour, day, week, month or year (e.g. \"5 seconds\", \"30s\"), or a number of milliseconds", crate::core::validate::excerpt(input))]
     Malformed {
         /// The text given.
         input: String,
     },
     /// It is longer than [`MAX_SLEEP`].
-    #[error("duration {input:?} is longer than the 365 days Workflows allows")]
+    #[error("duration {} is longer than the 365 days Workflows allows", crate::core::validate::excerpt(input))]
     TooLong {
         /// The text given (or the duration, written out).
         input: String,
     },
     /// It is zero where a wait must be longer.
-    #[error("duration {input:?} must be longer than zero")]
+    #[error("duration {} must be longer than zero", crate::core::validate::excerpt(input))]
     Zero {
         /// The text given.
         input: String,

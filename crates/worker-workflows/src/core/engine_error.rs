@@ -1,6 +1,7 @@
 //! Errors of the Workflow binding (create, get, status, pause, ...), read from the
 //! engine's messages, which carry codes such as `instance.not_found`.
 
+use crate::core::status::InstanceState;
 use crate::core::validate::NameError;
 
 /// What an error thrown by the Workflow binding means, read from its message
@@ -22,21 +23,99 @@ pub enum EngineErrorKind {
     Other,
 }
 
+/// Words of the engine's refusals of an operation the instance's state does not allow,
+/// lower-cased: the codes (`(instance.cannot_terminate) Cannot terminate instance since
+/// its on a finite state`, `(instance.cannot_resume) Cannot resume instance with status
+/// "running"`, as the local runtimes write them) and the phrases Cloudflare's engine words
+/// them with (`resume()`: "if it is already running, an error will be thrown").
+const STATE_REFUSALS: &[&str] = &[
+    "instance.cannot_",
+    "instance.invalid_state",
+    "instance.not_running",
+    "instance.not_paused",
+    "instance.already_running",
+    "instance.already_paused",
+    "instance.finished",
+    "cannot pause",
+    "cannot resume",
+    "cannot restart",
+    "cannot terminate",
+    "cannot send",
+    "finite state",
+    "is not running",
+    "is not paused",
+    "is already running",
+    "is already paused",
+    "already finished",
+    "already completed",
+    "has finished",
+];
+
 /// What an error the Workflow binding threw means, from its message.
 pub fn classify_engine_error(message: &str) -> EngineErrorKind {
+    let lower = message.to_ascii_lowercase();
     if message.contains("instance.not_found") {
         EngineErrorKind::NotFound
     } else if message.contains("instance.already_exists") {
         EngineErrorKind::AlreadyExists
     } else if message.contains("instance.cannot_restart") && message.contains("not found in execution history") {
         EngineErrorKind::StepNotFound
-    } else if message.contains("instance.cannot_") || message.contains("instance.invalid_state") {
+    } else if STATE_REFUSALS.iter().any(|words| lower.contains(words)) {
         EngineErrorKind::InvalidState
     } else if message.contains("invalid id") || message.contains("instance.invalid_id") {
         EngineErrorKind::InvalidId
     } else {
         EngineErrorKind::Other
     }
+}
+
+/// An operation on one instance that the instance's state may not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceAction {
+    /// `pause()`.
+    Pause,
+    /// `resume()`.
+    Resume,
+    /// `terminate()`, with or without rollback.
+    Terminate,
+    /// `restart()`, from the start or from a step.
+    Restart,
+    /// `sendEvent()`.
+    SendEvent,
+}
+
+impl InstanceAction {
+    fn verb(self) -> &'static str {
+        match self {
+            InstanceAction::Pause => "paused",
+            InstanceAction::Resume => "resumed",
+            InstanceAction::Terminate => "terminated",
+            InstanceAction::Restart => "restarted",
+            InstanceAction::SendEvent => "sent an event",
+        }
+    }
+}
+
+/// Why an instance in `state` cannot take `action`, if it cannot: a caller's mistake (a
+/// 409, never a 500). Cloudflare's engine refuses these itself; the local one drops some
+/// of them silently (an event sent to a finished instance is stored and never read, a
+/// pause of a finished instance and a resume of one that is not paused do nothing), so
+/// the HTTP API checks here first, and maps the engine's own refusals
+/// ([`classify_engine_error`]) the same way. A state this code does not know is left to
+/// the engine.
+pub fn state_refuses(action: InstanceAction, state: InstanceState) -> Option<String> {
+    use InstanceAction::*;
+    use InstanceState::*;
+    let why = match (action, state) {
+        (_, Unknown) => return None,
+        (Pause | Terminate | SendEvent, Complete | Errored | Terminated) => format!("it has finished ({})", state.as_str()),
+        (Pause | SendEvent, RollingBack) => "it is running its compensations (rolling back)".to_string(),
+        (Resume, Paused | WaitingForPause) => return None,
+        (Resume, _) => format!("it is not paused ({})", state.as_str()),
+        (Restart, RollingBack) => "it is running its compensations (rolling back)".to_string(),
+        _ => return None,
+    };
+    Some(format!("the instance cannot be {}: {why}", action.verb()))
 }
 
 /// An error of the Workflow binding, from this crate's checks or the engine's message.
@@ -143,6 +222,41 @@ mod tests {
     }
 
     #[test]
+    fn state_refusals_of_each_engine() {
+        use EngineErrorKind::*;
+        // workerd's local engine, and the phrases Cloudflare's uses.
+        for message in [
+            r#"WorkflowError: (instance.cannot_resume) Cannot resume instance with status "running""#,
+            "(instance.cannot_pause) Cannot pause instance since its on a finite state",
+            "Error: Cannot resume instance: instance is already running",
+            "Instance is not paused",
+            "Cannot send event to instance: it has finished",
+            "instance.not_running",
+        ] {
+            assert_eq!(classify_engine_error(message), InvalidState, "{message}");
+            assert!(matches!(BindingError::from_engine("i", "Error", message), BindingError::InvalidState { .. }), "{message}");
+        }
+    }
+
+    #[test]
+    fn what_each_state_allows() {
+        use InstanceAction::*;
+        use InstanceState::*;
+        let all = [Queued, Running, Paused, Errored, Terminated, Complete, Waiting, WaitingForPause, RollingBack, Unknown];
+        let refused = |action, state| state_refuses(action, state).is_some();
+        for state in all {
+            let finished = state.is_finished();
+            assert_eq!(refused(Pause, state), finished || state == RollingBack, "pause {state:?}");
+            assert_eq!(refused(SendEvent, state), finished || state == RollingBack, "send event {state:?}");
+            assert_eq!(refused(Terminate, state), finished, "terminate {state:?}");
+            assert_eq!(refused(Resume, state), !matches!(state, Paused | WaitingForPause | Unknown), "resume {state:?}");
+            assert_eq!(refused(Restart, state), state == RollingBack, "restart {state:?}");
+        }
+        assert_eq!(state_refuses(SendEvent, Complete).as_deref(), Some("the instance cannot be sent an event: it has finished (complete)"));
+        assert_eq!(state_refuses(Resume, Running).as_deref(), Some("the instance cannot be resumed: it is not paused (running)"));
+    }
+
+    #[test]
     fn binding_errors_name_the_instance() {
         assert_eq!(BindingError::from_engine("o-1", "WorkflowError", "(instance.not_found) x"), BindingError::NotFound("o-1".into()));
         assert_eq!(
@@ -160,5 +274,54 @@ mod tests {
         assert!(BindingError::check_batch_size(0).is_err());
         assert!(BindingError::check_batch_size(100).is_ok());
         assert_eq!(BindingError::check_batch_size(101), Err(BindingError::BatchSize(101)));
+    }
+}
+
+/// Property tests (host only: proptest's randomness does not build for wasm32).
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The engine's words for each kind, as they appear inside its messages.
+    fn coded() -> impl Strategy<Value = (&'static str, EngineErrorKind)> {
+        prop_oneof![
+            Just(("(instance.not_found) Instance does not exist", EngineErrorKind::NotFound)),
+            Just(("instance.not_found", EngineErrorKind::NotFound)),
+            Just((r#"(instance.already_exists) Workflow instance with id "x" already exists"#, EngineErrorKind::AlreadyExists)),
+            Just((r#"(instance.cannot_restart) Step "s" not found in execution history"#, EngineErrorKind::StepNotFound)),
+            Just(("(instance.cannot_terminate) Cannot terminate instance since its on a finite state", EngineErrorKind::InvalidState)),
+            Just((r#"(instance.cannot_resume) Cannot resume instance with status "complete""#, EngineErrorKind::InvalidState)),
+            Just(("Cannot pause instance", EngineErrorKind::InvalidState)),
+            Just(("instance is already running", EngineErrorKind::InvalidState)),
+            Just(("(instance.invalid_id) Instance ID is invalid", EngineErrorKind::InvalidId)),
+            Just(("Workflow instance has invalid id", EngineErrorKind::InvalidId)),
+        ]
+    }
+
+    proptest! {
+        /// A message carrying one of the engine's codes or phrases, whatever surrounds it
+        /// (the error's name, a stack, RPC's wrapping), means what that code means.
+        #[test]
+        fn codes_are_read_wherever_they_sit((words, kind) in coded(), before in "[a-zA-Z:() ]{0,30}", after in "[a-zA-Z0-9 .]{0,30}") {
+            let message = format!("{before}{words}{after}");
+            prop_assert_eq!(classify_engine_error(&message), kind, "{}", message);
+        }
+
+        /// Any message is classified without panicking; one with no code or phrase of the
+        /// engine's is `Other` (an internal error, not a caller's mistake).
+        #[test]
+        fn other_messages_are_other(message in "[a-z0-9 ]{0,80}") {
+            let kind = classify_engine_error(&message);
+            let lower = message.to_ascii_lowercase();
+            if !STATE_REFUSALS.iter().any(|w| lower.contains(w)) && !message.contains("invalid id") {
+                prop_assert_eq!(kind, EngineErrorKind::Other);
+            }
+        }
+
+        #[test]
+        fn any_text_is_classified(message in ".{0,200}") {
+            let _ = classify_engine_error(&message);
+        }
     }
 }

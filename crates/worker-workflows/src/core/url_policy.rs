@@ -46,57 +46,113 @@ pub struct UrlParts {
 /// Longest URL accepted, in bytes.
 pub const MAX_URL_LEN: usize = 2048;
 
-/// How much of an over-long URL is quoted in the error message.
-const QUOTED_PREFIX_LEN: usize = 64;
+/// The most characters of a host an error names (a longer one is cut, marked `…`).
+const MAX_SHOWN_HOST_CHARS: usize = 64;
+
+/// The most characters of a parser's reason an error repeats.
+const MAX_SHOWN_REASON_CHARS: usize = 100;
 
 /// The var naming the private hosts allowed for development.
 pub const ALLOW_PRIVATE_HOSTS_VAR: &str = "ALLOW_PRIVATE_HOSTS";
 
-/// Why [`check`] refused a URL.
+/// Why [`check`] refused a URL. Errors end up in answers and logs, so none repeats the
+/// URL: at most its scheme and host (canonical, cut to 64 characters), never its user
+/// name, password, path, query or fragment.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
     /// It does not parse as a URL.
-    #[error("URL {url:?} is not a valid URL: {reason}")]
+    #[error("URL is not a valid URL{}", reason_suffix(reason))]
     NotAUrl {
-        /// The text given.
-        url: String,
-        /// The parser's error.
+        /// The parser's reason, when it is a plain description (`invalid domain
+        /// character`); empty when the parser's words might repeat the input.
         reason: String,
     },
     /// The scheme is neither https nor (to an allowed private host) http.
-    #[error("URL {url:?} uses scheme {scheme:?}; only https is allowed (and http to the hosts in ALLOW_PRIVATE_HOSTS)")]
+    #[error("URL scheme {scheme:?} (host {host:?}) is not allowed; only https is allowed (and http to the hosts in ALLOW_PRIVATE_HOSTS)")]
     SchemeNotAllowed {
-        /// The URL, without credentials.
-        url: String,
-        /// Its scheme, without the colon.
+        /// Its scheme, without the colon (cut to 16 characters).
         scheme: String,
+        /// Its host (cut to 64 characters; empty when it has none).
+        host: String,
     },
     /// The host is not plainly public.
-    #[error("URL {url:?} points at {host:?}, which is not a public host ({reason})")]
+    #[error("URL points at host {host:?}, which is not a public host ({reason})")]
     HostNotPublic {
-        /// The URL.
-        url: String,
-        /// Its host.
+        /// Its host (cut to 64 characters).
         host: String,
         /// What kind of host it is ("localhost", "an internal name", …).
         reason: &'static str,
     },
-    /// `url` is shown with the user name and password removed.
-    #[error("URL {url:?} must not contain a user name or password")]
+    /// The URL holds a user name or password; neither is repeated.
+    #[error("URL must not contain a user name or password (host {host:?})")]
     Credentials {
-        /// The URL, without credentials.
-        url: String,
+        /// Its host (cut to 64 characters).
+        host: String,
     },
-    /// `url` is the start of the URL only.
-    #[error("URL {url:?}… is {len} bytes long; at most {max} allowed")]
+    /// Longer than [`MAX_URL_LEN`]; nothing of it is repeated.
+    #[error("URL is {len} bytes long; at most {max} allowed")]
     TooLong {
-        /// Its first 64 bytes.
-        url: String,
         /// Its length in bytes.
         len: usize,
         /// The most allowed: [`MAX_URL_LEN`].
         max: usize,
     },
+}
+
+fn reason_suffix(reason: &str) -> String {
+    if reason.is_empty() {
+        String::new()
+    } else {
+        format!(" ({reason})")
+    }
+}
+
+/// The parser's reason for refusing `url`, kept only when it is a short plain phrase
+/// that repeats no word of the URL (credentials included): WHATWG parsers
+/// say `invalid domain character` or `Invalid URL string.`, but a parser that quoted
+/// its input would otherwise leak it.
+fn safe_reason(reason: &str, url: &str) -> String {
+    let reason = reason.trim();
+    let plain =
+        reason.chars().count() <= MAX_SHOWN_REASON_CHARS && reason.chars().all(|c| c.is_ascii_alphanumeric() || " .,'’()-".contains(c));
+    let repeats_input = url
+        .split(|c: char| !c.is_alphanumeric())
+        .any(|token| token.chars().count() >= 3 && reason.contains(token) && !is_parser_word(token));
+    if plain && !repeats_input {
+        reason.to_string()
+    } else {
+        String::new()
+    }
+}
+
+/// Words a parser's reason uses that an input may share (`https`, `invalid`, …): their
+/// presence in both says nothing of the input.
+fn is_parser_word(token: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "http",
+        "https",
+        "url",
+        "invalid",
+        "domain",
+        "character",
+        "host",
+        "port",
+        "number",
+        "address",
+        "string",
+        "empty",
+        "relative",
+        "base",
+    ];
+    WORDS.iter().any(|w| w.eq_ignore_ascii_case(token))
+}
+
+/// At most `max` characters of `text`, marked `…` when cut.
+fn shown(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
+    }
 }
 
 /// The private hosts a deployment allows anyway (the var `ALLOW_PRIVATE_HOSTS`:
@@ -158,12 +214,13 @@ fn canonical_name(text: &str) -> Option<String> {
 /// it serialised: https to a public host, or http/https to a host in `private_hosts`.
 /// Credentials, other schemes and over-long URLs are never accepted.
 pub fn check(url: &str, parse: impl FnOnce(&str) -> Result<UrlParts, String>, private_hosts: &PrivateHosts) -> Result<String, UrlError> {
-    // Checked first so a huge input is neither parsed nor copied whole into the error.
+    // Checked first so a huge input is never parsed.
     if url.len() > MAX_URL_LEN {
-        return Err(UrlError::TooLong { url: prefix(url, QUOTED_PREFIX_LEN).to_string(), len: url.len(), max: MAX_URL_LEN });
+        return Err(UrlError::TooLong { len: url.len(), max: MAX_URL_LEN });
     }
-    let parsed = parse(url).map_err(|reason| UrlError::NotAUrl { url: url.to_string(), reason })?;
+    let parsed = parse(url).map_err(|reason| UrlError::NotAUrl { reason: safe_reason(&reason, url) })?;
     let allowed_private = private_hosts.allows(&parsed.hostname);
+    let host = shown(&parsed.hostname, MAX_SHOWN_HOST_CHARS);
 
     let scheme_ok = match parsed.scheme.as_str() {
         "https" => true,
@@ -171,17 +228,16 @@ pub fn check(url: &str, parse: impl FnOnce(&str) -> Result<UrlParts, String>, pr
         _ => false,
     };
     if !scheme_ok {
-        return Err(UrlError::SchemeNotAllowed { url: without_credentials(&parsed.href), scheme: parsed.scheme });
+        return Err(UrlError::SchemeNotAllowed { scheme: shown(&parsed.scheme, 16), host });
     }
 
     if !parsed.username.is_empty() || !parsed.password.is_empty() {
-        // Never echo the password back (it would land in logs and responses).
-        return Err(UrlError::Credentials { url: without_credentials(&parsed.href) });
+        return Err(UrlError::Credentials { host });
     }
 
     if !allowed_private {
         if let Some(reason) = host_not_public(&parsed.hostname) {
-            return Err(UrlError::HostNotPublic { url: parsed.href, host: parsed.hostname, reason });
+            return Err(UrlError::HostNotPublic { host, reason });
         }
     }
 
@@ -259,29 +315,6 @@ pub fn host_not_public(hostname: &str) -> Option<&'static str> {
     }
 }
 
-/// A serialised special URL without its user name and password: they sit between
-/// `://` and the last `@` of the authority (the serialiser percent-encodes any other
-/// `@`, `/`, `?` and `#` in them).
-fn without_credentials(href: &str) -> String {
-    let Some(start) = href.find("://").map(|i| i + 3) else {
-        return href.to_string();
-    };
-    let authority_end = href[start..].find(['/', '?', '#']).map_or(href.len(), |i| start + i);
-    match href[start..authority_end].rfind('@') {
-        Some(at) => format!("{}{}", &href[..start], &href[start + at + 1..]),
-        None => href.to_string(),
-    }
-}
-
-/// The longest prefix of `s` of at most `max` bytes that ends on a char boundary.
-fn prefix(s: &str, max: usize) -> &str {
-    let mut end = max.min(s.len());
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
 /// Why a host name is not public, if it is not. The parser has already lowercased
 /// and punycoded it.
 fn domain_not_public(domain: &str) -> Option<&'static str> {
@@ -353,7 +386,7 @@ fn ipv6_not_public(ip: Ipv6Addr) -> Option<&'static str> {
         "a Teredo address, which reaches an IPv4 address through a relay"
     } else if s[0] == 0x64 && s[1] == 0xff9b {
         "a local-use NAT64 address" // 64:ff9b:1::/48, RFC 8215
-    } else if (s[0] == 0x2001 && s[1] == 0x0db8) || (s[0] & 0xfff0) == 0x3ff0 {
+    } else if (s[0] == 0x2001 && s[1] == 0x0db8) || (s[0] == 0x3fff && s[1] < 0x1000) {
         "a documentation address" // 2001:db8::/32 (RFC 3849), 3fff::/20 (RFC 9637)
     } else if s[0] & 0xe000 != 0x2000 {
         // Everything public sits in 2000::/3 (global unicast, RFC 4291); the rest is
@@ -406,14 +439,6 @@ mod tests {
     }
 
     #[test]
-    fn credentials_are_cut_from_the_serialised_url() {
-        assert_eq!(without_credentials("https://u:p@x.example.com/a@b?c=@#@"), "https://x.example.com/a@b?c=@#@");
-        assert_eq!(without_credentials("https://u%40v:p%3A@x.example.com:8443/"), "https://x.example.com:8443/");
-        assert_eq!(without_credentials("https://x.example.com/"), "https://x.example.com/");
-        assert_eq!(without_credentials("no scheme"), "no scheme");
-    }
-
-    #[test]
     fn public_https_is_accepted_with_or_without_private_hosts() {
         for url in [
             "https://hooks.example.com/x",
@@ -433,7 +458,7 @@ mod tests {
     fn http_only_to_an_allowed_private_host() {
         assert_eq!(
             check("http://hooks.example.com", &loopback_allowed()),
-            Err(UrlError::SchemeNotAllowed { url: "http://hooks.example.com/".into(), scheme: "http".into() })
+            Err(UrlError::SchemeNotAllowed { scheme: "http".into(), host: "hooks.example.com".into() })
         );
         assert!(check("http://127.0.0.1:9000/hook", &loopback_allowed()).is_ok());
         assert!(check("https://127.0.0.1:9000/hook", &loopback_allowed()).is_ok());
@@ -508,6 +533,7 @@ mod tests {
             "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",
             "https://[2001:db8::1]/",
             "https://[3fff::1]/",
+            "https://[3fff:fff:ffff::1]/",
             "https://[2001:2::1]/",
             "https://[100::1]/",
             "https://[ff02::1]/",
@@ -542,16 +568,16 @@ mod tests {
         assert!(refused_reason("https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/").starts_with("a Teredo address"));
         assert_eq!(refused_reason("https://localhost/"), "localhost");
         assert_eq!(refused_reason("https://printer.local/"), "a .local (mDNS) name");
-        let err = check("https://intranet/hook", &PrivateHosts::none()).expect_err("refused");
+        let err = check("https://intranet/hook?token=abc123", &PrivateHosts::none()).expect_err("refused");
         assert_eq!(
             err,
-            UrlError::HostNotPublic {
-                url: "https://intranet/hook".into(),
-                host: "intranet".into(),
-                reason: "a name without a dot, resolved only on a local network"
-            }
+            UrlError::HostNotPublic { host: "intranet".into(), reason: "a name without a dot, resolved only on a local network" }
         );
-        assert!(err.to_string().contains("https://intranet/hook"), "{err}");
+        // The host is named; the rest of the URL (its path and query) is not repeated.
+        assert_eq!(
+            err.to_string(),
+            "URL points at host \"intranet\", which is not a public host (a name without a dot, resolved only on a local network)"
+        );
     }
 
     #[test]
@@ -565,6 +591,8 @@ mod tests {
             "https://[2001:4860::8888]/",
             "https://[2001:200::1]/",
             "https://[2a00:1450::1]/",
+            // Just past 3fff::/20, the documentation block (RFC 9637).
+            "https://[3fff:1000::1]/",
         ] {
             assert!(check(url, &PrivateHosts::none()).is_ok(), "{url}: {:?}", check(url, &PrivateHosts::none()));
         }
@@ -574,13 +602,25 @@ mod tests {
     fn credentials_refused_without_echoing_them() {
         for url in ["https://u:p@x.example.com", "https://u@x.example.com/", "https://:p@x.example.com/"] {
             for hosts in [PrivateHosts::none(), loopback_allowed()] {
-                assert_eq!(check(url, &hosts), Err(UrlError::Credentials { url: "https://x.example.com/".into() }), "{url}");
+                assert_eq!(check(url, &hosts), Err(UrlError::Credentials { host: "x.example.com".into() }), "{url}");
             }
         }
         let shown = check("https://alice:hunter2@x.example.com/", &PrivateHosts::none()).expect_err("refused").to_string();
         assert!(!shown.contains("hunter2") && !shown.contains("alice"), "{shown}");
         let http = check("http://alice:hunter2@x.example.com/", &PrivateHosts::none()).expect_err("refused").to_string();
         assert!(!http.contains("hunter2"), "{http}");
+        // Refused for another reason first (its scheme, its host, its form), the
+        // credentials are still not repeated.
+        for url in [
+            "ftp://alice:hunter2@x.example.com/",
+            "https://alice:hunter2@10.0.0.1/",
+            "https://alice:hunter2@exa mple.com/",
+            "https://u:hunter2@[::1/",
+            "hunter2",
+        ] {
+            let shown = check(url, &PrivateHosts::none()).expect_err("refused").to_string();
+            assert!(!shown.contains("hunter2") && !shown.contains("alice"), "{url}: {shown}");
+        }
     }
 
     #[test]
@@ -589,16 +629,23 @@ mod tests {
         let at_limit = format!("{base}{}", "a".repeat(MAX_URL_LEN - base.len()));
         assert!(check(&at_limit, &PrivateHosts::none()).is_ok());
         let over = format!("{at_limit}a");
-        match check(&over, &PrivateHosts::none()) {
-            Err(UrlError::TooLong { url, len, max }) => {
-                assert!(over.starts_with(&url) && url.len() <= QUOTED_PREFIX_LEN);
-                assert_eq!((len, max), (MAX_URL_LEN + 1, MAX_URL_LEN));
+        assert_eq!(check(&over, &PrivateHosts::none()), Err(UrlError::TooLong { len: MAX_URL_LEN + 1, max: MAX_URL_LEN }));
+        let shown = check(&format!("https://u:hunter2@x.example.com/{}", "é".repeat(MAX_URL_LEN)), &PrivateHosts::none())
+            .expect_err("refused")
+            .to_string();
+        assert!(!shown.contains("hunter2") && !shown.contains("x.example.com"), "{shown}");
+    }
+
+    #[test]
+    fn long_hosts_are_cut_in_errors() {
+        let long = format!("https://{}.internal/", "a".repeat(200));
+        match check(&long, &PrivateHosts::none()) {
+            Err(UrlError::HostNotPublic { host, .. }) => {
+                assert_eq!(host.chars().count(), MAX_SHOWN_HOST_CHARS + 1);
+                assert!(host.ends_with('…'), "{host}");
             }
-            other => panic!("expected TooLong, got {other:?}"),
+            other => panic!("expected HostNotPublic, got {other:?}"),
         }
-        // The quoted prefix never splits a character.
-        let wide = format!("https://hooks.example.com/{}", "é".repeat(MAX_URL_LEN));
-        assert!(matches!(check(&wide, &PrivateHosts::none()), Err(UrlError::TooLong { .. })));
     }
 
     #[test]
@@ -610,8 +657,16 @@ mod tests {
                 check(url, &loopback_allowed())
             );
         }
+        // The parser's reason is given; the input is not.
         let err = check("hooks.example.com/x", &PrivateHosts::none()).expect_err("refused");
-        assert!(err.to_string().contains("hooks.example.com/x"), "{err}");
+        assert_eq!(err.to_string(), "URL is not a valid URL (relative URL without a base)");
+        let err = check("https://u:secret@exa mple.com", &PrivateHosts::none()).expect_err("refused");
+        assert_eq!(err.to_string(), "URL is not a valid URL (invalid international domain name)");
+        // A reason that repeats the input, or is not a plain phrase, is dropped.
+        assert_eq!(safe_reason("Invalid URL: https://u:secret@exa mple.com", "https://u:secret@exa mple.com"), "");
+        assert_eq!(safe_reason("bad secret", "https://u:secret@exa mple.com"), "");
+        assert_eq!(safe_reason("Invalid URL string.", "https://u:secret@exa mple.com"), "Invalid URL string.");
+        assert_eq!(safe_reason(&"x".repeat(101), "https://a"), "");
     }
 
     #[test]
@@ -624,7 +679,10 @@ mod tests {
         let paths = ["actions.*.call.url", "actions.*.download.url"];
         let err = check_params_urls(&params, &paths, whatwg_parts, &PrivateHosts::none()).expect_err("refused");
         assert_eq!(err.path, "actions[2].download.url");
-        assert!(err.to_string().starts_with("actions[2].download.url: URL \"https://10.0.0.1/data\""), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "actions[2].download.url: URL points at host \"10.0.0.1\", which is not a public host (a private address)"
+        );
         assert!(check_params_urls(&params, &["actions.*.call.url"], whatwg_parts, &PrivateHosts::none()).is_ok());
         let pipeline = json!({"sourceUrl": "http://169.254.169.254/latest/meta-data"});
         let err = check_params_urls(&pipeline, &["sourceUrl"], whatwg_parts, &loopback_allowed()).expect_err("refused");
@@ -636,15 +694,225 @@ mod tests {
     }
 }
 
+/// An oracle for the policy's addresses that shares no code with it: the ranges below
+/// are copied from the IANA special-purpose address registries (IPv4 and IPv6, with
+/// their RFCs), plus the multicast blocks, written as CIDR text, and containment is
+/// computed by the `ipnet` crate. An address is public when it is in no range here; an
+/// IPv6 address is also public only inside 2000::/3, the global unicast block (RFC 4291:
+/// everything else is reserved, multicast or local), and an IPv4-mapped or NAT64
+/// address is exactly as public as the IPv4 address it carries. The policy is stricter
+/// than "globally reachable" in a few documented places: all of 192.0.0.0/24 and
+/// 2001::/23 (the registries mark a few anycast /32s and /128s inside them reachable),
+/// the deprecated 6to4 relay 192.88.99.0/24, and the relay-reaching 6to4 and Teredo blocks.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+pub(crate) mod oracle {
+    use ipnet::{Ipv4Net, Ipv6Net};
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    /// IPv4 ranges no public URL may point into.
+    pub const IPV4_NOT_PUBLIC: &[&str] = &[
+        "0.0.0.0/8",       // "this network", RFC 791
+        "10.0.0.0/8",      // private, RFC 1918
+        "100.64.0.0/10",   // shared address space (carrier-grade NAT), RFC 6598
+        "127.0.0.0/8",     // loopback, RFC 1122
+        "169.254.0.0/16",  // link local, RFC 3927
+        "172.16.0.0/12",   // private, RFC 1918
+        "192.0.0.0/24",    // IETF protocol assignments, RFC 6890
+        "192.0.2.0/24",    // documentation (TEST-NET-1), RFC 5737
+        "192.88.99.0/24",  // 6to4 relay anycast (deprecated), RFC 7526
+        "192.168.0.0/16",  // private, RFC 1918
+        "198.18.0.0/15",   // benchmarking, RFC 2544
+        "198.51.100.0/24", // documentation (TEST-NET-2), RFC 5737
+        "203.0.113.0/24",  // documentation (TEST-NET-3), RFC 5737
+        "224.0.0.0/4",     // multicast, RFC 5771
+        "240.0.0.0/4",     // reserved, RFC 1112 (255.255.255.255/32, limited broadcast, RFC 919, inside)
+    ];
+
+    /// IPv6 ranges inside 2000::/3 (or carrying IPv4, handled apart) that no public URL
+    /// may point into.
+    pub const IPV6_NOT_PUBLIC: &[&str] = &[
+        "64:ff9b:1::/48", // local-use IPv4/IPv6 translation, RFC 8215
+        "2001::/23",      // IETF protocol assignments, RFC 2928 (Teredo 2001::/32, RFC 4380, inside)
+        "2001:db8::/32",  // documentation, RFC 3849
+        "2002::/16",      // 6to4, RFC 3056
+        "3fff::/20",      // documentation, RFC 9637
+    ];
+
+    /// The blocks outside 2000::/3 the registries name, for tests to draw addresses from:
+    /// all refused (as outside 2000::/3) unless they carry an IPv4 address.
+    pub const IPV6_OUTSIDE_GLOBAL_UNICAST: &[&str] = &[
+        "::/128",         // unspecified, RFC 4291
+        "::1/128",        // loopback, RFC 4291
+        "::ffff:0:0/96",  // IPv4-mapped, RFC 4291
+        "64:ff9b::/96",   // IPv4/IPv6 translation, RFC 6052
+        "100::/64",       // discard-only, RFC 6666
+        "100:0:0:1::/64", // dummy prefix, RFC 9780
+        "5f00::/16",      // SRv6 SIDs, RFC 9602
+        "fc00::/7",       // unique local, RFC 4193
+        "fe80::/10",      // link-local unicast, RFC 4291
+        "fec0::/10",      // site-local (deprecated), RFC 3879
+        "ff00::/8",       // multicast, RFC 4291
+    ];
+
+    fn v4_nets(list: &[&str]) -> Vec<Ipv4Net> {
+        list.iter().map(|n| n.parse().expect("a CIDR of the table")).collect()
+    }
+
+    fn v6_nets(list: &[&str]) -> Vec<Ipv6Net> {
+        list.iter().map(|n| n.parse().expect("a CIDR of the table")).collect()
+    }
+
+    /// Whether the oracle calls this IPv4 address public.
+    pub fn ipv4_public(ip: Ipv4Addr) -> bool {
+        !v4_nets(IPV4_NOT_PUBLIC).iter().any(|net| net.contains(&ip))
+    }
+
+    /// Whether the oracle calls this IPv6 address public.
+    pub fn ipv6_public(ip: Ipv6Addr) -> bool {
+        let mapped: Ipv6Net = "::ffff:0:0/96".parse().expect("a CIDR");
+        let nat64: Ipv6Net = "64:ff9b::/96".parse().expect("a CIDR");
+        if mapped.contains(&ip) || nat64.contains(&ip) {
+            let [.., a, b, c, d] = ip.octets();
+            return ipv4_public(Ipv4Addr::new(a, b, c, d));
+        }
+        let global_unicast: Ipv6Net = "2000::/3".parse().expect("a CIDR");
+        global_unicast.contains(&ip) && !v6_nets(IPV6_NOT_PUBLIC).iter().any(|net| net.contains(&ip))
+    }
+
+    /// Every range of the tables, for drawing addresses at and around their edges.
+    pub fn v4_ranges() -> Vec<Ipv4Net> {
+        v4_nets(IPV4_NOT_PUBLIC)
+    }
+
+    /// Every IPv6 range of the tables, 2000::/3 itself included.
+    pub fn v6_ranges() -> Vec<Ipv6Net> {
+        let mut all = v6_nets(IPV6_NOT_PUBLIC);
+        all.extend(v6_nets(IPV6_OUTSIDE_GLOBAL_UNICAST));
+        all.push("2000::/3".parse().expect("a CIDR"));
+        all
+    }
+}
+
 /// Property tests (host only: proptest's randomness does not build for wasm32).
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod properties {
+    use super::oracle;
     use super::tests::whatwg_parts;
     use super::*;
     use proptest::prelude::*;
 
     fn any_ipv4() -> impl Strategy<Value = Ipv4Addr> {
         any::<u32>().prop_map(Ipv4Addr::from)
+    }
+
+    /// Addresses anywhere, and addresses inside, at the edges of and just outside the
+    /// oracle's ranges (where a wrong bound would show).
+    fn interesting_ipv4() -> impl Strategy<Value = Ipv4Addr> {
+        let ranges = oracle::v4_ranges();
+        let n = ranges.len();
+        prop_oneof![
+            any::<u32>().prop_map(Ipv4Addr::from),
+            (0..n, any::<u32>(), 0u8..5).prop_map(move |(i, r, edge)| {
+                let net = ranges[i];
+                let (first, last) = (u32::from(net.network()), u32::from(net.broadcast()));
+                Ipv4Addr::from(match edge {
+                    0 => first,
+                    1 => last,
+                    2 => first.wrapping_sub(1),
+                    3 => last.wrapping_add(1),
+                    _ => first + r % (last - first).saturating_add(1).max(1),
+                })
+            }),
+        ]
+    }
+
+    fn interesting_ipv6() -> impl Strategy<Value = Ipv6Addr> {
+        let ranges = oracle::v6_ranges();
+        let n = ranges.len();
+        prop_oneof![
+            any::<u128>().prop_map(Ipv6Addr::from),
+            // Global unicast, where public addresses are.
+            any::<u128>().prop_map(|r| Ipv6Addr::from((0x2000u128 << 112) | (r >> 3))),
+            (0..n, any::<u128>(), 0u8..5).prop_map(move |(i, r, edge)| {
+                let net = ranges[i];
+                let (first, last) = (u128::from(net.network()), u128::from(net.broadcast()));
+                Ipv6Addr::from(match edge {
+                    0 => first,
+                    1 => last,
+                    2 => first.wrapping_sub(1),
+                    3 => last.wrapping_add(1),
+                    _ => first + r % (last - first).saturating_add(1).max(1),
+                })
+            }),
+            // IPv4 carried in IPv6, around the IPv4 ranges too.
+            (interesting_ipv4(), any::<bool>()).prop_map(|(v4, nat64)| {
+                if nat64 {
+                    let [a, b, c, d] = v4.octets();
+                    Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d]))
+                } else {
+                    v4.to_ipv6_mapped()
+                }
+            }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        /// The policy agrees with the IANA-registry oracle on every IPv4 address, as a
+        /// URL host (the policy's own entry point, through the URL parser).
+        #[test]
+        fn ipv4_hosts_agree_with_the_registry_oracle(ip in interesting_ipv4()) {
+            prop_assert_eq!(host_not_public(&ip.to_string()).is_none(), oracle::ipv4_public(ip), "{}", ip);
+            let url = format!("https://{ip}/x");
+            prop_assert_eq!(super::check(&url, whatwg_parts, &PrivateHosts::none()).is_ok(), oracle::ipv4_public(ip), "{}", url);
+        }
+
+        /// The same for IPv6 hosts.
+        #[test]
+        fn ipv6_hosts_agree_with_the_registry_oracle(ip in interesting_ipv6()) {
+            prop_assert_eq!(host_not_public(&format!("[{ip}]")).is_none(), oracle::ipv6_public(ip), "{}", ip);
+            let url = format!("https://[{ip}]/x");
+            prop_assert_eq!(super::check(&url, whatwg_parts, &PrivateHosts::none()).is_ok(), oracle::ipv6_public(ip), "{}", url);
+        }
+
+        /// No refusal repeats the user name or password of the URL it refused, whatever
+        /// the reason (scheme, credentials, host, form, length).
+        #[test]
+        fn refusals_never_repeat_credentials(
+            user in "[a-zA-Z0-9]{0,10}",
+            password in "[a-zA-Z0-9%!$&'()*+,;=-]{0,16}",
+            scheme in prop_oneof![Just("https"), Just("http"), Just("ftp"), Just("javascript"), Just("")],
+            host in prop_oneof![
+                Just("x.example.com".to_string()),
+                Just("10.0.0.1".to_string()),
+                Just("[::1]".to_string()),
+                Just("intranet".to_string()),
+                Just("exa mple.com".to_string()),
+                Just("[::1".to_string()),
+                "[a-z0-9. :\\[\\]-]{0,20}",
+            ],
+            rest in "[a-zA-Z0-9/?#=&%.-]{0,30}",
+            pad in 0usize..2,
+        ) {
+            // Marked so that a repeat is a repeat, not a word the message has anyway.
+            let (user, password) = (format!("usr{user}Q"), format!("pw{password}Z"));
+            let mut url = format!("{scheme}://{user}:{password}@{host}/{rest}");
+            if pad == 1 {
+                url.push_str(&"a".repeat(MAX_URL_LEN));
+            }
+            for hosts in [PrivateHosts::none(), PrivateHosts::parse("127.0.0.1, localhost")] {
+                if let Err(e) = super::check(&url, whatwg_parts, &hosts) {
+                    let shown = e.to_string();
+                    prop_assert!(!shown.contains(&user) && !shown.contains(&password), "{:?} -> {}", url, shown);
+                    let in_params = check_params_urls(&serde_json::json!({"u": url}), &["u"], whatwg_parts, &hosts)
+                        .expect_err("refused in params too")
+                        .to_string();
+                    prop_assert!(!in_params.contains(&user) && !in_params.contains(&password), "{}", in_params);
+                    prop_assert!(shown.chars().count() <= 300, "a short message: {}", shown);
+                }
+            }
+        }
     }
 
     proptest! {

@@ -1,24 +1,101 @@
 //! The engine's rules for names, checked in Rust so a bad one is a clear error
 //! of ours rather than a JS exception from the engine.
 
-/// A name the engine would refuse (or, for reserved ids, that this API keeps), holding it.
+/// A name the engine would refuse (or, for reserved ids, that this API keeps). Errors
+/// are shown to callers and logged, so a refused name is shown as an [`excerpt`]: a
+/// caller's megabyte of "id" is not repeated back whole.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
     /// An instance id that is not 1 to [`MAX_INSTANCE_ID_LEN`] ASCII letters, digits, `-` and
     /// `_`, starting with a letter, digit or `_`.
-    #[error("invalid instance id {0:?}: 1 to 100 characters, letters, digits, '-' and '_', not starting with '-'")]
+    #[error("invalid instance id {}: 1 to 100 characters, letters, digits, '-' and '_', not starting with '-'", excerpt(.0))]
     InstanceId(String),
     /// An instance id that is reserved ([`is_reserved_instance_id`]).
     #[error("instance id {0:?} is reserved (`batch` and `delete` are routes under /workflows/{{name}}/instances/, and the engine keeps `terminate`, `terminateAll` and `cf_` + 64 hex digits): choose another")]
     ReservedInstanceId(String),
     /// An event type that is not 1 to [`MAX_EVENT_TYPE_LEN`] ASCII letters, digits, `-` and
     /// `_`, starting with a letter, digit or `_`.
-    #[error("invalid event type {0:?}: 1 to 100 characters, letters, digits, '-' and '_', not starting with '-'")]
+    #[error("invalid event type {}: 1 to 100 characters, letters, digits, '-' and '_', not starting with '-'", excerpt(.0))]
     EventType(String),
     /// A step name that is empty, longer than [`MAX_STEP_NAME_LEN`] characters or holds a
     /// control character.
-    #[error("invalid step name {0:?}: 1 to 256 characters without control characters")]
+    #[error("invalid step name {}: 1 to 256 characters without control characters", excerpt(.0))]
     StepName(String),
+}
+
+/// The most characters of a caller's value an error repeats ([`excerpt`]).
+pub const MAX_EXCERPT_CHARS: usize = 32;
+
+/// A caller's value as an error may show it: quoted and escaped, cut to
+/// [`MAX_EXCERPT_CHARS`] characters with its length when longer
+/// (`"aaaa…" (500 characters)`).
+pub fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(MAX_EXCERPT_CHARS) {
+        Some((end, _)) => format!("{:?} ({} characters)", format!("{}…", &text[..end]), text.chars().count()),
+        None => format!("{text:?}"),
+    }
+}
+
+/// A serde error message with the caller's values cut short: a string value longer than
+/// 8 characters (`invalid type: string "…"`) becomes `a string of N characters`, and an
+/// unknown field or variant name is cut to [`MAX_EXCERPT_CHARS`]. What is wrong and where
+/// stays; a secret sent in the wrong field is not repeated back.
+pub fn serde_message(message: &str) -> String {
+    const SHOWN_STRING_CHARS: usize = 8;
+    let mut out = String::with_capacity(message.len().min(512));
+    let mut rest = message;
+    loop {
+        let string_at = rest.find("string \"");
+        let name_at = ["unknown field `", "unknown variant `"].iter().filter_map(|m| rest.find(m).map(|i| (i, m.len()))).min();
+        match (string_at, name_at) {
+            (Some(i), name) if name.is_none_or(|(j, _)| i < j) => {
+                // A Debug-quoted string: it ends at the first quote not escaped.
+                let body = &rest[i + 8..];
+                let mut end = None;
+                let mut escaped = false;
+                for (k, c) in body.char_indices() {
+                    match c {
+                        _ if escaped => escaped = false,
+                        '\\' => escaped = true,
+                        '"' => {
+                            end = Some(k);
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+                let Some(end) = end else {
+                    out.push_str(rest);
+                    break;
+                };
+                let quoted = &body[..end];
+                out.push_str(&rest[..i]);
+                let chars = quoted.chars().count();
+                if chars <= SHOWN_STRING_CHARS {
+                    out.push_str(&rest[i..i + 8 + end + 1]);
+                } else {
+                    out.push_str(&format!("a string of about {chars} characters"));
+                }
+                rest = &body[end + 1..];
+            }
+            (_, Some((j, len))) => {
+                let body = &rest[j + len..];
+                let end = body.find("`, ").or_else(|| body.rfind('`')).unwrap_or(body.len());
+                out.push_str(&rest[..j + len]);
+                let name = &body[..end];
+                match name.char_indices().nth(MAX_EXCERPT_CHARS) {
+                    Some((cut, _)) => out.push_str(&format!("{}…", &name[..cut])),
+                    None => out.push_str(name),
+                }
+                rest = &body[end..];
+            }
+            _ => {
+                out.push_str(rest);
+                break;
+            }
+        }
+    }
+    out
 }
 
 /// Params that do not fit a workflow's typed params, naming the field that does not
@@ -33,8 +110,8 @@ pub struct ParamsMismatch(pub String);
 pub fn typed_params<P: serde::de::DeserializeOwned>(params: &serde_json::Value) -> Result<P, ParamsMismatch> {
     serde_path_to_error::deserialize(params).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
-        ParamsMismatch(if path == "." { inner.to_string() } else { format!("{path}: {inner}") })
+        let inner = serde_message(&e.into_inner().to_string());
+        ParamsMismatch(if path == "." { inner } else { format!("{path}: {inner}") })
     })
 }
 
@@ -135,6 +212,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn refused_names_are_shown_as_excerpts() {
+        assert_eq!(excerpt("short"), "\"short\"");
+        let long = "a".repeat(500);
+        assert_eq!(excerpt(&long), format!("\"{}…\" (500 characters)", "a".repeat(MAX_EXCERPT_CHARS)));
+        assert_eq!(excerpt("a\nb"), "\"a\\nb\"");
+        let e = instance_id(&format!("-{}", "s".repeat(1000))).unwrap_err().to_string();
+        assert!(e.len() < 200 && e.contains("1001 characters"), "{e}");
+        assert!(step_name(&"x".repeat(300)).unwrap_err().to_string().len() < 200);
+    }
+
+    #[test]
+    fn serde_messages_keep_the_problem_but_not_long_values() {
+        assert_eq!(serde_message(r#"invalid type: string "two", expected u32"#), r#"invalid type: string "two", expected u32"#);
+        assert_eq!(
+            serde_message(r#"invalid type: string "hunter2-password", expected u32 at line 1 column 9"#),
+            "invalid type: a string of about 16 characters, expected u32 at line 1 column 9"
+        );
+        // Escaped quotes inside the value do not end it early.
+        assert_eq!(
+            serde_message(r#"invalid value: string "ab\"cdef\"gh", expected x"#),
+            "invalid value: a string of about 12 characters, expected x"
+        );
+        let long = "k".repeat(100);
+        assert_eq!(
+            serde_message(&format!("unknown field `{long}`, expected `id` or `params`")),
+            format!("unknown field `{}…`, expected `id` or `params`", "k".repeat(MAX_EXCERPT_CHARS))
+        );
+        assert_eq!(serde_message("unknown variant `loop`, expected one of `do`"), "unknown variant `loop`, expected one of `do`");
+        assert_eq!(serde_message("missing field `orderId`"), "missing field `orderId`");
+        // Through typed params: where, what, never the long value.
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct P {
+            n: u32,
+        }
+        let e = typed_params::<P>(&serde_json::json!({"n": "sk_live_0123456789abcdef"})).unwrap_err().0;
+        assert_eq!(e, "n: invalid type: a string of about 24 characters, expected u32");
+    }
+
+    #[test]
     fn path_segments() {
         for ok in ["p-1", "a/b?c#d", "%2e%2e", "...", ".x", "ü", &"x".repeat(256)] {
             assert_eq!(path_segment(ok), Ok(()), "{ok}");
@@ -216,6 +333,21 @@ mod properties {
         fn ids_follow_the_engine_rule(id in "[a-zA-Z0-9_ .é/-]{0,110}") {
             prop_assert_eq!(instance_id(&id).is_ok(), engine_rule(&id, MAX_INSTANCE_ID_LEN));
             prop_assert_eq!(event_type(&id).is_ok(), engine_rule(&id, MAX_EVENT_TYPE_LEN));
+        }
+
+        /// A string longer than 8 characters in a serde error is never repeated, and the
+        /// rest of the message is kept.
+        #[test]
+        fn serde_messages_never_repeat_long_strings(value in ".{9,60}", before in "[a-z :]{0,20}") {
+            let message = format!("{before}invalid type: string {value:?}, expected u32");
+            let shown = serde_message(&message);
+            prop_assert!(!shown.contains(&value), "{}", shown);
+            prop_assert!(shown.starts_with(&before) && shown.ends_with(", expected u32"), "{}", shown);
+        }
+
+        #[test]
+        fn any_message_is_answered(text in ".{0,200}") {
+            let _ = serde_message(&text);
         }
 
         #[test]

@@ -55,6 +55,8 @@ mod world;
 #[cfg(test)]
 mod env_reach_tests;
 #[cfg(test)]
+mod redirect_tests;
+#[cfg(test)]
 mod step_features_tests;
 #[cfg(test)]
 mod tests;

@@ -11,7 +11,7 @@
 use super::d1::SqliteD1;
 use crate::bridge::engine::{
     BucketBackend, DatabaseBackend, DurableObjectBackend, EnvBackend, FetcherBackend, HttpMethod, KvBackend, KvKey, KvKeyList,
-    KvPutOptions, ListOptions, LocalBoxFuture, ObjectInfo, ObjectList, OutboundRequest, OutboundResponse, QueueBackend, SqlRow,
+    KvPutOptions, ListOptions, LocalBoxFuture, ObjectInfo, ObjectList, OutboundRequest, OutboundResponse, QueueBackend, Redirect, SqlRow,
     SqlStatement,
 };
 use crate::core::binding_limits;
@@ -113,7 +113,8 @@ pub struct Response {
     pub hangs: bool,
     /// The wait the answer asks for (its `Retry-After` header).
     pub retry_after: Option<Duration>,
-    /// Where a 3xx answer points (its `Location` header); never followed, as in the Worker.
+    /// Where a 3xx answer points (its `Location` header): followed when the request
+    /// follows redirects, as `fetch` does by default; a `ServiceCall` never does.
     pub location: Option<String>,
 }
 
@@ -150,7 +151,10 @@ impl Response {
         Response { status: 0, body: Vec::new(), network_error: None, hangs: true, retry_after: None, location: None }
     }
 
-    /// A redirect (`status` 3xx) to `location`. Not followed: the step fails, as in the Worker.
+    /// A redirect (`status` 3xx) to `location`. A request that follows redirects
+    /// ([`Redirect::Follow`], `fetch`'s default) is sent on there, as the runtime does; a
+    /// `ServiceCall`, which asks for [`Redirect::Manual`], gets the 3xx and fails its step,
+    /// as in the Worker.
     pub fn redirect(status: u16, location: impl Into<String>) -> Self {
         Response { location: Some(location.into()), ..Self::status(status) }
     }
@@ -165,6 +169,31 @@ impl Response {
     pub fn unreachable(message: impl Into<String>) -> Self {
         Response { status: 0, body: Vec::new(), network_error: Some(message.into()), hangs: false, retry_after: None, location: None }
     }
+}
+
+/// The most redirects a followed request takes, as `fetch` (then it fails).
+pub const MAX_REDIRECTS: usize = 20;
+
+/// The request `fetch` sends on after a `status` redirect to `location` (relative to the
+/// request's URL), by the Fetch standard: a 303, and a 301 or 302 of a POST, become a GET
+/// without the body and its headers; a redirect to another origin drops `Authorization`.
+/// `None` when `location` does not read as a URL.
+fn redirected(request: &Request, status: u16, location: &str) -> Option<Request> {
+    let from = url::Url::parse(&request.url).ok()?;
+    let to = from.join(location).ok()?;
+    let mut next = request.clone();
+    if status == 303 || (matches!(status, 301 | 302) && request.method == HttpMethod::Post) {
+        next.method = HttpMethod::Get;
+        next.body = None;
+        next.headers.retain(|(name, _)| {
+            !["content-type", "content-encoding", "content-language", "content-location"].iter().any(|h| name.eq_ignore_ascii_case(h))
+        });
+    }
+    if from.origin() != to.origin() {
+        next.headers.retain(|(name, _)| !name.eq_ignore_ascii_case("authorization"));
+    }
+    next.url = to.to_string();
+    Some(next)
 }
 
 /// What answers requests: a route's, or a service binding's, handler.
@@ -564,10 +593,13 @@ impl World {
     }
 
     /// Records a request and answers it as the Worker would read the answer; `None` when
-    /// the answer never comes.
+    /// the answer never comes. A request that follows redirects is sent on to each
+    /// `Location` as `fetch` sends it (every hop recorded, through what the first went
+    /// through), at most [`MAX_REDIRECTS`] times.
     fn fetch(&self, outbound: OutboundRequest, via: Via) -> Option<Result<OutboundResponse, StepError>> {
         let max_response_bytes = outbound.max_response_bytes;
-        let request = Request {
+        let follow = outbound.redirect == Redirect::Follow;
+        let mut request = Request {
             method: outbound.method,
             url: outbound.url,
             headers: outbound.headers,
@@ -576,6 +608,47 @@ impl World {
             at: Self::time(self.now_ms()),
             step: self.current.borrow().clone(),
         };
+        let mut redirects = 0;
+        loop {
+            let response = match self.send_one(&request) {
+                Some(Ok(response)) => response,
+                Some(Err(e)) => return Some(Err(e)),
+                None => return None,
+            };
+            let location = response.location.clone().filter(|_| matches!(response.status, 301 | 302 | 303 | 307 | 308));
+            if let (true, Some(location)) = (follow, location) {
+                if redirects == MAX_REDIRECTS {
+                    return Some(Err(StepError::failed(format!(
+                        "{} {}: more than {MAX_REDIRECTS} redirects",
+                        request.method.as_str(),
+                        request.url
+                    ))));
+                }
+                redirects += 1;
+                request = match redirected(&request, response.status, &location) {
+                    Some(next) => Request { at: Self::time(self.now_ms()), step: self.current.borrow().clone(), ..next },
+                    None => return Some(Err(StepError::failed(format!("a redirect to a location that is not a URL: {location}")))),
+                };
+                continue;
+            }
+            // Capped as the Worker reads it: a body over the cap is cut there.
+            let mut body = CappedBody::new(max_response_bytes, None);
+            body.push(&response.body);
+            let (body, body_over_limit) = body.finish();
+            let location = response.location.filter(|_| (300..400).contains(&response.status));
+            return Some(Ok(OutboundResponse {
+                status: response.status,
+                body,
+                body_over_limit,
+                retry_after: response.retry_after,
+                location,
+            }));
+        }
+    }
+
+    /// Records one request and gets its handler's answer: `None` when it never comes, an
+    /// error when no answer comes at all.
+    fn send_one(&self, request: &Request) -> Option<Result<Response, StepError>> {
         self.effect(|| {
             let through = match &request.via {
                 Via::Fetch => String::new(),
@@ -585,21 +658,14 @@ impl World {
             format!("fetch {} {}{through}", request.method.as_str(), request.url)
         });
         self.requests.borrow_mut().push(request.clone());
-        let response = match self.answer(&request) {
+        let response = match self.answer(request) {
             Ok(response) => response,
             Err(message) => return Some(Err(StepError::failed(self.redact(message)))),
         };
-        match response.network_error {
+        match response.network_error.clone() {
             _ if response.hangs => None,
             Some(message) => Some(Err(StepError::failed(message))),
-            None => {
-                // Capped as the Worker reads it: a body over the cap is cut there.
-                let mut body = CappedBody::new(max_response_bytes, None);
-                body.push(&response.body);
-                let (body, body_over_limit) = body.finish();
-                let location = response.location.filter(|_| (300..400).contains(&response.status));
-                Some(Ok(OutboundResponse { status: response.status, body, body_over_limit, retry_after: response.retry_after, location }))
-            }
+            None => Some(Ok(response)),
         }
     }
 
