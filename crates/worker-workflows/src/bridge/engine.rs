@@ -150,22 +150,24 @@ impl HttpMethod {
 
 /// What a request does with a redirect (a 3xx answer with a `Location`): `fetch`'s
 /// `redirect` option, which the Worker's fetch sets from it and the test engine's
-/// router follows alike.
+/// router follows alike. Manual unless a request says otherwise: a redirect followed
+/// blindly can lead a request where no one checked it may go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Redirect {
-    /// Follows it, up to 20 redirects, as `fetch` does by default: the answer is the
-    /// last one's.
+    /// Never follows it: the 3xx is the answer (`redirect: "manual"`), with its
+    /// `location`. The default; [`ServiceCall`](super::outbound::ServiceCall) always
+    /// asks for this.
     #[default]
-    Follow,
-    /// Never follows it: the 3xx is the answer (`redirect: "manual"`).
-    /// [`ServiceCall`](super::outbound::ServiceCall) always asks for this.
     Manual,
+    /// Follows it, up to 20 redirects, as `fetch` does when not told otherwise: the
+    /// answer is the last one's. Ask for it only where any target is fine.
+    Follow,
 }
 
 /// An outbound HTTP request, as plain data: through the runtime's `fetch`, a service
-/// binding or a Durable Object stub. Redirects are followed, as by `fetch`, unless
-/// [`redirect`](Self::redirect) says [`Redirect::Manual`]: then a 3xx comes back as the
-/// answer ([`ServiceCall`](super::outbound::ServiceCall) always asks for that). Build
+/// binding or a Durable Object stub. A redirect is not followed (a 3xx comes back as the
+/// answer) unless [`redirect`](Self::redirect) says [`Redirect::Follow`]
+/// ([`ServiceCall`](super::outbound::ServiceCall) never does). Build
 /// one with [`new`](Self::new) (or [`get`](Self::get), …) and the builder methods; the
 /// answer is read up to [`MAX_SERVICE_ANSWER_BYTES`] unless
 /// [`max_response_bytes`](Self::max_response_bytes) says otherwise.
@@ -182,7 +184,7 @@ pub struct OutboundRequest {
     /// The most bytes of the answer's body to read: reading stops there (or before the
     /// first byte, when the answer declares a longer `Content-Length`).
     pub max_response_bytes: usize,
-    /// Whether a redirect is followed (the default, as `fetch`) or is the answer.
+    /// Whether a redirect is the answer (the default) or is followed.
     pub redirect: Redirect,
 }
 
@@ -196,7 +198,7 @@ impl OutboundRequest {
             headers: Vec::new(),
             body: None,
             max_response_bytes: MAX_SERVICE_ANSWER_BYTES,
-            redirect: Redirect::Follow,
+            redirect: Redirect::Manual,
         }
     }
 

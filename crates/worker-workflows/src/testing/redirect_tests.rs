@@ -53,8 +53,8 @@ fn every_service_call_asks_for_manual_redirects() {
     }
     let source = ServiceCall::data_source(&env, "https://svc.test/data".to_string()).expect("a source");
     assert_eq!(source.request(HttpMethod::Get, None).expect("a request").redirect, Redirect::Manual);
-    // A plain request follows, as `fetch` does.
-    assert_eq!(OutboundRequest::get("https://svc.test/").redirect, Redirect::Follow);
+    // A plain request does not follow either, unless it asks to.
+    assert_eq!(OutboundRequest::get("https://svc.test/").redirect, Redirect::Manual);
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -85,9 +85,7 @@ impl Workflow for Plain {
             if let Some(body) = &f.body {
                 request = request.header("content-type", "application/json").body(body.clone());
             }
-            if f.manual {
-                request = request.redirect(Redirect::Manual);
-            }
+            request = request.redirect(if f.manual { Redirect::Manual } else { Redirect::Follow });
             let answer = self.env.service("SVC")?.fetch(request).await?;
             Ok((answer.status, answer.text(), answer.location))
         })

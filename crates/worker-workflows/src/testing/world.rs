@@ -151,10 +151,10 @@ impl Response {
         Response { status: 0, body: Vec::new(), network_error: None, hangs: true, retry_after: None, location: None }
     }
 
-    /// A redirect (`status` 3xx) to `location`. A request that follows redirects
-    /// ([`Redirect::Follow`], `fetch`'s default) is sent on there, as the runtime does; a
-    /// `ServiceCall`, which asks for [`Redirect::Manual`], gets the 3xx and fails its step,
-    /// as in the Worker.
+    /// A redirect (`status` 3xx) to `location`. A request that asks to follow redirects
+    /// ([`Redirect::Follow`]) is sent on there, as the runtime does; any other (a
+    /// `ServiceCall` always asks for [`Redirect::Manual`]) gets the 3xx, as in the Worker,
+    /// and a `ServiceCall` fails its step with it.
     pub fn redirect(status: u16, location: impl Into<String>) -> Self {
         Response { location: Some(location.into()), ..Self::status(status) }
     }
