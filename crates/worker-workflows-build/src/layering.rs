@@ -132,3 +132,28 @@ fn the_scanners_see_grouped_imports_and_gated_modules() {
     let mod_rs = "pub mod api;\n#[cfg(target_arch = \"wasm32\")]\npub(crate) mod handler;\n";
     assert_eq!(wasm_files(mod_rs).into_iter().collect::<Vec<_>>(), ["handler.rs"]);
 }
+
+/// The two layering tests of a crate, as `#[test]` functions: every folder of its `src/`
+/// depends only on what `$rules` allows (folder, the top-level modules it may name), and
+/// the files of `$pure` (folders) that their `mod.rs` does not gate on wasm32 have no
+/// Workers code, with at least `$min_pure` such files found (so a scan that found nothing
+/// fails). Invoke it in a `#[cfg(test)]` module of the crate.
+#[macro_export]
+macro_rules! layering_tests {
+    (rules: $rules:expr, pure: $pure:expr, min_pure: $min_pure:expr $(,)?) => {
+        #[test]
+        fn every_folder_depends_only_on_what_its_mod_rs_allows() {
+            let src = ::std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+            let problems = $crate::layering::dependency_problems(&src, $rules);
+            assert!(problems.is_empty(), "{}", problems.join("\n"));
+        }
+
+        #[test]
+        fn the_pure_parts_have_no_workers_code() {
+            let src = ::std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+            let (scanned, problems) = $crate::layering::workers_code_in_pure_files(&src, $pure);
+            assert!(scanned >= $min_pure, "the scan found only {scanned} pure files");
+            assert!(problems.is_empty(), "{}", problems.join("\n"));
+        }
+    };
+}
