@@ -494,6 +494,7 @@ impl ApiError {
             BindingError::InvalidRestartFrom(e) => ApiError::InvalidJson(format!("from: {e}")),
             BindingError::BatchSize(_) => ApiError::InvalidBatch(error.to_string()),
             BindingError::InvalidRetention(e) => ApiError::InvalidRetention(e.to_string()),
+            BindingError::UndeclaredEvent(message) => ApiError::UnknownEventType(message),
             BindingError::Engine { ref message, .. } if worker_workflows::core::platform_limits::classify(message).is_some() => {
                 ApiError::from_platform("the workflow engine", message)
             }
