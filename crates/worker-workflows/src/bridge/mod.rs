@@ -6,7 +6,7 @@
 //! typed faces; behind them is the seam (`engine`) with two sides:
 //! - the wasm edge (gated on `wasm32`): the real engine (`js_step`, with streamed step outputs in `js_bytes`) and the run that
 //!   drives it and serves its rollbacks (`js_run`), the Worker's bindings (`js_env`), the Workflow binding (`binding`), claimed creates through the
-//!   instance index (`instances`), webhook delivery, and JS values and errors (`js`);
+//!   instance index (`instances`), typed handles and children's notices (`js_handles`), webhook delivery, and JS values and errors (`js`);
 //! - on the host, the test engine that runs the same workflow code under `cargo test`.
 //!
 //! May depend on: `core`, `registry`.
@@ -29,6 +29,8 @@ pub mod js;
 mod js_bytes;
 #[cfg(target_arch = "wasm32")]
 pub mod js_env;
+#[cfg(target_arch = "wasm32")]
+mod js_handles;
 #[cfg(target_arch = "wasm32")]
 mod js_run;
 #[cfg(target_arch = "wasm32")]
