@@ -430,7 +430,7 @@ mod tests {
             assert_ne!(a, other);
         }
         // Long and odd names still give a valid id of bounded length.
-        let long = child_id(&InstanceRef::new("w", &"p".repeat(100)), 0, &"ü/ ".repeat(100), u32::MAX, MAX_CHILDREN - 1);
+        let long = child_id(&InstanceRef::new("w", "p".repeat(100)), 0, &"ü/ ".repeat(100), u32::MAX, MAX_CHILDREN - 1);
         validate::instance_id(&long).unwrap();
         assert!(long.len() <= 90, "{}", long.len());
     }
