@@ -10,7 +10,10 @@
 //! - Register it in `build.rs` with the `worker-workflows-build` crate, which checks
 //!   `wrangler.jsonc` and generates the JS shim's `WorkflowEntrypoint` classes, and bring
 //!   the generated registry into the crate with [`include_workflows!`].
-//! - Manage instances from Rust with [`WorkflowBinding`] (wasm32).
+//! - Start, read and signal this Worker's workflows with typed handles
+//!   (`env.workflow::<OrderWorkflow>()`: [`WorkflowHandle`], [`InstanceHandle`]), from a
+//!   workflow or a fetch handler, and await child workflows durably from a step
+//!   ([`Step::child`], [`Step::children`]); manage any instance with [`WorkflowBinding`] (wasm32).
 //! - Test it with `cargo test` on the test engine (`testing`, feature `testing`): the
 //!   same code on a simulated engine with a virtual clock, replays and a determinism check.
 //!

@@ -18,7 +18,7 @@
 //! 4. `{name}: result` (`{name} #{i}: result`): the output of a child found complete by a
 //!    check, or whose notice could not carry it, read from its status.
 
-use super::{Env, Step, WorkflowEvent};
+use super::{Env, Step, TerminateOutcome, WorkflowEvent};
 use crate::core::child::{self, ChildEnd, ChildError, ChildNotice, ChildOptions, ChildRef, InstanceRef, MAX_CHILDREN};
 use crate::core::instance_batch::CreateOutcome;
 use crate::core::step_config::{Backoff, Retries, StepConfig};
@@ -359,9 +359,14 @@ impl<'w> Step<'w> {
             for &i in indices {
                 let child = &children[i].instance;
                 let status = backend.status(&child.workflow, &child.id).await?;
-                let notice = ChildNotice::from_status(child.clone(), &status).map(|n| n.without_output());
+                let mut notice = ChildNotice::from_status(child.clone(), &status).map(|n| n.without_output());
                 if notice.is_none() && terminate {
-                    backend.terminate(&child.workflow, &child.id, true).await?;
+                    let reached = backend.terminate(&child.workflow, &child.id, true).await?;
+                    // It ended between the status and the terminate: its own outcome stands.
+                    if matches!(reached.first().map(|t| &t.outcome), Some(TerminateOutcome::Ended(_))) {
+                        let status = backend.status(&child.workflow, &child.id).await?;
+                        notice = ChildNotice::from_status(child.clone(), &status).map(|n| n.without_output());
+                    }
                 }
                 checked.push(notice);
             }
