@@ -20,6 +20,8 @@ fn main() {
         .workflow(Workflow::new("user-onboarding", "OnboardingWorkflow"))
         .workflow(Workflow::new("approval", "ApprovalWorkflow"))
         .workflow(Workflow::new("data-pipeline", "DataPipelineWorkflow"))
+        // A chunk of a large data-pipeline source: a child workflow the pipeline awaits.
+        .workflow(Workflow::new("data-chunk", "DataChunkWorkflow"))
         .workflow(Workflow::new("user-lifecycle", "UserLifecycleWorkflow"))
         .modules_in("src/workflows")
         .generate();

@@ -7,6 +7,8 @@
 
 #[path = "workflows/approval.rs"]
 mod approval;
+#[path = "workflows/children.rs"]
+mod children;
 #[path = "workflows/cleanup.rs"]
 mod cleanup;
 #[path = "workflows/lifecycle.rs"]

@@ -10,8 +10,17 @@
 //!
 //! The load is idempotent on the record id (`ON CONFLICT(id) DO NOTHING`): a
 //! retried or restarted load never duplicates rows.
+//!
+//! With `chunkRecords`, a source is split instead (`split`: `chunks/{instanceId}/{i}.json`,
+//! at most 100 chunks) and each chunk is transformed and loaded by a child instance of
+//! `data-chunk` (`process chunks`: `Step::children`, awaited durably, in the order of
+//! the chunks); the pipeline adds up their typed outputs. `maxDroppedPerChunk` fails a
+//! chunk that drops more records than that, and with it the pipeline, naming the chunk.
 
+use crate::workflows::data_chunk::{ChunkOutput, ChunkParams};
+use crate::workflows::DataChunkWorkflow;
 use worker_workflows::bridge::{Bucket, Database, Env, SqlValue, Statement, Step, Workflow, WorkflowEvent};
+use worker_workflows::ChildOptions;
 use crate::records;
 use worker_workflows::bridge::outbound::ServiceCall;
 use worker_workflows::core::step_config::{Backoff, Retries, StepConfig};
@@ -24,17 +33,46 @@ use std::borrow::Cow;
 pub struct PipelineParams {
     /// Where to GET the records: an http(s) URL answering a JSON array.
     pub source_url: String,
+    /// Split the source into chunks of this many records, each handled by a child
+    /// `data-chunk` instance (raised so that there are at most 100 chunks). Absent: one run
+    /// does it all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk_records: Option<std::num::NonZeroU32>,
+    /// With `chunkRecords`: a chunk that drops more records than this fails, and the
+    /// pipeline with it (a data-quality gate). Absent: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_dropped_per_chunk: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineOutput {
-    /// The R2 key of the normalised records.
+    /// The R2 key of the normalised records (split: the prefix of the chunks' keys,
+    /// `processed/{instanceId}/`).
     pub key: String,
     /// Records normalised and loaded into D1.
     pub records: u64,
     /// Source records that could not be normalised.
     pub dropped: u64,
+    /// Split: what each chunk's child instance returned, in the order of the chunks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chunks: Vec<ChunkOutput>,
+}
+
+/// What `split` stored: the chunks' keys and how many records the source held.
+#[derive(Debug, Serialize, Deserialize)]
+struct SplitObject {
+    chunks: Vec<String>,
+    records: u64,
+}
+
+/// The most chunks, one child instance each (`Step::children` takes at most 100).
+const MAX_CHUNKS: usize = worker_workflows::core::child::MAX_CHILDREN;
+
+/// How long the pipeline waits for its chunks, and how often it checks on them when a
+/// chunk's notice is late.
+fn chunk_options() -> ChildOptions {
+    ChildOptions::new().deadline("2 hours").check_every("5 minutes")
 }
 
 /// What `extract` stored: the source body, unchanged.
@@ -46,10 +84,10 @@ struct RawObject {
 
 /// What `transform` stored: the normalised records as one JSON array.
 #[derive(Debug, Serialize, Deserialize)]
-struct ProcessedObject {
-    key: String,
-    records: u64,
-    dropped: u64,
+pub(crate) struct ProcessedObject {
+    pub key: String,
+    pub records: u64,
+    pub dropped: u64,
 }
 
 /// One row of the processed file, borrowing its strings from the file's bytes
@@ -157,9 +195,40 @@ impl DataPipelineWorkflow {
         Ok(RawObject { key: raw_key.to_string(), bytes })
     }
 
+    /// Splits the raw records into chunk objects of `per_chunk` records (more, when that
+    /// would make over [`MAX_CHUNKS`]) at `chunks/{instance_id}/{i}.json`, without parsing
+    /// the records themselves.
+    async fn split(&self, raw_key: &str, instance_id: &str, per_chunk: usize) -> Result<SplitObject, StepError> {
+        let bucket = self.data_bucket()?;
+        let raw = read_object(&bucket, raw_key).await?;
+        let elements: Vec<&serde_json::value::RawValue> = serde_json::from_slice(&raw).map_err(|e| {
+            StepError::non_retryable(format!(
+                "the source data ({raw_key}) is not a JSON array of records: {}",
+                records::json_error_without_values(&e)
+            ))
+        })?;
+        let per_chunk = per_chunk.max(elements.len().div_ceil(MAX_CHUNKS)).max(1);
+        let mut keys = Vec::with_capacity(elements.len().div_ceil(per_chunk));
+        for (i, chunk) in elements.chunks(per_chunk).enumerate() {
+            let key = format!("chunks/{instance_id}/{i}.json");
+            let mut body = Vec::with_capacity(chunk.iter().map(|r| r.get().len() + 1).sum::<usize>() + 2);
+            body.push(b'[');
+            for (j, record) in chunk.iter().enumerate() {
+                if j > 0 {
+                    body.push(b',');
+                }
+                body.extend_from_slice(record.get().as_bytes());
+            }
+            body.push(b']');
+            write_json_object(&bucket, &key, body).await?;
+            keys.push(key);
+        }
+        Ok(SplitObject { chunks: keys, records: elements.len() as u64 })
+    }
+
     /// Normalises the raw records into `processed_key`: the raw body is read once and
     /// parsed in place, and the records are serialised once.
-    async fn transform(&self, raw_key: &str, processed_key: &str) -> Result<ProcessedObject, StepError> {
+    pub(crate) async fn transform(&self, raw_key: &str, processed_key: &str) -> Result<ProcessedObject, StepError> {
         let bucket = self.data_bucket()?;
         let raw = read_object(&bucket, raw_key).await?;
         // The stored body will not change, so neither will this error: do not retry it. The
@@ -182,7 +251,7 @@ impl DataPipelineWorkflow {
 
     /// Inserts every row of `processed_key` into `records` with `source` = the instance,
     /// `ROWS_PER_BATCH` rows per `db.batch`, and returns how many rows the file holds.
-    async fn load(&self, processed_key: &str, instance_id: &str) -> Result<u64, StepError> {
+    pub(crate) async fn load(&self, processed_key: &str, instance_id: &str) -> Result<u64, StepError> {
         let bucket = self.data_bucket()?;
         let db = self.database()?;
         let file = read_object(&bucket, processed_key).await?;
@@ -244,10 +313,28 @@ impl Workflow for DataPipelineWorkflow {
         let processed_key = format!("processed/{instance_id}.json");
 
         let raw: RawObject = step.run_with("extract", extract_config(), |_| self.extract(source_url, &raw_key)).await?;
+        if let Some(per_chunk) = event.payload.chunk_records {
+            let per_chunk = usize::try_from(per_chunk.get()).unwrap_or(usize::MAX);
+            let split: SplitObject = step.run_with("split", transform_config(), |_| self.split(&raw.key, instance_id, per_chunk)).await?;
+            let params: Vec<ChunkParams> = split
+                .chunks
+                .iter()
+                .map(|key| ChunkParams { key: key.clone(), source: instance_id.to_string(), max_dropped: event.payload.max_dropped_per_chunk })
+                .collect();
+            // One child per chunk, started once, awaited durably; the first chunk (in
+            // order) that failed fails the pipeline, named.
+            let chunks: Vec<ChunkOutput> = step.children_with::<DataChunkWorkflow>("process chunks", &params, chunk_options()).await?;
+            return Ok(PipelineOutput {
+                key: format!("processed/{instance_id}/"),
+                records: chunks.iter().map(|c| c.records).sum(),
+                dropped: chunks.iter().map(|c| c.dropped).sum(),
+                chunks,
+            });
+        }
         let processed: ProcessedObject =
             step.run_with("transform", transform_config(), |_| self.transform(&raw.key, &processed_key)).await?;
         let loaded: u64 = step.run_with("load", load_config(), |_| self.load(&processed.key, instance_id)).await?;
 
-        Ok(PipelineOutput { key: processed.key, records: loaded, dropped: processed.dropped })
+        Ok(PipelineOutput { key: processed.key, records: loaded, dropped: processed.dropped, chunks: Vec::new() })
     }
 }

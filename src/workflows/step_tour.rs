@@ -11,6 +11,7 @@ use crate::records;
 use worker_workflows::core::step_config::{Backoff, Retries, StepConfig};
 use worker_workflows::core::service::InstanceIdentity;
 use worker_workflows::core::step_error::StepError;
+use worker_workflows::{ChildError, ChildOptions};
 use futures_util::future::try_join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -30,6 +31,7 @@ const MAX_NOOP: u64 = 1000;
 const MAX_OVERSIZED_BYTES: u64 = 2 * 1024 * 1024;
 const MAX_REPEAT: u64 = 20;
 const MAX_STREAM_BYTES: u64 = 8 * 1024 * 1024;
+const MAX_CHILDREN: usize = worker_workflows::core::child::MAX_CHILDREN;
 
 /// Retries of one step as params give them. With `retryAfter`, the delay is computed
 /// per failure: the wait a service asked for (`Retry-After`), else `delay`.
@@ -127,6 +129,17 @@ pub enum Action {
         url: String,
         #[serde(default = "once", deserialize_with = "bounded::at_most::<_, _, MAX_REPEAT>")]
         repeat: u32,
+    },
+    /// Child workflows: one step-tour instance per entry of `runs` (its own actions),
+    /// started once and awaited durably (`Step::children_settled`), with `deadline` and
+    /// `checkEvery` when given. Reports each child's outcome in order: its output, or its
+    /// typed error (`kind`: `failed`, `terminated`, `deadline`; its index and id).
+    Children {
+        name: String,
+        #[serde(deserialize_with = "bounded::list_of_at_most::<_, _, MAX_CHILDREN>")]
+        runs: Vec<TourParams>,
+        deadline: Option<DurationParam>,
+        check_every: Option<DurationParam>,
     },
 }
 
@@ -373,6 +386,34 @@ async fn perform<'w>(env: &'w Env, instance: InstanceIdentity<'w>, step: &Step<'
                 "sha256": sha256_hex(&data),
                 "madeInThisRun": made_here.get(),
             })
+        }
+        Action::Children { name, runs, deadline, check_every } => {
+            let mut options = ChildOptions::new();
+            if let Some(deadline) = deadline {
+                options = options.deadline(*deadline);
+            }
+            if let Some(every) = check_every {
+                options = options.check_every(*every);
+            }
+            let settled = step.children_settled::<StepTourWorkflow>(name, runs, options).await?;
+            let outcomes: Vec<Value> = settled
+                .into_iter()
+                .map(|outcome| match outcome {
+                    Ok(output) => json!({"output": output}),
+                    Err(e) => {
+                        let kind = match &e {
+                            ChildError::Failed { .. } => "failed",
+                            ChildError::Terminated { .. } => "terminated",
+                            ChildError::DeadlineExceeded { .. } => "deadline",
+                            ChildError::OutputMismatch { .. } => "output",
+                            ChildError::Step(_) => "step",
+                        };
+                        let child = e.child().map(|c| json!({"index": c.index, "id": c.instance.id}));
+                        json!({"error": {"kind": kind, "child": child, "message": e.to_string()}})
+                    }
+                })
+                .collect();
+            json!({"name": name, "children": outcomes})
         }
         Action::Oversized { name, bytes } => {
             let value: String = step.run(name, |_| async { Ok("x".repeat(*bytes)) }).await?;

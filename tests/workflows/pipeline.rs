@@ -1,8 +1,9 @@
 //! data-pipeline: extract to R2, normalise, load into D1 idempotently.
 
 use crate::services::from_json;
+use rust_workflows::workflows::data_chunk::ChunkOutput;
 use rust_workflows::workflows::data_pipeline::{PipelineOutput, PipelineParams};
-use rust_workflows::workflows::DataPipelineWorkflow;
+use rust_workflows::workflows::{DataChunkWorkflow, DataPipelineWorkflow};
 use serde_json::{json, Value};
 use std::cell::Cell;
 use std::rc::Rc;
@@ -51,7 +52,10 @@ fn loaded(engine: &TestEngine) -> Vec<Value> {
 fn bad_records_are_dropped_and_the_rest_normalised_into_d1() {
     let engine = pipeline(records(10), 0);
     let run = engine.run::<DataPipelineWorkflow>("pipe-1", params());
-    assert_eq!(run.output::<PipelineOutput>(), PipelineOutput { key: "processed/pipe-1.json".into(), records: 8, dropped: 2 });
+    assert_eq!(
+        run.output::<PipelineOutput>(),
+        PipelineOutput { key: "processed/pipe-1.json".into(), records: 8, dropped: 2, chunks: vec![] }
+    );
     let rows = loaded(&engine);
     assert_eq!(rows.len(), 8);
     assert_eq!(
@@ -210,4 +214,122 @@ fn a_redirecting_source_is_not_followed() {
     assert_eq!(run.error().message, "source answered 302 (redirects are not followed; it points to https://elsewhere.test/users.json)");
     assert_eq!(engine.requests_to(SOURCE).len(), 1, "not retried");
     assert!(engine.requests_to("https://elsewhere.test/").is_empty(), "the target was never requested");
+}
+
+// ----- a large source split into child instances (`chunkRecords`)
+
+fn chunked(id_records: usize, per_chunk: u32, max_dropped: Option<u64>) -> (TestEngine, PipelineParams) {
+    let engine = pipeline(records(id_records), 0).workflow::<DataChunkWorkflow>();
+    let mut params = json!({"sourceUrl": SOURCE, "chunkRecords": per_chunk});
+    if let Some(max) = max_dropped {
+        params["maxDroppedPerChunk"] = json!(max);
+    }
+    (engine, from_json(params))
+}
+
+/// The instances the pipeline started as its children, in order.
+fn chunk_ids(engine: &TestEngine) -> Vec<String> {
+    engine.created_instances().into_iter().filter(|c| c.created).map(|c| c.id).collect()
+}
+
+#[test]
+fn a_large_source_is_split_into_child_instances_whose_typed_outputs_add_up() {
+    let (engine, params) = chunked(50, 10, None);
+    let run = engine.run::<DataPipelineWorkflow>("pipe-c1", params);
+    assert_eq!(run.status, Status::Complete, "{}", run.summary());
+    let ids = chunk_ids(&engine);
+    assert_eq!(ids.len(), 5);
+    let chunks: Vec<ChunkOutput> = (0..5)
+        .map(|i| ChunkOutput { instance: ids[i].clone(), key: format!("processed/pipe-c1/{i}.json"), records: 8, dropped: 2 })
+        .collect();
+    assert_eq!(
+        run.output::<PipelineOutput>(),
+        PipelineOutput { key: "processed/pipe-c1/".into(), records: 40, dropped: 10, chunks: chunks.clone() }
+    );
+    for (id, chunk) in ids.iter().zip(&chunks) {
+        assert_eq!(engine.status::<DataChunkWorkflow>(id).output.as_ref(), Some(chunk), "each child's typed status");
+    }
+    for created in engine.created_instances() {
+        assert_eq!(created.parent.map(|p| (p.workflow, p.id)), Some(("data-pipeline".to_string(), "pipe-c1".to_string())));
+    }
+    assert_eq!(
+        run.step_names(),
+        [
+            "extract",
+            "split",
+            "process chunks",
+            "process chunks #0: wait 1",
+            "process chunks #1: wait 1",
+            "process chunks #2: wait 1",
+            "process chunks #3: wait 1",
+            "process chunks #4: wait 1"
+        ]
+    );
+    // The same rows as the source loaded in one run.
+    let whole = pipeline(records(50), 0);
+    whole.run::<DataPipelineWorkflow>("pipe-c1", self::params());
+    assert_eq!(loaded(&engine), loaded(&whole));
+    assert_eq!(engine.requests_to(SOURCE).len(), 1);
+}
+
+#[test]
+fn a_chunk_over_its_drop_limit_fails_the_pipeline_naming_the_chunk() {
+    // Only the third chunk (records 20..30) holds bad records: three of them.
+    let mut body: Vec<Value> = (0..50)
+        .map(|i| json!({"id": format!("r-{i}"), "name": "N", "email": format!("u{i}@example.com"), "createdAt": 1_704_067_200_000_u64}))
+        .collect();
+    for i in [21, 22, 23] {
+        body[i]["email"] = json!("not-an-email");
+    }
+    let engine = pipeline(Value::Array(body), 0).workflow::<DataChunkWorkflow>();
+    let params = from_json(json!({"sourceUrl": SOURCE, "chunkRecords": 10, "maxDroppedPerChunk": 1}));
+    let run = engine.run::<DataPipelineWorkflow>("pipe-c2", params);
+    assert_eq!(run.status, Status::Errored);
+    let ids = chunk_ids(&engine);
+    assert_eq!(
+        run.error().message,
+        format!(
+            "child 2 of 5 (data-chunk instance {}) errored: NonRetryableError: chunk chunks/pipe-c2/2.json: 3 of 10 records could not be normalised, over the limit of 1",
+            ids[2]
+        )
+    );
+    // The other chunks ended, loaded; none is left running.
+    for id in &ids {
+        assert!(engine.instance(id).status.is_finished());
+    }
+    assert_eq!(loaded(&engine).len(), 40);
+}
+
+#[test]
+fn a_restarted_chunked_pipeline_starts_no_second_child_and_duplicates_no_rows() {
+    let (engine, params) = chunked(50, 10, None);
+    let first = engine.run::<DataPipelineWorkflow>("pipe-c3", params);
+    let again = engine.restart("pipe-c3");
+    assert_eq!(again.output::<PipelineOutput>(), first.output::<PipelineOutput>());
+    assert_eq!(chunk_ids(&engine).len(), 5, "the restart found its children");
+    assert_eq!(engine.created_instances().len(), 10, "five creates that found them");
+    // Found ended: their outputs read from their status, no waiting.
+    let reads: Vec<String> = (0..5).map(|i| format!("process chunks #{i}: result")).collect();
+    assert_eq!(again.step_names()[3..], reads[..]);
+    assert_eq!(loaded(&engine).len(), 40);
+    assert_eq!(engine.requests_to(SOURCE).len(), 2, "the restart ran from the start");
+}
+
+#[test]
+fn lost_notices_of_the_chunks_are_found_by_the_pipelines_check() {
+    let (engine, params) = chunked(50, 10, None);
+    let engine = engine.lose_child_notices();
+    let run = engine.run::<DataPipelineWorkflow>("pipe-c4", params);
+    assert_eq!(run.output::<PipelineOutput>().records, 40);
+    assert_eq!(run.elapsed(), Some(Duration::from_secs(5 * 60)), "one check interval late");
+    assert!(run.has_step("process chunks: check 1") && run.has_step("process chunks #4: result"));
+}
+
+#[test]
+fn a_source_of_more_than_a_hundred_chunks_is_split_into_larger_ones() {
+    let (engine, params) = chunked(250, 2, None);
+    let run = engine.run::<DataPipelineWorkflow>("pipe-c5", params);
+    let output = run.output::<PipelineOutput>();
+    assert_eq!(output.chunks.len(), 84, "3 records a chunk: at most 100 children");
+    assert_eq!((output.records, output.dropped), (200, 50));
 }

@@ -10,7 +10,10 @@
 //! - Register it in `build.rs` with the `worker-workflows-build` crate, which checks
 //!   `wrangler.jsonc` and generates the JS shim's `WorkflowEntrypoint` classes, and bring
 //!   the generated registry into the crate with [`include_workflows!`].
-//! - Manage instances from Rust with [`WorkflowBinding`] (wasm32).
+//! - Start, read and signal this Worker's workflows with typed handles
+//!   (`env.workflow::<OrderWorkflow>()`: [`WorkflowHandle`], [`InstanceHandle`]), from a
+//!   workflow or a fetch handler, and await child workflows durably from a step
+//!   ([`Step::child`], [`Step::children`]); manage any instance with [`WorkflowBinding`] (wasm32).
 //! - Test it with `cargo test` on the test engine (`testing`, feature `testing`): the
 //!   same code on a simulated engine with a virtual clock, replays and a determinism check.
 //!
@@ -46,6 +49,8 @@ mod layering;
 
 pub use bridge::outbound::ServiceCall;
 pub use bridge::{Env, Rollback, RollbackContext, Step, StepContext, Workflow, WorkflowEvent};
+pub use bridge::{InstanceHandle, TypedStatus, WorkflowHandle};
+pub use core::child::{ChildError, ChildOptions};
 pub use core::events::{Event, EventSpec};
 pub use core::step_config::{Backoff, Retries, StepConfig};
 pub use core::step_error::StepError;
@@ -56,11 +61,21 @@ pub use bridge::{Instance, NewInstance, WorkflowBinding};
 
 /// The schema of the tables this library keeps in the Worker's D1 database `DB` (the
 /// instance index, claimed creates and callback outcomes, the queue's dead letters and
-/// failures): one migration, to put in the Worker's D1 `migrations_dir` as
+/// failures): the first of [`MIGRATIONS`], to put in the Worker's D1 `migrations_dir` as
 /// `0000_worker_workflows.sql` (the starter has it). The test engine's D1 applies the
 /// Worker's own migrations directory, and says so when this schema is missing from it.
 pub const MIGRATION: Migration =
     Migration { file_name: "0000_worker_workflows.sql", sql: include_str!("../migrations/0000_worker_workflows.sql") };
+
+/// The second of [`MIGRATIONS`]: the parent of every child workflow in the instance index
+/// (`Step::child`, `Step::children`; the status route's `parent`, terminate with children),
+/// as `0001_worker_workflows_children.sql`.
+pub const CHILD_MIGRATION: Migration =
+    Migration { file_name: "0001_worker_workflows_children.sql", sql: include_str!("../migrations/0001_worker_workflows_children.sql") };
+
+/// Every migration this library needs in the Worker's D1 `migrations_dir`, in the order
+/// they apply (by file name, as wrangler applies them).
+pub const MIGRATIONS: &[Migration] = &[MIGRATION, CHILD_MIGRATION];
 
 /// A D1 migration this library needs in the Worker's migrations directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -145,13 +145,18 @@ impl RestartRequest {
     }
 }
 
-/// `POST …/instances/{id}/terminate`: `{"rollback": true}` runs the steps' rollbacks first.
+/// `POST …/instances/{id}/terminate`: `{"rollback": true}` runs the steps' rollbacks first;
+/// `{"children": true}` terminates the child workflows it started too (and theirs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TerminateRequest {
     /// Whether to run the steps' rollbacks before the instance ends.
     #[serde(default)]
     pub rollback: bool,
+    /// Whether to terminate, after the instance, every child workflow it started (and
+    /// theirs) that has not ended.
+    #[serde(default)]
+    pub children: bool,
 }
 
 impl TerminateRequest {
@@ -196,6 +201,9 @@ pub struct InstanceResponse {
     /// whose run ended.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub callback: Option<DeliveryOutcome>,
+    /// The instance that started it as a child workflow and awaits it, if it is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<worker_workflows::core::child::InstanceRef>,
 }
 
 /// The path of an instance's status: `/workflows/{workflow}/instances/{id}`.
@@ -494,6 +502,7 @@ impl ApiError {
             BindingError::InvalidRestartFrom(e) => ApiError::InvalidJson(format!("from: {e}")),
             BindingError::BatchSize(_) => ApiError::InvalidBatch(error.to_string()),
             BindingError::InvalidRetention(e) => ApiError::InvalidRetention(e.to_string()),
+            BindingError::UndeclaredEvent(message) => ApiError::UnknownEventType(message),
             BindingError::Engine { ref message, .. } if worker_workflows::core::platform_limits::classify(message).is_some() => {
                 ApiError::from_platform("the workflow engine", message)
             }
@@ -691,8 +700,11 @@ mod tests {
             output: None,
             error: None,
             callback: None,
+            parent: None,
         };
-        assert_eq!(serde_json::to_value(running).unwrap(), json!({"id": "o-1", "workflow": "w", "status": "running"}));
+        assert_eq!(serde_json::to_value(&running).unwrap(), json!({"id": "o-1", "workflow": "w", "status": "running"}));
+        let child = InstanceResponse { parent: Some(worker_workflows::core::child::InstanceRef::new("data-pipeline", "p-1")), ..running };
+        assert_eq!(serde_json::to_value(child).unwrap()["parent"], json!({"workflow": "data-pipeline", "id": "p-1"}));
     }
 
     #[test]
@@ -753,9 +765,12 @@ mod tests {
             let e = RestartRequest::parse(bad).unwrap_err();
             assert_eq!((e.status(), e.code()), (400, "invalid_json"), "{}", String::from_utf8_lossy(bad));
         }
-        assert_eq!(TerminateRequest::parse(b"{}").unwrap(), TerminateRequest { rollback: false });
-        assert_eq!(TerminateRequest::parse(br#"{"rollback": true}"#).unwrap(), TerminateRequest { rollback: true });
-        for bad in [&br#"{"rollback": "yes"}"#[..], br#"{"rolback": true}"#, br#"{"rollback": null}"#, b"[]", b"[true]"] {
+        assert_eq!(TerminateRequest::parse(b"{}").unwrap(), TerminateRequest { rollback: false, children: false });
+        assert_eq!(TerminateRequest::parse(br#"{"rollback": true}"#).unwrap(), TerminateRequest { rollback: true, children: false });
+        assert_eq!(TerminateRequest::parse(br#"{"children": true}"#).unwrap(), TerminateRequest { rollback: false, children: true });
+        for bad in
+            [&br#"{"rollback": "yes"}"#[..], br#"{"rolback": true}"#, br#"{"rollback": null}"#, br#"{"children": 1}"#, b"[]", b"[true]"]
+        {
             assert_eq!(TerminateRequest::parse(bad).unwrap_err().code(), "invalid_json", "{}", String::from_utf8_lossy(bad));
         }
     }

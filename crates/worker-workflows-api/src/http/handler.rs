@@ -122,7 +122,7 @@ async fn serve(api: &'static Api, route: Route, req: &mut Request, env: &Env) ->
         Route::GetInstance { workflow, id } => get_instance(workflow_spec(api, &workflow, env)?, &id, env).await,
         Route::DeleteInstance { workflow, id } => delete_instance(workflow_spec(api, &workflow, env)?, &id, env).await,
         Route::History { workflow, id } => instance_history(workflow_spec(api, &workflow, env)?, &id, req, env).await,
-        Route::Control { workflow, id, action } => control_instance(workflow_spec(api, &workflow, env)?, &id, action, req, env).await,
+        Route::Control { workflow, id, action } => control_instance(api, workflow_spec(api, &workflow, env)?, &id, action, req, env).await,
         Route::SendEvent { workflow, id, event_type } => send_event(workflow_spec(api, &workflow, env)?, &id, &event_type, req, env).await,
         Route::SubmitJobs => submit_jobs(api, req, env).await,
         Route::SubmitRawJob => submit_raw_job(req, env).await,
@@ -184,6 +184,7 @@ fn instance_body(spec: &WorkflowSpec, id: &str, status: InstanceStatus) -> Insta
         output: status.output.filter(|_| status.status == InstanceState::Complete),
         error: status.error,
         callback: None,
+        parent: None,
     }
 }
 
@@ -311,7 +312,8 @@ async fn get_instance(spec: &'static WorkflowSpec, id: &str, env: &Env) -> Resul
     // to show (a restarted instance's earlier record is not its current run's).
     let ended = matches!(status.status, InstanceState::Complete | InstanceState::Errored);
     let callback = if ended { instances::callback_outcome(env, spec.name, id).await } else { None };
-    json_response(200, &InstanceResponse { callback, ..instance_body(spec, id, status) })
+    let parent = instances::parent_of(env, spec.name, id).await;
+    json_response(200, &InstanceResponse { callback, parent, ..instance_body(spec, id, status) })
 }
 
 /// How long the JSON history waits for a further event of an instance that has not
@@ -441,6 +443,7 @@ async fn delete_batch(spec: &'static WorkflowSpec, req: &mut Request, env: &Env)
 }
 
 async fn control_instance(
+    api: &'static Api,
     spec: &'static WorkflowSpec,
     id: &str,
     action: ControlAction,
@@ -466,7 +469,10 @@ async fn control_instance(
         ControlAction::Terminate => InstanceAction::Terminate,
         ControlAction::Restart => InstanceAction::Restart,
     };
-    refuse_in_state(id, checked, state)?;
+    // A finished parent's running children can still be terminated.
+    if !(action == ControlAction::Terminate && terminate.children) {
+        refuse_in_state(id, checked, state)?;
+    }
     if action == ControlAction::Restart {
         match compensations_started(&instance, state).await.map_err(fail)? {
             Verdict::Allowed => {}
@@ -489,8 +495,17 @@ async fn control_instance(
     match action {
         ControlAction::Pause => instance.pause().await,
         ControlAction::Resume => instance.resume().await,
-        ControlAction::Terminate if terminate.rollback => instance.terminate_with_rollback().await,
-        ControlAction::Terminate => instance.terminate().await,
+        ControlAction::Terminate => {
+            // Through the library's terminate: a parent waiting for this instance is told,
+            // and with `children` every descendant that has not ended is terminated after it.
+            let reached = instances::terminate(env, api.workflows, spec, id, terminate.rollback, terminate.children).await.map_err(fail)?;
+            let state = instance.state().await.map_err(fail)?;
+            let mut body = json!({"id": id, "status": state});
+            if terminate.children {
+                body["children"] = serde_json::to_value(reached.get(1..).unwrap_or_default()).map_err(internal)?;
+            }
+            return json_response(200, &body);
+        }
         ControlAction::Restart => match &restart.from {
             Some(from) => instance.restart_from(from).await,
             None => instance.restart().await,
@@ -545,6 +560,13 @@ async fn compensations_started(instance: &Instance, state: InstanceState) -> Res
 async fn send_event(spec: &'static WorkflowSpec, id: &str, event_type: &str, req: &mut Request, env: &Env) -> Result<Response, ApiError> {
     check_id(id)?;
     validate::event_type(event_type).map_err(|e| ApiError::InvalidEventType(e.to_string()))?;
+    // Only a child's own run (or a terminate) tells its parent how it ended.
+    if worker_workflows::core::child::is_notice_type(event_type) {
+        return Err(ApiError::UnknownEventType(format!(
+            "{} events are the notices child workflows send their parents; they cannot be sent through the API",
+            validate::excerpt(event_type)
+        )));
+    }
     let payload: Value = read_json(req, b"null").await?;
     // Checked before the engine gets it: a payload the wait cannot read would end the instance.
     spec.check_event(event_type, &payload).map_err(ApiError::from_event_problem)?;

@@ -499,6 +499,7 @@ fn read_event(value: JsValue) -> Result<InstanceEvent, BindingError> {
     let mut event = InstanceEvent::from_json(&json).map_err(|e| BindingError::Serialization(e.to_string()))?;
     if let events::EventKind::WorkflowStarted { params: Some(events::StepOutput::Value(params)) } = &mut event.kind {
         *params = crate::core::callback::unwrap(std::mem::take(params)).0;
+        *params = crate::core::child::unwrap(std::mem::take(params)).0;
     }
     Ok(event)
 }

@@ -546,6 +546,11 @@ pub trait EnvBackend {
     fn now(&self) -> SystemTime;
     /// A random UUID (v4).
     fn random_uuid(&self) -> String;
+    /// This Worker's workflows as instances to create, read, send events to and terminate
+    /// (typed handles and child workflows), when the backend reaches them.
+    fn instances(&self) -> Option<&dyn super::handles::InstancesBackend> {
+        None
+    }
     /// The backend itself, for the edge to reach what only it has (the raw
     /// `worker::Env` behind [`Env::raw`](super::Env), in the wasm build).
     fn as_any(&self) -> &dyn Any;

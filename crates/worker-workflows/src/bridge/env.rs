@@ -98,6 +98,14 @@ impl Env {
         self.backend.create_instance(workflow, id, &params).await
     }
 
+    /// The instances of this Worker's workflows this env reaches (what typed handles,
+    /// [`Env::workflow`], and child workflows use).
+    pub(crate) fn instances(&self) -> Result<&dyn super::handles::InstancesBackend, crate::core::engine_error::BindingError> {
+        self.backend
+            .instances()
+            .ok_or_else(|| crate::core::engine_error::BindingError::MissingBinding("this env reaches no workflow instances".into()))
+    }
+
     /// The current time. Outside a step it differs on every replay: read it inside one.
     pub fn now(&self) -> SystemTime {
         self.backend.now()

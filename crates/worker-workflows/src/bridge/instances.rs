@@ -4,14 +4,16 @@
 //! with the workflow's retention default from the registry; a delete leaves the index
 //! too, so listing stays true.
 
+use crate::bridge::handles::{TerminateOutcome, TerminatedInstance, MAX_TERMINATED};
 use crate::bridge::js::random_uuid;
 use crate::bridge::{Instance, NewInstance, WorkflowBinding};
 use crate::core::callback::DeliveryOutcome;
+use crate::core::child::{ChildNotice, InstanceRef};
 use crate::core::engine_error::BindingError;
 use crate::core::instance_batch::{codes, CreateEntry, CreateOutcome, DeleteEntry, EntryError};
 use crate::core::instance_index::{self, Cursor, IndexedInstance};
 use crate::core::instance_options::Retention;
-use crate::registry::WorkflowSpec;
+use crate::registry::{Registry, WorkflowSpec};
 use wasm_bindgen::JsValue;
 use worker::{console_log, D1PreparedStatement, Env};
 
@@ -33,15 +35,35 @@ fn index_error(e: worker::Error) -> BindingError {
 /// racing requests. The local engine's create is check-then-create, so racing creates
 /// of one id all "succeed" there (with one run); the claim is what tells this API
 /// which request created the instance.
-async fn claim(env: &Env, workflow: &str, id: &str) -> Result<bool, BindingError> {
+async fn claim(env: &Env, workflow: &str, id: &str, parent: Option<&InstanceRef>) -> Result<bool, BindingError> {
     let result = env
         .d1(INDEX_DB)
-        .and_then(|db| db.prepare(instance_index::INSERT).bind(&[workflow.into(), id.into(), JsValue::from_f64(js_sys::Date::now())]))
+        .and_then(|db| claim_statement(&db, workflow, id, JsValue::from_f64(js_sys::Date::now()), parent))
         .map_err(index_error)?
         .run()
         .await
         .map_err(index_error)?;
     Ok(result.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0) > 0)
+}
+
+/// The claim of one id: with its parent for a child workflow ([`instance_index::INSERT_CHILD`]).
+fn claim_statement(
+    db: &worker::D1Database,
+    workflow: &str,
+    id: &str,
+    now: JsValue,
+    parent: Option<&InstanceRef>,
+) -> worker::Result<D1PreparedStatement> {
+    match parent {
+        None => db.prepare(instance_index::INSERT).bind(&[workflow.into(), id.into(), now]),
+        Some(parent) => db.prepare(instance_index::INSERT_CHILD).bind(&[
+            workflow.into(),
+            id.into(),
+            now,
+            parent.workflow.as_str().into(),
+            parent.id.as_str().into(),
+        ]),
+    }
 }
 
 fn log_index_error(workflow: &str, what: &str, e: impl std::fmt::Display) {
@@ -101,13 +123,36 @@ pub async fn create_with(
     params: &serde_json::Value,
     retention: Retention,
 ) -> Result<Created, BindingError> {
+    create_claimed(env, spec, id, params, retention, None).await
+}
+
+/// [`create`] of a child workflow: `params` are the child's envelope
+/// (`core::child::wrap`), and its parent is recorded with its claim in the index.
+pub async fn create_child(
+    env: &Env,
+    spec: &WorkflowSpec,
+    id: &str,
+    params: &serde_json::Value,
+    parent: &InstanceRef,
+) -> Result<Created, BindingError> {
+    create_claimed(env, spec, Some(id), params, Retention::new(), Some(parent)).await
+}
+
+async fn create_claimed(
+    env: &Env,
+    spec: &WorkflowSpec,
+    id: Option<&str>,
+    params: &serde_json::Value,
+    retention: Retention,
+    parent: Option<&InstanceRef>,
+) -> Result<Created, BindingError> {
     let binding = WorkflowBinding::from_env(env, spec.binding)?;
     let id = id.map(str::to_string).unwrap_or_else(random_uuid);
     crate::core::validate::instance_id(&id)?;
     let retention = retention.or(spec.default_retention());
     retention.to_engine()?;
     let new = NewInstance { id: Some(id.clone()), params, retention: Some(retention) };
-    if claim(env, spec.name, &id).await? {
+    if claim(env, spec.name, &id, parent).await? {
         return match binding.create_with(&new).await {
             Ok(instance) => Ok(Created { instance, created: true }),
             Err(BindingError::AlreadyExists(id)) => Ok(Created { instance: binding.get(&id).await?, created: false }),
@@ -138,7 +183,7 @@ pub async fn create_with(
 
 /// Claims each id in the index in one D1 round trip: true where this call claimed it,
 /// false where another request (or an instance created earlier) holds it.
-async fn claim_all(env: &Env, workflow: &str, ids: &[&str]) -> Result<Vec<bool>, BindingError> {
+async fn claim_all(env: &Env, workflow: &str, ids: &[&str], parent: Option<&InstanceRef>) -> Result<Vec<bool>, BindingError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -146,7 +191,7 @@ async fn claim_all(env: &Env, workflow: &str, ids: &[&str]) -> Result<Vec<bool>,
     let now = JsValue::from_f64(js_sys::Date::now());
     let statements = ids
         .iter()
-        .map(|id| db.prepare(instance_index::INSERT).bind(&[workflow.into(), (*id).into(), now.clone()]))
+        .map(|id| claim_statement(&db, workflow, id, now.clone(), parent))
         .collect::<worker::Result<Vec<D1PreparedStatement>>>()
         .map_err(index_error)?;
     let results = db.batch(statements).await.map_err(index_error)?;
@@ -192,7 +237,27 @@ async fn wait_for_theirs(binding: &WorkflowBinding, id: &str) -> Theirs {
 pub async fn create_batch(
     env: &Env,
     spec: &WorkflowSpec,
+    batch: Vec<NewInstance<serde_json::Value>>,
+) -> Result<Vec<CreateEntry>, BindingError> {
+    create_batch_claimed(env, spec, batch, None).await
+}
+
+/// [`create_batch`] of child workflows of `parent` (their params are envelopes,
+/// `core::child::wrap`), each recorded with its parent in the index.
+pub async fn create_child_batch(
+    env: &Env,
+    spec: &WorkflowSpec,
+    batch: Vec<NewInstance<serde_json::Value>>,
+    parent: &InstanceRef,
+) -> Result<Vec<CreateEntry>, BindingError> {
+    create_batch_claimed(env, spec, batch, Some(parent)).await
+}
+
+async fn create_batch_claimed(
+    env: &Env,
+    spec: &WorkflowSpec,
     mut batch: Vec<NewInstance<serde_json::Value>>,
+    parent: Option<&InstanceRef>,
 ) -> Result<Vec<CreateEntry>, BindingError> {
     let binding = WorkflowBinding::from_env(env, spec.binding)?;
     BindingError::check_batch_size(batch.len())?;
@@ -216,7 +281,7 @@ pub async fn create_batch(
         })
         .collect();
     let ids: Vec<&str> = claimable.iter().map(|&i| batch[i].id.as_deref().unwrap_or_default()).collect();
-    let claimed = claim_all(env, spec.name, &ids).await?;
+    let claimed = claim_all(env, spec.name, &ids, parent).await?;
     let mine: Vec<usize> = claimable.iter().zip(&claimed).filter(|(_, &c)| c).map(|(&i, _)| i).collect();
     let theirs: Vec<usize> = claimable.iter().zip(&claimed).filter(|(_, &c)| !c).map(|(&i, _)| i).collect();
 
@@ -328,5 +393,132 @@ pub async fn callback_outcome(env: &Env, workflow: &str, id: &str) -> Option<Del
             log_index_error(workflow, "read", e);
             None
         }
+    }
+}
+
+/// The child workflows an instance started (recorded with their claims), oldest first,
+/// at most `limit` of them.
+pub async fn children_of(env: &Env, parent: &InstanceRef, limit: usize) -> Result<Vec<InstanceRef>, BindingError> {
+    #[derive(serde::Deserialize)]
+    struct ChildRow {
+        workflow: String,
+        id: String,
+    }
+    let rows = async {
+        env.d1(INDEX_DB)?
+            .prepare(instance_index::CHILDREN)
+            .bind(&[parent.workflow.as_str().into(), parent.id.as_str().into(), JsValue::from_f64(limit as f64)])?
+            .all()
+            .await?
+            .results::<ChildRow>()
+    }
+    .await
+    .map_err(index_error)?;
+    Ok(rows.into_iter().map(|r| InstanceRef::new(r.workflow, r.id)).collect())
+}
+
+/// The parent of an instance that a workflow started as its child; `None` for any other
+/// (and when the index cannot say, which is logged: a status is shown without it).
+pub async fn parent_of(env: &Env, workflow: &str, id: &str) -> Option<InstanceRef> {
+    #[derive(serde::Deserialize)]
+    struct ParentRow {
+        parent_workflow: Option<String>,
+        parent_id: Option<String>,
+    }
+    let read =
+        async { env.d1(INDEX_DB)?.prepare(instance_index::PARENT).bind(&[workflow.into(), id.into()])?.first::<ParentRow>(None).await };
+    match read.await {
+        Ok(Some(ParentRow { parent_workflow: Some(workflow), parent_id: Some(id) })) => Some(InstanceRef::new(workflow, id)),
+        Ok(_) => None,
+        Err(e) => {
+            log_index_error(workflow, "parent read", e);
+            None
+        }
+    }
+}
+
+/// Tells `parent` that its child `child` was terminated (the notice the child's own run
+/// cannot send), so a parent waiting for it wakes now rather than at its next check. A
+/// parent that is gone or has finished cannot be told: logged, never an error.
+pub async fn tell_parent_terminated(env: &Env, registry: &Registry, parent: &InstanceRef, child: &InstanceRef) {
+    let told = async {
+        let spec = registry.by_name(&parent.workflow).ok_or_else(|| BindingError::MissingBinding(parent.workflow.clone()))?;
+        let instance = WorkflowBinding::from_env(env, spec.binding)?.get(&parent.id).await?;
+        instance.send_event(&crate::core::child::notice_type(child), &ChildNotice::terminated(child.clone())).await
+    };
+    if let Err(e) = told.await {
+        console_log!(
+            "{}",
+            serde_json::json!({"level": "warn", "workflow": child.workflow, "instance": child.id, "parent": parent.id, "error": format!("the parent could not be told of the terminate: {e}")})
+        );
+    }
+}
+
+/// Terminates instance `id` of `spec` (with its steps' rollbacks first when `rollback`)
+/// unless it has ended, telling its parent if it is a child; with `children`, then every
+/// descendant (its child workflows, theirs, …) that has not ended, found in the instance
+/// index, children before grandchildren, up to [`MAX_TERMINATED`] instances in all. The
+/// instance goes first, so it starts no new child meanwhile. Answers for each instance
+/// reached, the instance first; an instance the engine does not have is `NotFound`.
+pub async fn terminate(
+    env: &Env,
+    registry: &Registry,
+    spec: &WorkflowSpec,
+    id: &str,
+    rollback: bool,
+    children: bool,
+) -> Result<Vec<TerminatedInstance>, BindingError> {
+    let root = InstanceRef::new(spec.name, id);
+    let instance = WorkflowBinding::from_env(env, spec.binding)?.get(id).await?;
+    let state = instance.state().await?;
+    let mut reached = Vec::new();
+    if state.is_finished() {
+        reached.push(TerminatedInstance { instance: root.clone(), outcome: TerminateOutcome::Ended(state) });
+    } else {
+        if rollback {
+            instance.terminate_with_rollback().await?;
+        } else {
+            instance.terminate().await?;
+        }
+        reached.push(TerminatedInstance { instance: root.clone(), outcome: TerminateOutcome::Terminated });
+        if let Some(parent) = parent_of(env, spec.name, id).await {
+            tell_parent_terminated(env, registry, &parent, &root).await;
+        }
+    }
+    if !children {
+        return Ok(reached);
+    }
+    let mut queue = std::collections::VecDeque::from([root]);
+    while let Some(parent) = queue.pop_front() {
+        let left = MAX_TERMINATED.saturating_sub(reached.len());
+        if left == 0 {
+            break;
+        }
+        for child in children_of(env, &parent, left).await? {
+            let outcome = terminate_child(env, registry, &child).await;
+            reached.push(TerminatedInstance { instance: child.clone(), outcome });
+            queue.push_back(child);
+        }
+    }
+    Ok(reached)
+}
+
+/// Terminates one descendant unless it has ended (its parent is being terminated: no notice).
+async fn terminate_child(env: &Env, registry: &Registry, child: &InstanceRef) -> TerminateOutcome {
+    let Some(spec) = registry.by_name(&child.workflow) else {
+        return TerminateOutcome::Failed(format!("{:?} is not a workflow of this Worker", child.workflow));
+    };
+    let outcome = async {
+        let instance = WorkflowBinding::from_env(env, spec.binding)?.get(&child.id).await?;
+        let state = instance.state().await?;
+        if state.is_finished() {
+            return Ok(TerminateOutcome::Ended(state));
+        }
+        instance.terminate().await.map(|()| TerminateOutcome::Terminated)
+    };
+    match outcome.await {
+        Ok(outcome) => outcome,
+        Err(BindingError::NotFound(_)) => TerminateOutcome::NotFound,
+        Err(e) => TerminateOutcome::Failed(e.to_string()),
     }
 }

@@ -44,9 +44,9 @@ impl WorkflowEnv for worker::Env {
 
 /// The Worker's `env`, as workflows reach it.
 pub struct WorkerEnv {
-    env: worker::Env,
+    pub(super) env: worker::Env,
     /// The Worker's workflows, which `create_instance` looks names up in.
-    registry: &'static Registry,
+    pub(super) registry: &'static Registry,
 }
 
 impl WorkerEnv {
@@ -139,6 +139,10 @@ impl EnvBackend for WorkerEnv {
 
     fn random_uuid(&self) -> String {
         js::random_uuid()
+    }
+
+    fn instances(&self) -> Option<&dyn super::InstancesBackend> {
+        Some(self)
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -138,6 +138,8 @@ fn register_frame(key: RunKey) -> Rc<FrameControl> {
 struct EngineEvent {
     params: serde_json::Value,
     callback_url: Option<String>,
+    /// The parent, for a child workflow (`core::child`).
+    parent: Option<crate::core::child::InstanceRef>,
     timestamp_millis: f64,
     instance_id: String,
     workflow_name: String,
@@ -145,10 +147,12 @@ struct EngineEvent {
 
 fn engine_event(event: &JsValue, workflow_name: &str) -> Result<EngineEvent, StepError> {
     let (params, callback_url) = callback::unwrap(js::from_js(&js::get(event, "payload"))?);
+    let (params, parent) = crate::core::child::unwrap(params);
     let timestamp = js::get(event, "timestamp");
     Ok(EngineEvent {
         params,
         callback_url,
+        parent,
         timestamp_millis: match timestamp.dyn_ref::<js_sys::Date>() {
             Some(date) => date.get_time(),
             None => timestamp.as_f64().unwrap_or(0.0),
@@ -228,17 +232,23 @@ async fn run<W: Workflow>(
     env: JsValue,
     promise: Rc<RunPromise>,
 ) {
-    let (event, callback_url) = match engine_event(&event, spec.name).and_then(typed_event::<W::Params>) {
+    let parsed = engine_event(&event, spec.name).and_then(|mut engine| {
+        let parent = engine.parent.take();
+        typed_event::<W::Params>(engine).map(|(typed, callback_url)| (typed, callback_url, parent))
+    });
+    let (event, callback_url, parent) = match parsed {
         Ok(parsed) => parsed,
         Err(e) => return promise.reject(&e.into()),
     };
     let env = worker_env(env, registry);
     let workflow = W::new(env.clone());
     let engine = step_engine(step, &event.instance_id);
-    let step = Step::new(engine.clone(), W::EVENTS);
+    let step = Step::new(engine.clone(), W::EVENTS).with_instance(env.clone(), &event);
     let body = async {
         let outcome = async { output_text(&workflow.run(&event, step.clone()).await?) }.await;
-        report(&step, &env, spec, &event.instance_id, callback_url, outcome).await
+        let outcome = report(&step, &env, spec, &event.instance_id, callback_url, outcome).await;
+        super::js_handles::notify_parent(&step, &env, spec, &event.instance_id, parent, &outcome).await?;
+        outcome
     };
     serve(spec.name, &event.instance_id, &engine, Box::pin(body), &promise).await;
 }

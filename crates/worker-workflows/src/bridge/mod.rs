@@ -1,18 +1,21 @@
 //! The bridge between the engine and workflows: the `Workflow` trait, the step handle
 //! (`step`), the event (`event`), the environment (`env`: vars, secrets, D1, KV, R2,
-//! queues, service bindings, Durable Objects, other workflows, clock) and calls to
-//! outside services (`outbound`). Workflows see only these
+//! queues, service bindings, Durable Objects, other workflows, clock), typed handles on
+//! this Worker's workflows (`handles`), child workflows awaited from a step (`children`)
+//! and calls to outside services (`outbound`). Workflows see only these
 //! typed faces; behind them is the seam (`engine`) with two sides:
 //! - the wasm edge (gated on `wasm32`): the real engine (`js_step`, with streamed step outputs in `js_bytes`) and the run that
 //!   drives it and serves its rollbacks (`js_run`), the Worker's bindings (`js_env`), the Workflow binding (`binding`), claimed creates through the
-//!   instance index (`instances`), webhook delivery, and JS values and errors (`js`);
+//!   instance index (`instances`), typed handles and children's notices (`js_handles`), webhook delivery, and JS values and errors (`js`);
 //! - on the host, the test engine that runs the same workflow code under `cargo test`.
 //!
 //! May depend on: `core`, `registry`.
 
+mod children;
 pub mod engine;
 pub mod env;
 pub mod event;
+pub mod handles;
 pub mod outbound;
 pub mod step;
 
@@ -27,6 +30,8 @@ mod js_bytes;
 #[cfg(target_arch = "wasm32")]
 pub mod js_env;
 #[cfg(target_arch = "wasm32")]
+mod js_handles;
+#[cfg(target_arch = "wasm32")]
 mod js_run;
 #[cfg(target_arch = "wasm32")]
 pub mod js_step;
@@ -39,6 +44,7 @@ pub use engine::{
 };
 pub use env::{Bucket, Database, DurableObjectNamespace, Env, Fetcher, Kv, Queue, RunResult, Secret, Statement};
 pub use event::WorkflowEvent;
+pub use handles::{Created, InstanceHandle, InstancesBackend, TerminateOutcome, TerminatedInstance, TypedStatus, WorkflowHandle};
 pub use step::{InstanceFailure, ReceivedEvent, Rollback, RollbackContext, Step};
 
 #[cfg(target_arch = "wasm32")]

@@ -73,9 +73,11 @@ pub struct ReceivedEvent<T> {
 /// instance. `'w` is the lifetime of the workflow and its event.
 #[derive(Clone)]
 pub struct Step<'w> {
-    engine: Rc<dyn StepEngine<'w> + 'w>,
+    pub(crate) engine: Rc<dyn StepEngine<'w> + 'w>,
     /// The events the workflow declares (`Workflow::EVENTS`): the only ones it may wait for.
     events: &'static [EventSpec],
+    /// The instance this handle drives and its env, for child workflows (`children`).
+    pub(crate) instance: Option<Rc<super::children::StepInstance>>,
 }
 
 impl<'w> Step<'w> {
@@ -83,7 +85,7 @@ impl<'w> Step<'w> {
     /// workflow wait only for the `events` it declares. The engines make it; a workflow
     /// gets it as `run`'s argument.
     pub fn new(engine: Rc<dyn StepEngine<'w> + 'w>, events: &'static [EventSpec]) -> Self {
-        Step { engine, events }
+        Step { engine, events, instance: None }
     }
 
     /// Runs a step with the engine's default config (5 retries, exponential backoff).

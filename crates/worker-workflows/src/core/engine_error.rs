@@ -161,6 +161,10 @@ pub enum BindingError {
     /// A value could not be converted to or from the engine's (params, a status, an event).
     #[error("{0}")]
     Serialization(String),
+    /// An event the instance's workflow does not declare with that payload type (its
+    /// `Workflow::EVENTS`): refused before it is sent, as the HTTP API refuses it.
+    #[error("{0}")]
+    UndeclaredEvent(String),
     /// Any other error the engine threw, as it threw it.
     #[error("{name}: {message}")]
     Engine {

@@ -114,6 +114,40 @@ pub fn declares<T: 'static>(specs: &[EventSpec], event_type: &str) -> Result<(),
     }
 }
 
+/// Whether `specs` declare events of `event_type` (or of any type): what a typed send
+/// checks at compile time (`const { assert!(declares_type(W::EVENTS, E::TYPE)) }`), so a
+/// workflow's handle refuses to compile a send of an event its workflow does not wait for.
+pub const fn declares_type(specs: &[EventSpec], event_type: &str) -> bool {
+    let mut i = 0;
+    while i < specs.len() {
+        match specs[i].event_type {
+            None => return true,
+            Some(declared) => {
+                if const_str_eq(declared, event_type) {
+                    return true;
+                }
+            }
+        }
+        i += 1;
+    }
+    false
+}
+
+const fn const_str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,5 +218,12 @@ mod tests {
         assert_eq!(declares::<Decision>(SPECS, "decision"), Ok(()));
         assert!(declares::<Decision>(SPECS, "other").unwrap_err().contains("does not declare"));
         assert!(declares::<Note>(SPECS, "decision").unwrap_err().contains("payload type other than"));
+    }
+
+    #[test]
+    fn declared_types_are_known_in_const_context() {
+        const { assert!(declares_type(SPECS, "note") && !declares_type(SPECS, "notes")) };
+        assert!(!declares_type(SPECS, "decisio") && !declares_type(&[], "note"));
+        assert!(declares_type(&[EventSpec::any_type::<Value>()], "anything"));
     }
 }

@@ -22,6 +22,18 @@ pub const RECORD_CALLBACK: &str = "INSERT INTO instances (workflow, id, created_
 /// The recorded callback outcome, if any.
 pub const READ_CALLBACK: &str = "SELECT callback FROM instances WHERE workflow = ?1 AND id = ?2";
 
+/// Claims a child workflow's instance as [`INSERT`] claims any, with its parent (`?4` the
+/// parent's workflow, `?5` its id); needs `0001_worker_workflows_children.sql`.
+pub const INSERT_CHILD: &str =
+    "INSERT OR IGNORE INTO instances (workflow, id, created_at, parent_workflow, parent_id) VALUES (?1, ?2, ?3, ?4, ?5)";
+/// The child workflows an instance started (`?1` its workflow, `?2` its id), oldest
+/// first, at most `?3` of them.
+pub const CHILDREN: &str =
+    "SELECT workflow, id FROM instances WHERE parent_workflow = ?1 AND parent_id = ?2 ORDER BY created_at, id LIMIT ?3";
+/// The parent of an instance (`?1` its workflow, `?2` its id): `parent_workflow` and
+/// `parent_id`, both null when it is not a child.
+pub const PARENT: &str = "SELECT parent_workflow, parent_id FROM instances WHERE workflow = ?1 AND id = ?2";
+
 /// Instances per page when `?limit=` is absent.
 pub const DEFAULT_LIMIT: u32 = 25;
 /// Longest cursor text read (an encoded cursor is at most about 200 characters).

@@ -2,7 +2,8 @@
 //! context and step errors, what rollbacks need besides the engine, the engine's names,
 //! statuses and error codes, what managing an instance takes (retention, restart points,
 //! terminate options) and per-entry batch results, an instance's typed events and the step
-//! history folded from them, the callback envelope, webhook signing, the policy for URLs a
+//! history folded from them, the callback envelope, child workflows (ids, the parent's
+//! envelope, notices, waits and their errors), webhook signing, the policy for URLs a
 //! caller gives, bounds on params and on what is sent to KV, R2 and queues, what a
 //! service's answer means, the pipeline's record normalisation, retention, and the
 //! instance index's SQL.
@@ -13,6 +14,7 @@
 pub mod binding_limits;
 pub mod bounded;
 pub mod callback;
+pub mod child;
 pub mod duration;
 pub mod engine_error;
 pub mod events;

@@ -154,9 +154,45 @@ mod tests {
     }
 
     #[test]
+    fn the_index_records_a_childs_parent_and_finds_a_parents_children() {
+        use crate::core::instance_index::{CHILDREN, INSERT, INSERT_CHILD, PARENT};
+        let db = library_db();
+        let child = |id: &'static str, at: i64| {
+            statement(INSERT_CHILD, vec!["chunk".into(), id.into(), SqlValue::Integer(at), "pipeline".into(), "p-1".into()])
+        };
+        assert_eq!(db.run(&statement(INSERT, vec!["pipeline".into(), "p-1".into(), SqlValue::Integer(1)])).unwrap(), 1);
+        assert_eq!(db.run(&child("c-2", 3)).unwrap(), 1);
+        assert_eq!(db.run(&child("c-1", 2)).unwrap(), 1);
+        assert_eq!(db.run(&child("c-1", 9)).unwrap(), 0, "a claim held is held");
+        let other = statement(INSERT_CHILD, vec!["chunk".into(), "c-9".into(), SqlValue::Integer(4), "pipeline".into(), "p-2".into()]);
+        db.run(&other).unwrap();
+        let children = db.rows(&statement(CHILDREN, vec!["pipeline".into(), "p-1".into(), SqlValue::Integer(10)])).unwrap();
+        let ids: Vec<Value> = children.iter().map(|r| r["id"].clone()).collect();
+        assert_eq!(ids, [serde_json::json!("c-1"), serde_json::json!("c-2")], "oldest first, only its own");
+        let limited = db.rows(&statement(CHILDREN, vec!["pipeline".into(), "p-1".into(), SqlValue::Integer(1)])).unwrap();
+        assert_eq!(limited.len(), 1);
+        let parent = db.rows(&statement(PARENT, vec!["chunk".into(), "c-2".into()])).unwrap();
+        assert_eq!(Value::Object(parent[0].clone()), serde_json::json!({"parent_workflow": "pipeline", "parent_id": "p-1"}));
+        let none = db.rows(&statement(PARENT, vec!["pipeline".into(), "p-1".into()])).unwrap();
+        assert_eq!(Value::Object(none[0].clone()), serde_json::json!({"parent_workflow": null, "parent_id": null}));
+    }
+
+    #[test]
     fn the_library_migration_is_the_one_in_this_crate() {
         let sql =
             std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(crate::MIGRATION.file_name)).unwrap();
         assert_eq!(sql, crate::MIGRATION.sql);
+        // Every migration of the library is a file of its migrations folder, and only those.
+        let mut files: Vec<String> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        let names: Vec<&str> = crate::MIGRATIONS.iter().map(|m| m.file_name).collect();
+        assert_eq!(files, names);
+        for migration in crate::MIGRATIONS {
+            let sql = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(migration.file_name)).unwrap();
+            assert_eq!(sql, migration.sql, "{}", migration.file_name);
+        }
     }
 }

@@ -224,12 +224,15 @@ pub enum Status {
     Errored,
     /// The test engine stopped the instance: it broke a replay rule (see `TestRun::violation`).
     NonDeterministic,
+    /// Terminated ([`TestEngine::terminate`](super::TestEngine::terminate), or a
+    /// terminate through an instance handle).
+    Terminated,
 }
 
 impl Status {
-    /// The instance will not run again: complete, errored or stopped as non-deterministic.
+    /// The instance will not run again: complete, errored, terminated or stopped as non-deterministic.
     pub fn is_finished(&self) -> bool {
-        matches!(self, Status::Complete | Status::Errored | Status::NonDeterministic)
+        matches!(self, Status::Complete | Status::Errored | Status::NonDeterministic | Status::Terminated)
     }
 }
 

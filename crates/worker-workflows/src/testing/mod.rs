@@ -47,11 +47,14 @@ macro_rules! registered_for_tests {
     };
 }
 
+mod children;
 mod d1;
 mod history;
 mod replay;
 mod world;
 
+#[cfg(test)]
+mod children_tests;
 #[cfg(test)]
 mod env_reach_tests;
 #[cfg(test)]
@@ -387,6 +390,7 @@ impl TestEngine {
         let now = self.world.now_ms();
         let core = Rc::new(RefCell::new(InstanceCore::new(&workflow, id, now)));
         let driver = driver_for::<W>(&workflow, id, params, now);
+        self.world.family.borrow_mut().cores.insert((workflow.clone(), id.to_string()), Rc::clone(&core));
         self.slots.borrow_mut().push(Slot { workflow, core, driver: Some(driver) });
     }
 
@@ -473,7 +477,10 @@ impl TestEngine {
         let children: Vec<_> = self.world.to_start.borrow_mut().drain(..).collect();
         let now = self.world.now_ms();
         for (workflow, id, params) in children {
+            // A child workflow's params come in the parent's envelope (`core::child`).
+            let (params, _parent) = crate::core::child::unwrap(params);
             let core = Rc::new(RefCell::new(InstanceCore::new(&workflow, &id, now)));
+            self.world.family.borrow_mut().cores.insert((workflow.clone(), id.clone()), Rc::clone(&core));
             let factory = self.factories.borrow().get(&workflow).cloned();
             let driver = match factory.map(|make| make(&id, &params, now)) {
                 Some(Ok(driver)) => Some(driver),
@@ -518,6 +525,7 @@ impl TestEngine {
                 };
                 driver.run_once(&self.world, &core);
                 self.slots.borrow_mut()[index].driver = Some(driver);
+                self.notify_parent(&core);
                 runs += 1;
                 assert!(runs < MAX_RUNS_PER_DRIVE, "test engine: {} runs and the instances are not done (a loop that never ends?)", runs);
                 continue;

@@ -332,11 +332,12 @@ where
             core.runs
         };
         // As in the Worker, each run builds the workflow anew from the env.
-        let workflow = W::new(Env::new(Rc::new(TestEnv { world: Rc::clone(world) })));
+        let env = Env::new(Rc::new(TestEnv { world: Rc::clone(world) }));
+        let workflow = W::new(env.clone());
         let invocation = Rc::new(Invocation::new(Rc::clone(core), Rc::clone(world), run));
         world.set_running(Some(self.event.instance_id.clone()));
         let (result, in_flight) = {
-            let mut future = pin!(workflow.run(&self.event, Step::new(invocation.clone(), W::EVENTS)));
+            let mut future = pin!(workflow.run(&self.event, Step::new(invocation.clone(), W::EVENTS).with_instance(env, &self.event)));
             let flag = Arc::new(WakeFlag(AtomicBool::new(false)));
             let waker = Waker::from(Arc::clone(&flag));
             let mut context = Context::from_waker(&waker);

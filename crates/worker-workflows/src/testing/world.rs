@@ -220,6 +220,8 @@ pub struct CreatedInstance {
     pub created: bool,
     /// The step attempt that created it (`None` outside any step).
     pub by: Option<AttemptRef>,
+    /// The instance that started it as its child workflow (`Step::child`), if any.
+    pub parent: Option<crate::core::child::InstanceRef>,
 }
 
 /// A message a step sent to a queue (`Env::queue`), as the queue received it.
@@ -341,6 +343,8 @@ pub(crate) struct World {
     pub allow_duplicate_names: Cell<bool>,
     /// The `step.run` calls allowed in one run.
     pub step_limit: Cell<u32>,
+    /// Instances by (workflow, id), their parents, and the notices children sent.
+    pub family: RefCell<super::children::Family>,
 }
 
 /// A KV value, with its expiry and metadata.
@@ -457,6 +461,7 @@ impl World {
             overrides: RefCell::default(),
             allow_duplicate_names: Cell::new(false),
             step_limit: Cell::new(crate::testing::replay::STEP_LIMIT),
+            family: RefCell::default(),
         }
     }
 
@@ -526,9 +531,14 @@ impl World {
         self.outside_steps.borrow_mut().clear();
     }
 
+    /// The step attempt being polled, if any.
+    pub(crate) fn current_attempt(&self) -> Option<AttemptRef> {
+        self.current.borrow().clone()
+    }
+
     /// Notes a side effect; outside any step of a running instance it is a replay hazard,
     /// reported with secrets redacted.
-    fn effect(&self, what: impl FnOnce() -> String) {
+    pub(crate) fn effect(&self, what: impl FnOnce() -> String) {
         if self.current.borrow().is_none() && self.running.borrow().is_some() {
             let what = self.redact(what());
             self.outside_steps.borrow_mut().push(what);
@@ -767,6 +777,7 @@ impl EnvBackend for TestEnv {
                 params: params.clone(),
                 created,
                 by,
+                parent: None,
             });
             Ok(created)
         })
@@ -778,6 +789,10 @@ impl EnvBackend for TestEnv {
 
     fn random_uuid(&self) -> String {
         self.world.random_uuid()
+    }
+
+    fn instances(&self) -> Option<&dyn crate::bridge::InstancesBackend> {
+        Some(self)
     }
 
     fn as_any(&self) -> &dyn Any {
