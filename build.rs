@@ -15,8 +15,9 @@ fn main() {
         // Every step primitive, driven by params: the tests' probe and a tour of the API.
         // It fetches caller-given URLs and allocates caller-sized values, so it exists only
         // where ENABLE_STEP_TOUR is "true" (development and tests).
-        .workflow(Workflow::new("step-tour", "StepTourWorkflow").enabled_by("ENABLE_STEP_TOUR"))
-        .workflow(Workflow::new("daily-cleanup", "CleanupWorkflow").cron("0 3 * * *").retention("3 days", "30 days"))
+        // The engine's step limit is set low enough for the tests to reach (2 noop actions of 1000 steps and more).
+        .workflow(Workflow::new("step-tour", "StepTourWorkflow").enabled_by("ENABLE_STEP_TOUR").step_limit(2500))
+        .workflow(Workflow::new("daily-cleanup", "CleanupWorkflow").cron("0 3 * * *").retention("3 days", "30 days").concurrency(1))
         .workflow(Workflow::new("user-onboarding", "OnboardingWorkflow"))
         .workflow(Workflow::new("approval", "ApprovalWorkflow"))
         .workflow(Workflow::new("data-pipeline", "DataPipelineWorkflow"))

@@ -190,6 +190,11 @@ describe("queue and cron", { concurrency: true }, () => {
     const done = await waitFor("daily-cleanup", id, finished);
     assert.equal(done.status, "complete", JSON.stringify(done));
     assert.equal(done.output.cutoff, time - 30 * 86_400_000);
+    // The tick reached the run typed (event.schedule), and its envelope stays out of the params.
+    assert.equal(done.output.scheduledBy, "0 3 * * *");
+    const stream = await api("GET", `/workflows/daily-cleanup/instances/${id}/history`, undefined, { accept: "text/event-stream" });
+    const started = stream.body.split("\n\n").map((b) => b.split("\n").find((l) => l.startsWith("data:"))).filter(Boolean).map((l) => JSON.parse(l.slice(5))).find((e) => e.type === "workflow_started");
+    assert.deepEqual(started?.params, { scheduledTime: time, cron: "0 3 * * *" }, stream.body.slice(0, 600));
     // The scheduled handler answers once its create has answered: had the second tick
     // started another run (a restart), the instance would be queued or running now.
     assert.equal((await tick()).status, 200);

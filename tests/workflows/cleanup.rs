@@ -3,7 +3,9 @@
 use rust_workflows::workflows::daily_cleanup::{CleanupOutput, CleanupParams};
 use rust_workflows::workflows::CleanupWorkflow;
 use serde_json::json;
+use std::time::{Duration, UNIX_EPOCH};
 use worker_workflows::testing::{Status, TestEngine};
+use worker_workflows::ScheduledRun;
 
 const DAY: i64 = 24 * 3600 * 1000;
 const NOW: i64 = 1_767_225_600_000;
@@ -36,7 +38,10 @@ fn count(engine: &TestEngine, table: &str) -> u64 {
 fn it_deletes_only_what_is_past_retention() {
     let engine = seeded(3, 2, 4);
     let run = engine.run::<CleanupWorkflow>("cleanup-1", params());
-    assert_eq!(run.output::<CleanupOutput>(), CleanupOutput { cutoff: NOW - 30 * DAY, instances_deleted: 3, dead_letters_deleted: 4 });
+    assert_eq!(
+        run.output::<CleanupOutput>(),
+        CleanupOutput { cutoff: NOW - 30 * DAY, instances_deleted: 3, dead_letters_deleted: 4, scheduled_by: None }
+    );
     assert_eq!((count(&engine, "instances"), count(&engine, "dead_letters")), (2, 0));
     assert_eq!(run.step_names(), ["cutoff", "delete instances 0", "delete dead-letters 0"]);
 }
@@ -62,6 +67,30 @@ fn retention_days_come_from_the_var_and_a_bad_value_is_final() {
 
     let engine = seeded(3, 2, 0).var("RETENTION_DAYS", "45");
     let run = engine.run::<CleanupWorkflow>("cleanup-4", params());
-    assert_eq!(run.output::<CleanupOutput>(), CleanupOutput { cutoff: NOW - 45 * DAY, instances_deleted: 0, dead_letters_deleted: 0 });
+    assert_eq!(
+        run.output::<CleanupOutput>(),
+        CleanupOutput { cutoff: NOW - 45 * DAY, instances_deleted: 0, dead_letters_deleted: 0, scheduled_by: None }
+    );
     assert_eq!(count(&engine, "instances"), 5);
+}
+
+#[test]
+fn a_scheduled_run_cleans_up_against_its_ticks_time() {
+    let engine = seeded(3, 2, 0);
+    // The engine's schedules give the run no params of their own, only the tick.
+    let tick = ScheduledRun { cron: "0 3 * * *".into(), scheduled_time: UNIX_EPOCH + Duration::from_millis(NOW as u64) };
+    let empty: CleanupParams = crate::services::from_json(json!({}));
+    engine.create_scheduled::<CleanupWorkflow>("cleanup-tick", empty, tick);
+    let run = engine.finish("cleanup-tick");
+    assert_eq!(run.output::<CleanupOutput>().cutoff, NOW - 30 * DAY);
+    assert_eq!(run.output::<CleanupOutput>().instances_deleted, 3);
+    assert_eq!(run.output::<CleanupOutput>().scheduled_by.as_deref(), Some("0 3 * * *"));
+}
+
+#[test]
+fn a_run_created_by_hand_with_no_time_cleans_up_against_its_creation() {
+    let engine = seeded(0, 0, 0).start_time(UNIX_EPOCH + Duration::from_millis(NOW as u64 + DAY as u64));
+    let empty: CleanupParams = crate::services::from_json(json!({}));
+    let run = engine.run::<CleanupWorkflow>("cleanup-hand", empty);
+    assert_eq!(run.output::<CleanupOutput>().cutoff, NOW + DAY - 30 * DAY);
 }

@@ -31,18 +31,26 @@ pub fn rust_registry(workflows: &[Workflow], modules_dir: Option<&str>) -> Strin
         }
     }
     for w in workflows {
-        let crons: Vec<String> = w.crons.iter().map(|c| format!("{c:?}")).collect();
+        let list = |items: &[String]| items.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>().join(", ");
+        let number = |n: Option<u32>| n.map_or("None".to_string(), |n| format!("Some({n})"));
         out.push_str(&format!(
             "impl ::worker_workflows::Registered for {class} {{\n    const SETTINGS: ::worker_workflows::WorkflowSettings = ::worker_workflows::WorkflowSettings {{\n        \
-             name: {name:?},\n        class_name: {class:?},\n        binding: {binding:?},\n        success_retention: {success},\n        \
-             error_retention: {error},\n        crons: &[{crons}],\n        enabled_by: {enabled_by},\n    }};\n}}\n",
+             binding: {binding:?},\n        success_retention: {success},\n        error_retention: {error},\n        \
+             crons: &[{crons}],\n        enabled_by: {enabled_by},\n        schedules: &[{schedules}],\n        \
+             concurrency: {concurrency},\n        step_limit: {step_limit},\n        location_hint: {location_hint},\n        \
+             jurisdiction: {jurisdiction},\n        ..::worker_workflows::WorkflowSettings::new({name:?}, {class:?})\n    }};\n}}\n",
             class = w.class_name,
             name = w.name,
             binding = w.binding,
             success = option_str(&w.success_retention),
             error = option_str(&w.error_retention),
-            crons = crons.join(", "),
+            crons = list(&w.crons),
             enabled_by = option_str(&w.enabled_by),
+            schedules = list(&w.schedules),
+            concurrency = number(w.concurrency),
+            step_limit = number(w.step_limit),
+            location_hint = option_str(&w.location_hint),
+            jurisdiction = option_str(&w.jurisdiction),
         ));
     }
     let entries: Vec<String> =
@@ -127,7 +135,13 @@ mod tests {
     fn registry() -> Vec<Workflow> {
         vec![
             Workflow::new("order-processing", "OrderWorkflow").retention("7 days", "30 days"),
-            Workflow::new("approval", "ApprovalWorkflow").cron("0 3 * * *").enabled_by("ENABLE_IT"),
+            Workflow::new("approval", "ApprovalWorkflow")
+                .cron("0 3 * * *")
+                .enabled_by("ENABLE_IT")
+                .schedule("0 4 * * 1")
+                .concurrency(3)
+                .step_limit(100)
+                .location_hint("weur"),
         ]
     }
 
@@ -142,6 +156,16 @@ mod tests {
         assert!(rust.contains("crons: &[\"0 3 * * *\"],"), "{rust}");
         assert!(rust.contains("enabled_by: Some(\"ENABLE_IT\"),"), "{rust}");
         assert!(rust.contains("binding: \"APPROVAL_WORKFLOW\","), "{rust}");
+        for setting in [
+            "schedules: &[\"0 4 * * 1\"],",
+            "concurrency: Some(3),",
+            "step_limit: Some(100),",
+            "location_hint: Some(\"weur\"),",
+            "jurisdiction: None,",
+        ] {
+            assert!(rust.contains(setting), "{setting} in {rust}");
+        }
+        assert!(rust.contains("..::worker_workflows::WorkflowSettings::new(\"approval\", \"ApprovalWorkflow\")"), "{rust}");
         assert!(rust.contains(
             "::worker_workflows::WorkflowSpec::of::<OrderWorkflow>(),\n    ::worker_workflows::WorkflowSpec::of::<ApprovalWorkflow>(),"
         ));

@@ -7,7 +7,7 @@
 use crate::Workflow;
 
 /// One `workflows` entry of wrangler.jsonc.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ConfiguredWorkflow {
     /// Its `name`.
     pub name: String,
@@ -15,6 +15,29 @@ pub struct ConfiguredWorkflow {
     pub binding: String,
     /// Its `class_name`.
     pub class_name: String,
+    /// The whole entry as written (its settings: `schedules`, `concurrency`, …).
+    pub entry: serde_json::Value,
+}
+
+/// The settings of a `workflows` entry that registrations declare, normalised for
+/// comparison (`schedules` as a list). Other keys (`script_name`, …) are the config's own.
+const SETTINGS_KEYS: [&str; 5] = ["schedules", "concurrency", "limits", "default_retention", "jurisdiction"];
+
+fn settings_of(entry: &serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    SETTINGS_KEYS
+        .iter()
+        .filter_map(|&key| {
+            let value = entry.get(key)?;
+            let value = match (key, value) {
+                ("schedules", serde_json::Value::String(one)) => serde_json::json!([one.trim()]),
+                ("schedules", serde_json::Value::Array(all)) => {
+                    all.iter().map(|s| s.as_str().map_or(s.clone(), |s| s.trim().into())).collect::<Vec<_>>().into()
+                }
+                _ => value.clone(),
+            };
+            Some((key.to_string(), value))
+        })
+        .collect()
 }
 
 /// JSONC (comments, trailing commas) to plain JSON, leaving string contents alone.
@@ -110,7 +133,7 @@ pub fn configured_workflows(wrangler_jsonc: &str) -> Result<Vec<ConfiguredWorkfl
                     .map(str::to_string)
                     .ok_or_else(|| format!("wrangler.jsonc: a `workflows` entry has no string `{k}`: {w}"))
             };
-            Ok(ConfiguredWorkflow { name: field("name")?, binding: field("binding")?, class_name: field("class_name")? })
+            Ok(ConfiguredWorkflow { name: field("name")?, binding: field("binding")?, class_name: field("class_name")?, entry: w.clone() })
         })
         .collect()
 }
@@ -156,9 +179,53 @@ pub fn cron_problems(workflows: &[Workflow], configured: &[String]) -> Vec<Strin
     problems
 }
 
-/// The `workflows` entry of wrangler.jsonc for a registered workflow, as JSON to paste.
+/// A `workflows` entry as one line of JSON to paste: `{ "name": …, "binding": …, "class_name": …, … }`.
+/// Its keys in wrangler's usual order: name, binding, class name, then the settings.
+pub fn entry_line(entry: &serde_json::Value) -> String {
+    let Some(map) = entry.as_object() else { return entry.to_string() };
+    let order = ["name", "binding", "class_name"].into_iter().chain(SETTINGS_KEYS);
+    let mut fields: Vec<String> = order.filter_map(|k| map.get(k).map(|v| format!("{k:?}: {v}"))).collect();
+    fields.extend(
+        map.iter()
+            .filter(|(k, _)| !["name", "binding", "class_name"].contains(&k.as_str()) && !SETTINGS_KEYS.contains(&k.as_str()))
+            .map(|(k, v)| format!("{k:?}: {v}")),
+    );
+    format!("{{ {} }}", fields.join(", "))
+}
+
+/// The `workflows` entry of wrangler.jsonc for a workflow with only a name, class and
+/// binding, as JSON to paste.
 pub fn wrangler_entry(name: &str, class_name: &str, binding: &str) -> String {
-    format!("{{ \"name\": {name:?}, \"binding\": {binding:?}, \"class_name\": {class_name:?} }}")
+    entry_line(&serde_json::json!({"name": name, "binding": binding, "class_name": class_name}))
+}
+
+/// Settings the engine would refuse or that cannot mean what they say: a concurrency
+/// limit of 0, a step limit outside 1 to 25,000, an unknown location hint or jurisdiction,
+/// a schedule that is not a cron expression of 5 fields.
+pub fn settings_problems(workflows: &[Workflow]) -> Vec<String> {
+    const HINTS: [&str; 11] = ["wnam", "weur", "enam", "eeur", "apac", "apac-ne", "apac-se", "oc", "sam", "afr", "me"];
+    const JURISDICTIONS: [&str; 3] = ["eu", "fedramp", "us"];
+    let mut problems = Vec::new();
+    for w in workflows {
+        if w.concurrency == Some(0) {
+            problems.push(format!("workflow {:?}: a concurrency limit must be at least 1", w.name));
+        }
+        if let Some(steps) = w.step_limit.filter(|s| !(1..=25_000).contains(s)) {
+            problems.push(format!("workflow {:?}: a step limit must be 1 to 25000, not {steps}", w.name));
+        }
+        if let Some(hint) = w.location_hint.as_deref().filter(|h| !HINTS.contains(h)) {
+            problems.push(format!("workflow {:?}: location hint {hint:?} is none of {}", w.name, HINTS.join(", ")));
+        }
+        if let Some(j) = w.jurisdiction.as_deref().filter(|j| !JURISDICTIONS.contains(j)) {
+            problems.push(format!("workflow {:?}: jurisdiction {j:?} is none of {}", w.name, JURISDICTIONS.join(", ")));
+        }
+        for schedule in &w.schedules {
+            if schedule.split_whitespace().count() != 5 {
+                problems.push(format!("workflow {:?}: schedule {schedule:?} is not a cron expression of 5 fields", w.name));
+            }
+        }
+    }
+    problems
 }
 
 /// Every disagreement between the registered workflows and wrangler.jsonc's `workflows`,
@@ -166,17 +233,24 @@ pub fn wrangler_entry(name: &str, class_name: &str, binding: &str) -> String {
 pub fn mismatches(workflows: &[Workflow], configured: &[ConfiguredWorkflow]) -> Vec<String> {
     let mut problems = Vec::new();
     for w in workflows {
-        let expected = wrangler_entry(&w.name, &w.class_name, &w.binding);
+        let wanted = w.wrangler_entry();
+        let expected = entry_line(&wanted);
         match configured.iter().find(|c| c.name == w.name) {
             None => problems.push(format!(
                 "workflow {:?} is registered in build.rs but not in wrangler.jsonc; add this to its `workflows` array:\n    {expected}",
                 w.name
             )),
-            Some(c) if c.class_name != w.class_name || c.binding != w.binding => problems.push(format!(
-                "workflow {:?} in wrangler.jsonc is {} but build.rs registers it otherwise; replace that entry with:\n    {expected}",
-                w.name,
-                wrangler_entry(&c.name, &c.class_name, &c.binding)
-            )),
+            Some(c) if c.class_name != w.class_name || c.binding != w.binding || settings_of(&c.entry) != settings_of(&wanted) => {
+                let mut written = serde_json::json!({"name": c.name, "binding": c.binding, "class_name": c.class_name});
+                if let Some(map) = written.as_object_mut() {
+                    map.extend(settings_of(&c.entry));
+                }
+                problems.push(format!(
+                    "workflow {:?} in wrangler.jsonc is {} but build.rs registers it otherwise; replace that entry with:\n    {expected}",
+                    w.name,
+                    entry_line(&written)
+                ))
+            }
             Some(_) => {}
         }
     }
@@ -326,6 +400,56 @@ mod tests {
 
         let problems = mismatches(&[], &configured);
         assert!(problems.iter().any(|p| p.contains("\"order-processing\" is in wrangler.jsonc but not registered in build.rs")));
+    }
+
+    #[test]
+    fn settings_go_into_the_entry_to_paste_and_a_difference_is_a_mismatch() {
+        let cleanup = Workflow::new("daily-cleanup", "CleanupWorkflow")
+            .retention("3 days", "30 days")
+            .schedule("0 4 * * *")
+            .concurrency(2)
+            .step_limit(500)
+            .jurisdiction("eu");
+        let line = entry_line(&cleanup.wrangler_entry());
+        assert_eq!(
+            line,
+            r#"{ "name": "daily-cleanup", "binding": "CLEANUP_WORKFLOW", "class_name": "CleanupWorkflow", "schedules": ["0 4 * * *"], "concurrency": {"limit":2}, "limits": {"steps":500}, "default_retention": {"error_retention":"30 days","success_retention":"3 days"}, "jurisdiction": "eu" }"#
+        );
+        let pasted = format!(r#"{{"workflows": [{line}]}}"#);
+        assert!(mismatches(std::slice::from_ref(&cleanup), &configured_workflows(&pasted).unwrap()).is_empty(), "the pasted line agrees");
+        // A string schedule is the same as a list of one.
+        let one = pasted.replace(r#"["0 4 * * *"]"#, r#""0 4 * * *""#);
+        assert!(mismatches(std::slice::from_ref(&cleanup), &configured_workflows(&one).unwrap()).is_empty());
+        // Each setting that differs, or that wrangler.jsonc has and build.rs does not, is a mismatch.
+        for changed in [
+            pasted.replace(r#""limit":2"#, r#""limit":3"#),
+            pasted.replace(r#""steps":500"#, r#""steps":501"#),
+            pasted.replace(r#""eu""#, r#""us""#),
+            pasted.replace(r#""3 days""#, r#""4 days""#),
+            pasted.replace(r#""0 4 * * *""#, r#""0 5 * * *""#),
+        ] {
+            let problems = mismatches(std::slice::from_ref(&cleanup), &configured_workflows(&changed).unwrap());
+            assert_eq!(problems.len(), 1, "{changed}");
+            assert!(problems[0].ends_with(&line), "{}", problems[0]);
+        }
+        let bare = Workflow::new("daily-cleanup", "CleanupWorkflow");
+        assert_eq!(mismatches(&[bare], &configured_workflows(&pasted).unwrap()).len(), 1, "settings only in wrangler.jsonc");
+    }
+
+    #[test]
+    fn settings_the_engine_would_refuse_are_problems() {
+        assert!(settings_problems(&[Workflow::new("a", "A").concurrency(1).step_limit(25_000).location_hint("weur").jurisdiction("us")])
+            .is_empty());
+        for bad in [
+            Workflow::new("a", "A").concurrency(0),
+            Workflow::new("a", "A").step_limit(0),
+            Workflow::new("a", "A").step_limit(25_001),
+            Workflow::new("a", "A").location_hint("mars"),
+            Workflow::new("a", "A").jurisdiction("moon"),
+            Workflow::new("a", "A").schedule("every day"),
+        ] {
+            assert_eq!(settings_problems(std::slice::from_ref(&bad)).len(), 1, "{bad:?}");
+        }
     }
 
     #[test]

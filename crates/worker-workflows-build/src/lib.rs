@@ -62,6 +62,20 @@ pub struct Workflow {
     pub crons: Vec<String>,
     /// The var that must be `"true"` for this workflow to exist (a development probe).
     pub enabled_by: Option<String>,
+    /// The engine's own cron schedules (wrangler.jsonc `schedules` on the workflow): the
+    /// engine starts an instance on each tick, without the Worker's scheduled handler.
+    pub schedules: Vec<String>,
+    /// At most this many instances run at once (`concurrency.limit`); the rest queue.
+    pub concurrency: Option<u32>,
+    /// At most this many steps per instance (`limits.steps`, 1 to 25,000).
+    pub step_limit: Option<u32>,
+    /// Where the engine should run the instances this Worker creates (a create's
+    /// `locationHint`: `wnam`, `weur`, `enam`, `eeur`, `apac`, `apac-ne`, `apac-se`, `oc`,
+    /// `sam`, `afr`, `me`).
+    pub location_hint: Option<String>,
+    /// Where the instances run and keep their data (`jurisdiction`: `eu`, `fedramp`, `us`;
+    /// set when the workflow is first deployed, never changed after).
+    pub jurisdiction: Option<String>,
 }
 
 impl Workflow {
@@ -75,6 +89,11 @@ impl Workflow {
             error_retention: None,
             crons: Vec::new(),
             enabled_by: None,
+            schedules: Vec::new(),
+            concurrency: None,
+            step_limit: None,
+            location_hint: None,
+            jurisdiction: None,
         }
     }
 
@@ -86,7 +105,9 @@ impl Workflow {
 
     /// How long the engine keeps finished instances when a create does not say:
     /// completed ones, and errored or terminated ones (durations such as `"7 days"`, at
-    /// most 365 days; checked by the generated registry test).
+    /// most 365 days; checked by the generated registry test). Sent with every create
+    /// through this library, and the workflow's `default_retention` in wrangler.jsonc, so
+    /// instances started elsewhere (the dashboard, wrangler's CLI, `schedules`) keep it too.
     pub fn retention(mut self, success: &str, error: &str) -> Self {
         self.success_retention = Some(success.to_string());
         self.error_retention = Some(error.to_string());
@@ -104,6 +125,68 @@ impl Workflow {
     pub fn enabled_by(mut self, var: &str) -> Self {
         self.enabled_by = Some(var.to_string());
         self
+    }
+
+    /// A cron schedule the engine itself runs (wrangler.jsonc `schedules` on the
+    /// workflow): each tick starts an instance, whose event carries the cron and the time
+    /// (`WorkflowEvent::schedule`). Unlike [`cron`](Self::cron), no scheduled handler of the
+    /// Worker is involved.
+    pub fn schedule(mut self, expression: &str) -> Self {
+        self.schedules.push(expression.trim().to_string());
+        self
+    }
+
+    /// At most `limit` instances run at once; the engine queues the rest.
+    pub fn concurrency(mut self, limit: u32) -> Self {
+        self.concurrency = Some(limit);
+        self
+    }
+
+    /// At most `steps` steps per instance (the engine's default is 10,000; at most 25,000).
+    pub fn step_limit(mut self, steps: u32) -> Self {
+        self.step_limit = Some(steps);
+        self
+    }
+
+    /// Asks the engine to run instances this Worker creates near a region.
+    pub fn location_hint(mut self, hint: &str) -> Self {
+        self.location_hint = Some(hint.to_string());
+        self
+    }
+
+    /// Keeps the instances and their data in a jurisdiction.
+    pub fn jurisdiction(mut self, jurisdiction: &str) -> Self {
+        self.jurisdiction = Some(jurisdiction.to_string());
+        self
+    }
+
+    /// The `workflows` entry of wrangler.jsonc this registration needs: its name, binding
+    /// and class, and every setting the engine reads from the configuration.
+    pub fn wrangler_entry(&self) -> serde_json::Value {
+        let mut entry = serde_json::json!({"name": self.name, "binding": self.binding, "class_name": self.class_name});
+        if !self.schedules.is_empty() {
+            entry["schedules"] = self.schedules.clone().into();
+        }
+        if let Some(limit) = self.concurrency {
+            entry["concurrency"] = serde_json::json!({ "limit": limit });
+        }
+        if let Some(steps) = self.step_limit {
+            entry["limits"] = serde_json::json!({ "steps": steps });
+        }
+        if self.success_retention.is_some() || self.error_retention.is_some() {
+            let mut retention = serde_json::Map::new();
+            if let Some(success) = &self.success_retention {
+                retention.insert("success_retention".into(), success.clone().into());
+            }
+            if let Some(error) = &self.error_retention {
+                retention.insert("error_retention".into(), error.clone().into());
+            }
+            entry["default_retention"] = retention.into();
+        }
+        if let Some(jurisdiction) = &self.jurisdiction {
+            entry["jurisdiction"] = jurisdiction.clone().into();
+        }
+        entry
     }
 }
 
@@ -180,6 +263,7 @@ impl Workflows {
         let config_name = self.wrangler_config.as_deref().unwrap_or("wrangler.jsonc");
         let wrangler = fs::read_to_string(manifest_dir.join(config_name)).map_err(|e| vec![format!("cannot read {config_name}: {e}")])?;
         let mut problems = config_check::registry_problems(&self.workflows, self.modules_dir.is_some());
+        problems.extend(config_check::settings_problems(&self.workflows));
         let configured = config_check::configured_workflows(&wrangler).map_err(|e| vec![e])?;
         problems.extend(config_check::mismatches(&self.workflows, &configured));
         let crons = config_check::configured_crons(&wrangler).map_err(|e| vec![e])?;

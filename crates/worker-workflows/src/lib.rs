@@ -52,6 +52,7 @@ pub use bridge::{Env, Rollback, RollbackContext, Step, StepContext, Workflow, Wo
 pub use bridge::{InstanceHandle, TypedStatus, WorkflowHandle};
 pub use core::child::{ChildError, ChildOptions};
 pub use core::events::{Event, EventSpec};
+pub use core::schedule::ScheduledRun;
 pub use core::step_config::{Backoff, Retries, StepConfig};
 pub use core::step_error::StepError;
 pub use registry::{Registered, Registry, WorkflowSettings, WorkflowSpec};

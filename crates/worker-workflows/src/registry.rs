@@ -34,6 +34,21 @@ pub struct WorkflowSettings {
     /// development probe): elsewhere every route that names it answers as if it were not
     /// registered, and a run the engine starts anyway fails at once.
     pub enabled_by: Option<&'static str>,
+    /// The engine's own cron schedules (wrangler.jsonc `schedules` on the workflow): the
+    /// engine starts an instance on each tick; its event's [`schedule`] says which.
+    ///
+    /// [`schedule`]: crate::bridge::WorkflowEvent::schedule
+    pub schedules: &'static [&'static str],
+    /// At most this many instances run at once (`concurrency.limit`); the engine queues
+    /// the rest.
+    pub concurrency: Option<u32>,
+    /// At most this many steps per instance (`limits.steps`).
+    pub step_limit: Option<u32>,
+    /// The region the engine is asked to run the instances this Worker creates near
+    /// (`locationHint` on every create through this library).
+    pub location_hint: Option<&'static str>,
+    /// Where the instances run and keep their data (`jurisdiction`).
+    pub jurisdiction: Option<&'static str>,
 }
 
 impl WorkflowSettings {
@@ -41,7 +56,20 @@ impl WorkflowSettings {
     /// (`OrderWorkflow` → `ORDER_WORKFLOW` is for build.rs to derive; here it is empty
     /// until [`binding`](Self::binding) sets it), and nothing else.
     pub const fn new(name: &'static str, class_name: &'static str) -> Self {
-        WorkflowSettings { name, class_name, binding: "", success_retention: None, error_retention: None, crons: &[], enabled_by: None }
+        WorkflowSettings {
+            name,
+            class_name,
+            binding: "",
+            success_retention: None,
+            error_retention: None,
+            crons: &[],
+            enabled_by: None,
+            schedules: &[],
+            concurrency: None,
+            step_limit: None,
+            location_hint: None,
+            jurisdiction: None,
+        }
     }
 
     /// The Workflow binding's name.

@@ -264,7 +264,9 @@ async fn create_batch(spec: &'static WorkflowSpec, req: &mut Request, env: &Env)
     let mut seen = std::collections::HashSet::new();
     for (index, raw) in items.into_iter().enumerate() {
         match api::check_batch_item(raw, check_params, &mut seen) {
-            Ok(item) => valid.push((index, NewInstance { id: item.id, params: item.params, retention: Some(item.retention) })),
+            Ok(item) => {
+                valid.push((index, NewInstance { id: item.id, params: item.params, retention: Some(item.retention), location_hint: None }))
+            }
             Err((id, error)) => results.push(CreateEntry { index, id, outcome: CreateOutcome::Failed(error) }),
         }
     }

@@ -117,12 +117,14 @@ pub struct NewInstance<P> {
     pub params: P,
     /// How long the engine keeps the instance once finished; `None` keeps the default.
     pub retention: Option<Retention>,
+    /// The region to run it near (the engine's `locationHint`); `None` lets it choose.
+    pub location_hint: Option<String>,
 }
 
 impl<P> NewInstance<P> {
     /// An instance with these params, a UUID for its id and the default retention.
     pub fn new(params: P) -> Self {
-        NewInstance { id: None, params, retention: None }
+        NewInstance { id: None, params, retention: None, location_hint: None }
     }
 
     /// Sets the instance id (1 to 100 ASCII letters, digits, `-` and `_`).
@@ -184,7 +186,7 @@ impl WorkflowBinding {
     /// local engine checks, then creates, so two racing creates of one id may both be
     /// `Ok` (one run). `instances::create` claims the id first when that matters.
     pub async fn create<P: Serialize>(&self, id: Option<&str>, params: &P) -> Result<Instance, BindingError> {
-        self.create_with(&NewInstance { id: id.map(str::to_string), params, retention: None }).await
+        self.create_with(&NewInstance { id: id.map(str::to_string), params, retention: None, location_hint: None }).await
     }
 
     /// Creates an instance with everything `NewInstance` holds (id, params, retention).
@@ -193,7 +195,12 @@ impl WorkflowBinding {
         if let Some(id) = &new.id {
             validate::instance_id(id)?;
         }
-        let options = EngineCreateOptions { id: new.id.as_deref(), params: &new.params, retention: new.engine_retention()? };
+        let options = EngineCreateOptions {
+            id: new.id.as_deref(),
+            params: &new.params,
+            retention: new.engine_retention()?,
+            location_hint: new.location_hint.as_deref(),
+        };
         let instance = call(new.id.as_deref().unwrap_or(""), self.js.create(&to_js(&options)?)).await?;
         Ok(Instance::from_js(instance))
     }
@@ -218,7 +225,12 @@ impl WorkflowBinding {
         if !sent.is_empty() {
             let instances: Vec<EngineCreateOptions<P>> = sent
                 .iter()
-                .map(|(index, id, retention)| EngineCreateOptions { id: Some(id), params: &batch[*index].params, retention: *retention })
+                .map(|(index, id, retention)| EngineCreateOptions {
+                    id: Some(id),
+                    params: &batch[*index].params,
+                    retention: *retention,
+                    location_hint: batch[*index].location_hint.as_deref(),
+                })
                 .collect();
             let answer = call("", self.js.create_batch(&to_js(&EngineBatch { instances })?)).await?;
             let (created, errors) = read_batch_answer(&answer, "created")?;
@@ -500,6 +512,7 @@ fn read_event(value: JsValue) -> Result<InstanceEvent, BindingError> {
     if let events::EventKind::WorkflowStarted { params: Some(events::StepOutput::Value(params)) } = &mut event.kind {
         *params = crate::core::callback::unwrap(std::mem::take(params)).0;
         *params = crate::core::child::unwrap(std::mem::take(params)).0;
+        *params = crate::core::schedule::unwrap(std::mem::take(params)).0;
     }
     Ok(event)
 }

@@ -14,6 +14,10 @@ pub struct WorkflowEvent<P> {
     pub instance_id: String,
     /// The name of the workflow the instance belongs to.
     pub workflow_name: String,
+    /// The cron tick that started the instance, when a schedule did: the engine's own
+    /// (`Workflow::new(..).schedule(..)` in build.rs) or the Worker's scheduled handler
+    /// (`.cron(..)`). `None` for an instance created any other way.
+    pub schedule: Option<crate::core::schedule::ScheduledRun>,
 }
 
 impl<P> WorkflowEvent<P> {

@@ -151,7 +151,12 @@ async fn create_claimed(
     crate::core::validate::instance_id(&id)?;
     let retention = retention.or(spec.default_retention());
     retention.to_engine()?;
-    let new = NewInstance { id: Some(id.clone()), params, retention: Some(retention) };
+    let new = NewInstance {
+        id: Some(id.clone()),
+        params,
+        retention: Some(retention),
+        location_hint: spec.settings.location_hint.map(str::to_string),
+    };
     if claim(env, spec.name, &id, parent).await? {
         return match binding.create_with(&new).await {
             Ok(instance) => Ok(Created { instance, created: true }),
@@ -264,6 +269,9 @@ async fn create_batch_claimed(
     let default = spec.default_retention();
     for new in &mut batch {
         new.retention = Some(new.retention.take().unwrap_or_default().or(default.clone()));
+        if new.location_hint.is_none() {
+            new.location_hint = spec.settings.location_hint.map(str::to_string);
+        }
         if new.id.is_none() {
             new.id = Some(random_uuid());
         }

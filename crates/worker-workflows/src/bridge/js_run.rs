@@ -140,6 +140,8 @@ struct EngineEvent {
     callback_url: Option<String>,
     /// The parent, for a child workflow (`core::child`).
     parent: Option<crate::core::child::InstanceRef>,
+    /// The cron tick that started it (`core::schedule`).
+    schedule: Option<crate::core::schedule::ScheduledRun>,
     timestamp_millis: f64,
     instance_id: String,
     workflow_name: String,
@@ -148,11 +150,21 @@ struct EngineEvent {
 fn engine_event(event: &JsValue, workflow_name: &str) -> Result<EngineEvent, StepError> {
     let (params, callback_url) = callback::unwrap(js::from_js(&js::get(event, "payload"))?);
     let (params, parent) = crate::core::child::unwrap(params);
+    // The Worker's crons put the tick in an envelope; the engine's schedules in `event.schedule`.
+    let (params, scheduled) = crate::core::schedule::unwrap(params);
+    let schedule = scheduled.or_else(|| {
+        let engine = js::get(event, "schedule");
+        (!engine.is_undefined() && !engine.is_null())
+            .then(|| js::from_js(&engine).ok())
+            .flatten()
+            .and_then(|v| crate::core::schedule::ScheduledRun::from_json(&v))
+    });
     let timestamp = js::get(event, "timestamp");
     Ok(EngineEvent {
         params,
         callback_url,
         parent,
+        schedule,
         timestamp_millis: match timestamp.dyn_ref::<js_sys::Date>() {
             Some(date) => date.get_time(),
             None => timestamp.as_f64().unwrap_or(0.0),
@@ -171,6 +183,7 @@ fn typed_event<P: DeserializeOwned>(event: EngineEvent) -> Result<(WorkflowEvent
         timestamp: UNIX_EPOCH + Duration::from_millis(event.timestamp_millis.max(0.0) as u64),
         instance_id: event.instance_id,
         workflow_name: event.workflow_name,
+        schedule: event.schedule,
     };
     Ok((typed, event.callback_url))
 }

@@ -163,6 +163,9 @@ pub struct EngineCreateOptions<'a, P: Serialize> {
     /// How long the instance is kept once finished; `None` keeps the default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention: Option<EngineRetention>,
+    /// The region to run it near (`locationHint`); `None` lets the engine choose.
+    #[serde(rename = "locationHint", skip_serializing_if = "Option::is_none")]
+    pub location_hint: Option<&'a str>,
 }
 
 /// The kind of step, as the engine names it in `restart({from: {type}})` and in history.
@@ -319,12 +322,12 @@ mod tests {
     fn create_options_are_the_engines_shape() {
         let params = json!({"orderId": "1"});
         let retention = Retention::new().success("1 hour").to_engine().unwrap();
-        let options = EngineCreateOptions { id: Some("o-1"), params: &params, retention: Some(retention) };
+        let options = EngineCreateOptions { id: Some("o-1"), params: &params, retention: Some(retention), location_hint: Some("weur") };
         assert_eq!(
             serde_json::to_value(&options).unwrap(),
-            json!({"id": "o-1", "params": {"orderId": "1"}, "retention": {"successRetention": 3_600_000}})
+            json!({"id": "o-1", "params": {"orderId": "1"}, "retention": {"successRetention": 3_600_000}, "locationHint": "weur"})
         );
-        let bare = EngineCreateOptions { id: None, params: &params, retention: None };
+        let bare = EngineCreateOptions { id: None, params: &params, retention: None, location_hint: None };
         assert_eq!(serde_json::to_value(&bare).unwrap(), json!({"params": {"orderId": "1"}}));
     }
 

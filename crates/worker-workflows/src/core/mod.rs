@@ -26,6 +26,7 @@ pub mod instance_options;
 pub mod platform_limits;
 pub mod retention;
 pub mod rollback;
+pub mod schedule;
 pub mod service;
 pub mod status;
 pub mod step_config;

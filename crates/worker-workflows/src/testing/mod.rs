@@ -72,6 +72,7 @@ pub use world::{AttemptRef, CreatedInstance, Request, Response, SentMessage, Sto
 use crate::bridge::engine::EventRecord;
 use crate::bridge::{Workflow, WorkflowEvent};
 use crate::core::duration::{self, IntoDuration};
+use crate::core::schedule::ScheduledRun;
 use crate::core::step_error::StepError;
 use crate::core::validate;
 use crate::registry::Registered;
@@ -177,12 +178,17 @@ fn default_migrations_dir() -> std::path::PathBuf {
     std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| std::path::PathBuf::from("."), std::path::PathBuf::from).join("migrations")
 }
 
-fn driver_for<W: Workflow>(workflow: &str, id: &str, payload: W::Params, created_at: u64) -> Box<dyn Driver>
+fn driver_for<W: Workflow>(workflow: &str, id: &str, payload: W::Params, created_at: u64, schedule: Option<ScheduledRun>) -> Box<dyn Driver>
 where
     W::Params: 'static,
 {
-    let event =
-        WorkflowEvent { payload, timestamp: World::time(created_at), instance_id: id.to_string(), workflow_name: workflow.to_string() };
+    let event = WorkflowEvent {
+        payload,
+        timestamp: World::time(created_at),
+        instance_id: id.to_string(),
+        workflow_name: workflow.to_string(),
+        schedule,
+    };
     Box::new(TypedDriver::<W> { event })
 }
 
@@ -285,9 +291,11 @@ impl TestEngine {
         let name = workflow_name::<W>();
         let factory_name = name.clone();
         let factory: Factory = Rc::new(move |id: &str, params: &Value, created_at: u64| {
+            // A cron's run carries its tick in an envelope, as the bridge reads it.
+            let (params, schedule) = crate::core::schedule::unwrap(params.clone());
             let payload =
-                validate::typed_params::<W::Params>(params).map_err(|e| format!("params do not match the workflow's params: {e}"))?;
-            Ok(driver_for::<W>(&factory_name, id, payload, created_at))
+                validate::typed_params::<W::Params>(&params).map_err(|e| format!("params do not match the workflow's params: {e}"))?;
+            Ok(driver_for::<W>(&factory_name, id, payload, created_at, schedule))
         });
         self.world.runnable.borrow_mut().insert(name.clone());
         self.factories.borrow_mut().insert(name, factory);
@@ -381,6 +389,22 @@ impl TestEngine {
     where
         W::Params: 'static,
     {
+        self.create_with_schedule::<W>(id, params, None);
+    }
+
+    /// Creates an instance of `W` started by a cron tick, as the engine's `schedules` or the
+    /// Worker's cron trigger start one: its event carries `schedule`. Queued like [`create`](Self::create).
+    pub fn create_scheduled<W: Registered>(&self, id: &str, params: W::Params, schedule: ScheduledRun)
+    where
+        W::Params: 'static,
+    {
+        self.create_with_schedule::<W>(id, params, Some(schedule));
+    }
+
+    fn create_with_schedule<W: Registered>(&self, id: &str, params: W::Params, schedule: Option<ScheduledRun>)
+    where
+        W::Params: 'static,
+    {
         validate::instance_id(id).unwrap_or_else(|e| panic!("test engine: {e}"));
         let workflow = workflow_name::<W>();
         assert!(
@@ -389,7 +413,7 @@ impl TestEngine {
         );
         let now = self.world.now_ms();
         let core = Rc::new(RefCell::new(InstanceCore::new(&workflow, id, now)));
-        let driver = driver_for::<W>(&workflow, id, params, now);
+        let driver = driver_for::<W>(&workflow, id, params, now, schedule);
         self.world.family.borrow_mut().cores.insert((workflow.clone(), id.to_string()), Rc::clone(&core));
         self.slots.borrow_mut().push(Slot { workflow, core, driver: Some(driver) });
     }
