@@ -50,6 +50,7 @@ macro_rules! registered_for_tests {
 mod d1;
 mod history;
 mod replay;
+mod seed;
 mod world;
 
 #[cfg(test)]
@@ -110,12 +111,20 @@ pub struct Nondeterminism {
     pub message: String,
     /// The instance as it stood when it was stopped.
     pub run: Box<TestRun>,
+    /// The engine's seed ([`TestEngine::seed`]): the UUIDs and clock readings that led
+    /// here come from it, so the same seed reproduces the failure.
+    pub seed: u64,
 }
 
 impl fmt::Display for Nondeterminism {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "instance {}: {}", self.run.id, self.message)
+        write!(f, "instance {}: {} ({})", self.run.id, self.message, seed_note(self.seed))
     }
+}
+
+/// How a message names the seed that reproduces it.
+pub(crate) fn seed_note(seed: u64) -> String {
+    format!("test engine seed {seed}: TestEngine::new().seed({seed}) or {}={seed} reproduces it", seed::SEED_VAR)
 }
 
 impl fmt::Debug for Nondeterminism {
@@ -291,6 +300,22 @@ impl TestEngine {
         self
     }
 
+    /// Seeds the engine's randomness: the UUIDs `Env::random_uuid` makes and how far a
+    /// run's clock outside steps is ahead of the virtual time (0 to 999 ms, new for every
+    /// run, as a real replay's clock is later than the wake that started it). Without it
+    /// the seed is `WORKER_WORKFLOWS_SEED` from the environment, else new for every
+    /// engine: a workflow that branches outside steps on a UUID or the clock is caught
+    /// sooner or later, and the determinism check's message prints the seed to rerun it with.
+    pub fn seed(self, seed: u64) -> Self {
+        self.world.rng.reseed(seed);
+        self
+    }
+
+    /// The seed of the engine's randomness (see [`seed`](Self::seed)).
+    pub fn current_seed(&self) -> u64 {
+        self.world.rng.seed()
+    }
+
     /// Moves the virtual clock's start.
     pub fn start_time(self, at: SystemTime) -> Self {
         self.world.set_now_ms(at.duration_since(UNIX_EPOCH).map(duration::as_millis).unwrap_or(0));
@@ -454,7 +479,7 @@ impl TestEngine {
         self.drive(|engine| engine.slots.borrow()[index].core.borrow().status.is_finished(), None);
         let run = self.instance(id);
         match &run.violation {
-            Some(message) => Err(Nondeterminism { message: message.clone(), run: Box::new(run) }),
+            Some(message) => Err(Nondeterminism { message: message.clone(), run: Box::new(run), seed: self.current_seed() }),
             None => Ok(run),
         }
     }
