@@ -158,10 +158,12 @@ fn engine_event(event: &JsValue, workflow_name: &str) -> Result<EngineEvent, Ste
     })
 }
 
-/// The typed event. Params that do not match `P` can never succeed, so they are a
-/// non-retryable error naming the mismatch.
+/// The typed event. Params are read tolerantly (`validate::typed_params_tolerant`): a
+/// field `P` no longer has is dropped, since a deploy may have removed it after the
+/// instance was created (creates stay strict). Params that still do not match `P` can
+/// never succeed, so they are a non-retryable error naming the mismatch.
 fn typed_event<P: DeserializeOwned>(event: EngineEvent) -> Result<(WorkflowEvent<P>, Option<String>), StepError> {
-    let payload = validate::typed_params(&event.params).map_err(params_mismatch)?;
+    let payload = validate::typed_params_tolerant(&event.params).map_err(params_mismatch)?.params;
     let typed = WorkflowEvent {
         payload,
         timestamp: UNIX_EPOCH + Duration::from_millis(event.timestamp_millis.max(0.0) as u64),
