@@ -28,13 +28,15 @@ fn the_starter_has_this_repositorys_setup_and_scripts() {
 
 #[test]
 fn the_starter_and_the_catalogue_migrate_the_librarys_schema() {
-    let schema = worker_workflows::MIGRATION;
-    for dir in ["migrations", "templates/starter/migrations"] {
-        assert_eq!(
-            read(&format!("{dir}/{}", schema.file_name)),
-            schema.sql,
-            "{dir}/{} is not worker_workflows::MIGRATION",
-            schema.file_name
-        );
+    assert_eq!(worker_workflows::MIGRATIONS, [worker_workflows::MIGRATION, worker_workflows::PATCHES_MIGRATION]);
+    for schema in worker_workflows::MIGRATIONS {
+        for dir in ["migrations", "templates/starter/migrations"] {
+            assert_eq!(
+                read(&format!("{dir}/{}", schema.file_name)),
+                schema.sql,
+                "{dir}/{} is not the library's migration of that name (worker_workflows::MIGRATIONS)",
+                schema.file_name
+            );
+        }
     }
 }

@@ -62,6 +62,17 @@ pub use bridge::{Instance, NewInstance, WorkflowBinding};
 pub const MIGRATION: Migration =
     Migration { file_name: "0000_worker_workflows.sql", sql: include_str!("../migrations/0000_worker_workflows.sql") };
 
+/// The table of first sightings of patches ([`Step::patched`](bridge::Step::patched)),
+/// in the Worker's D1 database `DB`: a second migration, to put beside [`MIGRATION`] as
+/// `0001_worker_workflows_patches.sql` (the starter has it). A new migration rather than
+/// a change to the first, so a database that applied the first gets it as wrangler
+/// applies any migration it has not applied yet.
+pub const PATCHES_MIGRATION: Migration =
+    Migration { file_name: "0001_worker_workflows_patches.sql", sql: include_str!("../migrations/0001_worker_workflows_patches.sql") };
+
+/// Every migration this library needs in the Worker's migrations directory, in order.
+pub const MIGRATIONS: &[Migration] = &[MIGRATION, PATCHES_MIGRATION];
+
 /// A D1 migration this library needs in the Worker's migrations directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Migration {

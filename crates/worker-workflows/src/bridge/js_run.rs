@@ -237,7 +237,7 @@ async fn run<W: Workflow>(
     let env = worker_env(env, registry);
     let workflow = W::new(env.clone());
     let engine = step_engine(step, &event.instance_id);
-    let step = Step::new(engine.clone(), W::EVENTS);
+    let step = Step::new(engine.clone(), W::EVENTS).with_patches(patch_context(spec.name, event.timestamp, &env));
     let body = async {
         let outcome = async { output_text(&workflow.run(&event, step.clone()).await?) }.await;
         report(&step, &env, spec, &event.instance_id, callback_url, outcome).await
@@ -251,6 +251,12 @@ async fn run<W: Workflow>(
 #[inline(never)]
 fn worker_env(env: JsValue, registry: &'static Registry) -> Env {
     Env::new(Rc::new(js_env::WorkerEnv::new(env.unchecked_into(), registry)))
+}
+
+/// `Step::patched`'s context: first sightings in the Worker's D1 database.
+#[inline(never)]
+fn patch_context(workflow: &str, created_at: std::time::SystemTime, env: &Env) -> super::patch::PatchContext {
+    super::patch::PatchContext::new(workflow, created_at, Rc::new(super::patch::D1Patches::new(env.clone())))
 }
 
 #[inline(never)]

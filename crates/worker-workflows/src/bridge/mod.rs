@@ -14,6 +14,7 @@ pub mod engine;
 pub mod env;
 pub mod event;
 pub mod outbound;
+pub mod patch;
 pub mod step;
 
 #[cfg(target_arch = "wasm32")]
@@ -39,6 +40,7 @@ pub use engine::{
 };
 pub use env::{Bucket, Database, DurableObjectNamespace, Env, Fetcher, Kv, Queue, RunResult, Secret, Statement};
 pub use event::WorkflowEvent;
+pub use patch::{D1Patches, PatchBackend, PatchContext};
 pub use step::{InstanceFailure, ReceivedEvent, Rollback, RollbackContext, Step};
 
 #[cfg(target_arch = "wasm32")]

@@ -73,9 +73,11 @@ pub struct ReceivedEvent<T> {
 /// instance. `'w` is the lifetime of the workflow and its event.
 #[derive(Clone)]
 pub struct Step<'w> {
-    engine: Rc<dyn StepEngine<'w> + 'w>,
+    pub(crate) engine: Rc<dyn StepEngine<'w> + 'w>,
     /// The events the workflow declares (`Workflow::EVENTS`): the only ones it may wait for.
     events: &'static [EventSpec],
+    /// What [`Step::patched`] needs (`bridge::patch`); `None` where no engine set it.
+    pub(crate) patches: Option<super::patch::PatchContext>,
 }
 
 impl<'w> Step<'w> {
@@ -83,7 +85,14 @@ impl<'w> Step<'w> {
     /// workflow wait only for the `events` it declares. The engines make it; a workflow
     /// gets it as `run`'s argument.
     pub fn new(engine: Rc<dyn StepEngine<'w> + 'w>, events: &'static [EventSpec]) -> Self {
-        Step { engine, events }
+        Step { engine, events, patches: None }
+    }
+
+    /// The same handle, with what [`Step::patched`] needs: the workflow, the instance's
+    /// creation time, and where patches are recorded. The engines set it.
+    pub fn with_patches(mut self, patches: super::patch::PatchContext) -> Self {
+        self.patches = Some(patches);
+        self
     }
 
     /// Runs a step with the engine's default config (5 retries, exponential backoff).

@@ -4,8 +4,8 @@
 //! terminate options) and per-entry batch results, an instance's typed events and the step
 //! history folded from them, the callback envelope, webhook signing, the policy for URLs a
 //! caller gives, bounds on params and on what is sent to KV, R2 and queues, what a
-//! service's answer means, the pipeline's record normalisation, retention, and the
-//! instance index's SQL.
+//! service's answer means, the pipeline's record normalisation, retention, the
+//! instance index's SQL, and patches (the rule and the SQL behind `Step::patched`).
 //!
 //! May depend on: nothing in this crate outside `core`. Never imports `worker`,
 //! `js_sys` or `wasm_bindgen`, so all of it is tested on the host (`cargo test`).
@@ -21,6 +21,7 @@ pub mod instance_batch;
 pub mod instance_events;
 pub mod instance_index;
 pub mod instance_options;
+pub mod patch;
 pub mod platform_limits;
 pub mod retention;
 pub mod rollback;

@@ -49,6 +49,7 @@ macro_rules! registered_for_tests {
 
 mod d1;
 mod history;
+mod patches;
 mod replay;
 mod seed;
 mod world;

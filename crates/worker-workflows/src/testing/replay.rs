@@ -336,7 +336,8 @@ where
         let invocation = Rc::new(Invocation::new(Rc::clone(core), Rc::clone(world), run));
         world.set_running(Some(self.event.instance_id.clone()));
         let (result, in_flight) = {
-            let mut future = pin!(workflow.run(&self.event, Step::new(invocation.clone(), W::EVENTS)));
+            let patches = super::patches::context(world, &self.event);
+            let mut future = pin!(workflow.run(&self.event, Step::new(invocation.clone(), W::EVENTS).with_patches(patches)));
             let flag = Arc::new(WakeFlag(AtomicBool::new(false)));
             let waker = Waker::from(Arc::clone(&flag));
             let mut context = Context::from_waker(&waker);
@@ -502,6 +503,13 @@ impl<'w> Invocation<'w> {
         };
         let key = StepKey { kind, name: name.to_string(), sleep_ms, count };
         let index = self.core.borrow_mut().entry_for(key, self.now());
+        // A patch's step (`Step::patched`) is outside the call order: a deploy adds it to
+        // the replays of instances in flight (where it answers false and changes nothing
+        // else), and removing the patch later drops it from theirs.
+        if kind == StepKind::Do && crate::core::patch::patch_id(name).is_some() {
+            self.in_flight.borrow_mut().insert(index);
+            return Some(InFlight { invocation: self, index });
+        }
         if count > 1 && !self.world.allow_duplicate_names.get() {
             let step = self.core.borrow().describe(index);
             self.violate(format!(

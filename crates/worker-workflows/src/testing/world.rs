@@ -322,6 +322,12 @@ pub(crate) struct World {
     pub rng: super::seed::Rng,
     /// Runs started so far, of every instance: the clock outside steps is offset per run.
     runs: Cell<u64>,
+    /// When each patch of each workflow was first seen (Unix ms), by (workflow, patch id).
+    pub patches_seen: RefCell<BTreeMap<(String, String), u64>>,
+    /// When each workflow's code was last deployed here (`TestEngine::upgrade`), Unix ms;
+    /// a patch first asked for is recorded as seen then (the beginning of time when the
+    /// workflow's code was never upgraded).
+    pub deployed_at: RefCell<BTreeMap<String, u64>>,
     /// The instances steps created, in order.
     pub created: RefCell<Vec<CreatedInstance>>,
     /// Every instance that exists: (workflow, id).
@@ -450,6 +456,8 @@ impl World {
             queues: RefCell::default(),
             rng: super::seed::Rng::new(super::seed::default_seed()),
             runs: Cell::new(0),
+            patches_seen: RefCell::default(),
+            deployed_at: RefCell::default(),
             created: RefCell::default(),
             instances: RefCell::default(),
             runnable: RefCell::default(),
