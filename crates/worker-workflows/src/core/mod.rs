@@ -23,6 +23,7 @@ pub mod instance_index;
 pub mod instance_options;
 pub mod patch;
 pub mod platform_limits;
+pub mod replay_history;
 pub mod retention;
 pub mod rollback;
 pub mod service;
