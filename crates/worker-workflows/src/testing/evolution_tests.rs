@@ -4,6 +4,7 @@
 use super::*;
 use crate::bridge::{Env, Step};
 use serde_json::json;
+use world::World;
 
 /// Creates an instance of `StrictChild` with params a later deploy no longer knows all
 /// of: the run path reads them as the Worker's does.
@@ -74,12 +75,20 @@ struct ShipV2;
 /// Later still: the patch removed, the fraud check kept.
 struct ShipV3;
 
-/// Whether a version of the shipping workflow checks for fraud before shipping.
-#[derive(Clone, Copy)]
+/// What a version of the shipping workflow does differently.
+#[derive(Clone, Copy, PartialEq)]
 enum FraudCheck {
     Never,
     Always,
     Patched,
+    /// "ship" renamed "ship-order".
+    Renamed,
+    /// "notify" moved before "ship".
+    Reordered,
+    /// "notify" removed.
+    Removed,
+    /// The delivery wait made 3 days.
+    LongerWait,
 }
 
 const PATCH: &str = "fraud-check-before-ship";
@@ -88,16 +97,23 @@ const PATCH: &str = "fraud-check-before-ship";
 async fn ship(step: &Step<'_>, check: FraudCheck) -> Result<Vec<String>, StepError> {
     let mut done: Vec<String> = vec![step.run("charge", |_| async { Ok("charged".to_string()) }).await?];
     let checks = match check {
-        FraudCheck::Never => false,
         FraudCheck::Always => true,
         FraudCheck::Patched => step.patched(PATCH).await?,
+        _ => false,
     };
     if checks {
         done.push(step.run("fraud-check", |_| async { Ok("checked".to_string()) }).await?);
     }
-    done.push(step.run("ship", |_| async { Ok("shipped".to_string()) }).await?);
-    step.sleep("wait for delivery", "2 days").await?;
-    done.push(step.run("notify", |_| async { Ok("notified".to_string()) }).await?);
+    let notify = || step.run("notify", |_| async { Ok("notified".to_string()) });
+    if check == FraudCheck::Reordered {
+        done.push(notify().await?);
+    }
+    let ship_name = if check == FraudCheck::Renamed { "ship-order" } else { "ship" };
+    done.push(step.run(ship_name, |_| async { Ok("shipped".to_string()) }).await?);
+    step.sleep("wait for delivery", if check == FraudCheck::LongerWait { "3 days" } else { "2 days" }).await?;
+    if !matches!(check, FraudCheck::Reordered | FraudCheck::Removed) {
+        done.push(notify().await?);
+    }
     Ok(done)
 }
 
@@ -120,11 +136,24 @@ macro_rules! shipping {
     )+};
 }
 
+/// "ship" renamed.
+struct ShipRenamed;
+/// "notify" before "ship".
+struct ShipReordered;
+/// "notify" removed.
+struct ShipRemoved;
+/// A longer wait for delivery.
+struct ShipLongerWait;
+
 shipping! {
     ShipV1 => FraudCheck::Never,
     ShipV2Unpatched => FraudCheck::Always,
     ShipV2 => FraudCheck::Patched,
     ShipV3 => FraudCheck::Always,
+    ShipRenamed => FraudCheck::Renamed,
+    ShipReordered => FraudCheck::Reordered,
+    ShipRemoved => FraudCheck::Removed,
+    ShipLongerWait => FraudCheck::LongerWait,
 }
 
 /// An instance of the first code, in flight: charged and shipped, waiting for delivery.
@@ -212,3 +241,208 @@ fn a_patch_id_is_checked() {
     let run = TestEngine::new().run::<Bad>("bad", ());
     assert!(run.error().message.contains("invalid patch id \"not valid\""), "{}", run.summary());
 }
+
+// ----- replaying recorded histories
+
+/// A history of the first code as `GET …/history?format=replay` answers it: charged and
+/// shipped, then (`delivered`) the wait and the notification, or still waiting.
+fn recorded(delivered: bool) -> serde_json::Value {
+    let step = |name: &str, at: i64, output: serde_json::Value| json!({"name": name, "count": 1, "type": "do", "status": "complete", "startedAt": at, "endedAt": at + 5, "attempts": 1, "output": output});
+    let mut steps = vec![step("charge", 1_000, json!("charged")), step("ship", 1_010, json!("shipped"))];
+    let mut wait = json!({"name": "wait for delivery", "count": 1, "type": "sleep", "status": "running", "startedAt": 1_020, "durationMs": 172_800_000});
+    if delivered {
+        wait["status"] = json!("complete");
+        wait["endedAt"] = json!(172_801_020_i64);
+        steps.push(wait);
+        steps.push(step("notify", 172_801_030, json!("notified")));
+    } else {
+        steps.push(wait);
+    }
+    json!({
+        "format": "worker-workflows/replay-history", "version": 1, "workflow": "shipping", "id": "order-7",
+        "createdAt": 990, "params": null, "status": if delivered { "complete" } else { "waiting" },
+        "steps": steps, "omittedSteps": 0, "truncated": false,
+    })
+}
+
+fn history(value: serde_json::Value) -> RecordedHistory {
+    RecordedHistory::from_json(&value.to_string()).unwrap()
+}
+
+#[test]
+fn a_recorded_history_replays_against_the_code_that_made_it() {
+    let engine = TestEngine::new();
+    let done = engine.replay::<ShipV1>(&history(recorded(true)));
+    assert_eq!(done.end, ReplayEnd::Completed(json!(["charged", "shipped", "notified"])));
+    assert_eq!((done.replayed, done.recorded), (4, 4));
+    let waiting = engine.replay::<ShipV1>(&history(recorded(false)));
+    assert_eq!(waiting.end, ReplayEnd::Suspended { step: "sleep \"wait for delivery\" of 172800000 ms".into() });
+    assert!(engine.requests().is_empty() && engine.created_instances().is_empty(), "no step ran");
+}
+
+fn diverges<W: crate::Registered>(history: &RecordedHistory) -> (usize, String)
+where
+    W::Params: 'static,
+{
+    match TestEngine::new().try_replay::<W>(history) {
+        Err(ReplayError::Diverged { step, message, .. }) => (step, message),
+        other => panic!("expected a divergence, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_step_renamed_inserted_reordered_or_removed_is_named_where_the_code_diverges() {
+    for delivered in [true, false] {
+        let h = history(recorded(delivered));
+        let (at, message) = diverges::<ShipRenamed>(&h);
+        assert_eq!(at, 2, "{message}");
+        assert!(
+            message.starts_with(
+                "the code calls step \"ship-order\", which the history does not have, where the history has step \"ship\" next"
+            ),
+            "{message}"
+        );
+        let (at, message) = diverges::<ShipV2Unpatched>(&h);
+        assert_eq!(at, 2, "{message}");
+        assert!(
+            message.contains("calls step \"fraud-check\", which the history does not have") && message.contains("step.patched"),
+            "{message}"
+        );
+    }
+    let h = history(recorded(true));
+    let (at, message) = diverges::<ShipReordered>(&h);
+    assert_eq!(at, 2, "{message}");
+    assert!(
+        message.starts_with("the code calls step \"notify\" (the history's step 4) where the history has step \"ship\" next"),
+        "{message}"
+    );
+    let (at, message) = diverges::<ShipRemoved>(&h);
+    assert_eq!(at, 4, "{message}");
+    assert!(message.starts_with("the code returned without calling step \"notify\", whose result the engine stored"), "{message}");
+    let (at, message) = diverges::<ShipLongerWait>(&h);
+    assert_eq!(at, 3, "{message}");
+    assert!(message.contains("the history's sleep of that name slept 172800000 ms"), "{message}");
+    let shown = TestEngine::new().seed(3).try_replay::<ShipRenamed>(&h).unwrap_err().to_string();
+    assert!(shown.starts_with("the code diverges from the recorded history at its step 2: ") && shown.contains("seed 3"), "{shown}");
+}
+
+#[test]
+fn a_patched_change_replays_the_old_history_and_a_recorded_patch_answers_as_recorded() {
+    let engine = TestEngine::new();
+    let old = engine.replay::<ShipV2>(&history(recorded(true)));
+    assert_eq!(old.end, ReplayEnd::Completed(json!(["charged", "shipped", "notified"])), "the old path");
+    assert_eq!(old.patches, [(PATCH.to_string(), false)], "the instance predates the patch");
+    // An instance created after the patch recorded its answer, true: replayed as such.
+    let mut newer = recorded(true);
+    let steps = newer["steps"].as_array_mut().unwrap();
+    steps.insert(1, json!({"name": "patched:fraud-check-before-ship", "count": 1, "type": "do", "status": "complete", "startedAt": 1_005, "endedAt": 1_006, "output": true}));
+    steps.insert(2, json!({"name": "fraud-check", "count": 1, "type": "do", "status": "complete", "startedAt": 1_007, "endedAt": 1_008, "output": "checked"}));
+    let new = engine.replay::<ShipV2>(&history(newer.clone()));
+    assert_eq!(new.end, ReplayEnd::Completed(json!(["charged", "checked", "shipped", "notified"])));
+    assert_eq!(new.patches, [(PATCH.to_string(), true)]);
+    // The patch removed later: that history still replays (its patch step is not called).
+    assert!(matches!(engine.replay::<ShipV3>(&history(newer)).end, ReplayEnd::Completed(_)));
+    // …and the old one does not: removing the patch was premature for it.
+    assert_eq!(diverges::<ShipV3>(&history(recorded(true))).0, 2);
+}
+
+#[test]
+fn code_past_the_end_of_the_history_is_where_it_stops() {
+    let mut h = recorded(true);
+    h["steps"].as_array_mut().unwrap().pop();
+    h["steps"][2]["status"] = json!("complete");
+    // The recorded instance had not called notify yet; the code would call it next.
+    let report = TestEngine::new().replay::<ShipV1>(&history(h));
+    assert_eq!(report.end, ReplayEnd::PastTheHistory { step: "step \"notify\"".into() });
+}
+
+#[test]
+fn what_the_history_cannot_hold_needs_a_stand_in() {
+    let mut h = recorded(true);
+    h["steps"][0].as_object_mut().unwrap().remove("output");
+    h["steps"][0]["outputRedacted"] = json!(true);
+    let error = TestEngine::new().try_replay::<ShipV1>(&history(h.clone())).unwrap_err();
+    assert_eq!(
+        error,
+        ReplayError::NeedsStandIn {
+            step: "step \"charge\"".into(),
+            reason: "it is sensitive: the engine reports \"[REDACTED]\" in its place".into()
+        }
+    );
+    let report = TestEngine::new().replay::<ShipV1>(&history(h).stand_in("charge", &"charged"));
+    assert_eq!(report.end, ReplayEnd::Completed(json!(["charged", "shipped", "notified"])));
+    // A stand-in for an output the history holds is a mistake, not an override.
+    let e = TestEngine::new().try_replay::<ShipV1>(&history(recorded(true)).stand_in("ship", &"x")).unwrap_err();
+    assert!(matches!(&e, ReplayError::Format(m) if m.contains("\"ship\"")), "{e:?}");
+}
+
+#[test]
+fn a_recorded_failure_is_replayed_as_the_error_the_code_saw() {
+    let mut h = recorded(true);
+    let steps = h["steps"].as_array_mut().unwrap();
+    steps.truncate(2);
+    steps[1] = json!({"name": "ship", "count": 1, "type": "do", "status": "errored", "startedAt": 1_010, "endedAt": 1_020, "attempts": 6,
+                       "error": {"name": "Error", "message": "carrier down"}});
+    h["status"] = json!("errored");
+    let report = TestEngine::new().replay::<ShipV1>(&history(h));
+    assert_eq!(report.end, ReplayEnd::Errored(ErrorInfo { name: "Error".into(), message: "carrier down".into() }));
+}
+
+#[test]
+fn recorded_params_are_read_as_a_run_reads_them() {
+    let mut h = recorded(true);
+    h["workflow"] = json!("StrictChild");
+    h["params"] = json!({"n": 4, "removedByADeploy": true});
+    h["steps"] =
+        json!([{"name": "wait", "count": 1, "type": "sleep", "status": "complete", "startedAt": 1, "endedAt": 2, "durationMs": 3_600_000}]);
+    let report = TestEngine::new().replay::<StrictChild>(&history(h.clone()));
+    assert_eq!((report.end, report.ignored_params), (ReplayEnd::Completed(json!(40)), vec!["removedByADeploy".to_string()]));
+    h["params"] = json!({"removedByADeploy": true});
+    let error = TestEngine::new().try_replay::<StrictChild>(&history(h)).unwrap_err();
+    assert_eq!(error, ReplayError::Params("missing field `n`".into()));
+}
+
+#[test]
+fn a_history_of_another_workflow_or_format_is_refused() {
+    let error = TestEngine::new().try_replay::<StrictChild>(&history(recorded(true))).unwrap_err();
+    assert_eq!(error, ReplayError::Format("the history is of workflow \"shipping\", and the code is \"StrictChild\"".into()));
+    let mut v2 = recorded(true);
+    v2["version"] = json!(2);
+    assert!(matches!(RecordedHistory::from_json(&v2.to_string()), Err(ReplayError::Format(m)) if m.contains("version 2")));
+    assert!(matches!(RecordedHistory::from_json("{}"), Err(ReplayError::Format(_))));
+}
+
+/// Branches outside a step on a UUID: the two replays of one history disagree.
+struct Coin {
+    env: Env,
+}
+
+impl Workflow for Coin {
+    type Params = ();
+    type Output = ();
+    fn new(env: Env) -> Self {
+        Coin { env }
+    }
+    async fn run(&self, _: &WorkflowEvent<()>, step: Step<'_>) -> Result<(), StepError> {
+        let name = if self.env.random_uuid().as_str() < "8" { "charge" } else { "ship" };
+        step.run(name, |_| async { Ok(()) }).await
+    }
+}
+
+#[test]
+fn a_replay_that_depends_on_something_outside_steps_is_reported() {
+    let mut h = recorded(true);
+    h["workflow"] = json!("Coin");
+    h["steps"] = json!([]);
+    let errors: Vec<ReplayError> =
+        (0..20).filter_map(|seed| TestEngine::new().seed(seed).try_replay::<Coin>(&history(h.clone())).err()).collect();
+    assert!(errors.len() >= 5, "{errors:?}");
+    for error in errors {
+        assert!(
+            matches!(&error, ReplayError::Nondeterministic { message, .. } if message.starts_with("two replays of the history differ at call 1")),
+            "{error:?}"
+        );
+    }
+}
+
+crate::registered_for_tests!(Coin);

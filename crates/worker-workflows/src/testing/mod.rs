@@ -50,6 +50,7 @@ macro_rules! registered_for_tests {
 mod d1;
 mod history;
 mod patches;
+mod recorded;
 mod replay;
 mod seed;
 mod world;
@@ -68,6 +69,7 @@ mod tests;
 pub use history::{
     Attempt, AttemptOutcome, ErrorInfo, ResolvedConfig, RollbackOutcome, RollbackRecord, Status, StepKind, StepOutcome, StepRecord, TestRun,
 };
+pub use recorded::{RecordedHistory, ReplayEnd, ReplayError, ReplayReport};
 pub use world::{AttemptRef, CreatedInstance, Request, Response, SentMessage, StoredObject, StoredValue, Via};
 
 use crate::bridge::engine::EventRecord;
