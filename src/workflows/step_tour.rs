@@ -128,6 +128,14 @@ pub enum Action {
         #[serde(default = "once", deserialize_with = "bounded::at_most::<_, _, MAX_REPEAT>")]
         repeat: u32,
     },
+    /// Asks for patch `id` (`step.patched`): whether this instance takes the code a change
+    /// added (created at or after the patch was first seen) or keeps the old.
+    Patched { id: String },
+    /// A step that creates an instance of one of this Worker's workflows with `params` as
+    /// given (`Env::create_instance` does not check them: the new instance's run reads
+    /// them), as a deploy finds the params of instances created before it. Reports whether
+    /// this call created it.
+    Spawn { name: String, workflow: String, id: String, params: Value },
 }
 
 fn once() -> u32 {
@@ -373,6 +381,11 @@ async fn perform<'w>(env: &'w Env, instance: InstanceIdentity<'w>, step: &Step<'
                 "sha256": sha256_hex(&data),
                 "madeInThisRun": made_here.get(),
             })
+        }
+        Action::Patched { id } => json!({"patch": id, "patched": step.patched(id).await?}),
+        Action::Spawn { name, workflow, id, params } => {
+            let created: bool = step.run(name, |_| async { env.create_instance(workflow, id, params).await }).await?;
+            json!({"name": name, "created": created})
         }
         Action::Oversized { name, bytes } => {
             let value: String = step.run(name, |_| async { Ok("x".repeat(*bytes)) }).await?;
