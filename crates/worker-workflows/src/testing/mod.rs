@@ -17,7 +17,14 @@
 //!   fails for good ([`TestRun::rollbacks`]);
 //! - every replay is checked: a workflow that names or orders its steps differently on
 //!   replay, reuses a step name in one run, or has side effects outside steps is stopped
-//!   with a message naming the step ([`Status::NonDeterministic`]).
+//!   with a message naming the step ([`Status::NonDeterministic`]); UUIDs and the clock
+//!   outside steps differ from run to run as real ones do, from one seed
+//!   ([`TestEngine::seed`]) the message prints;
+//! - changing a workflow: [`TestEngine::upgrade`] deploys new code to an instance in
+//!   flight (its replay is checked against the old code's run; a patch's step,
+//!   `Step::patched`, is let in), and [`TestEngine::replay`] replays a history recorded
+//!   from a real instance ([`RecordedHistory`], from `GET …/history?format=replay`)
+//!   against today's code, naming the first step where the code diverges.
 //!
 //! The world is in memory: vars and secrets ([`TestEngine::secret`], whose values never
 //! show in what the engine records), an HTTP router ([`TestEngine::route`]) that records
