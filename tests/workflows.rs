@@ -23,6 +23,8 @@ mod order;
 mod parity;
 #[path = "workflows/pipeline.rs"]
 mod pipeline;
+#[path = "workflows/replay.rs"]
+mod replay;
 #[path = "workflows/services.rs"]
 mod services;
 

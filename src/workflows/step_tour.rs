@@ -141,6 +141,14 @@ pub enum Action {
         deadline: Option<DurationParam>,
         check_every: Option<DurationParam>,
     },
+    /// Asks for patch `id` (`step.patched`): whether this instance takes the code a change
+    /// added (created at or after the patch was first seen) or keeps the old.
+    Patched { id: String },
+    /// A step that creates an instance of one of this Worker's workflows with `params` as
+    /// given (`Env::create_instance` does not check them: the new instance's run reads
+    /// them), as a deploy finds the params of instances created before it. Reports whether
+    /// this call created it.
+    Spawn { name: String, workflow: String, id: String, params: Value },
 }
 
 fn once() -> u32 {
@@ -414,6 +422,11 @@ async fn perform<'w>(env: &'w Env, instance: InstanceIdentity<'w>, step: &Step<'
                 })
                 .collect();
             json!({"name": name, "children": outcomes})
+        }
+        Action::Patched { id } => json!({"patch": id, "patched": step.patched(id).await?}),
+        Action::Spawn { name, workflow, id, params } => {
+            let created: bool = step.run(name, |_| async { env.create_instance(workflow, id, params).await }).await?;
+            json!({"name": name, "created": created})
         }
         Action::Oversized { name, bytes } => {
             let value: String = step.run(name, |_| async { Ok("x".repeat(*bytes)) }).await?;

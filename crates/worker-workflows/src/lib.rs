@@ -74,9 +74,17 @@ pub const MIGRATION: Migration =
 pub const CHILD_MIGRATION: Migration =
     Migration { file_name: "0001_worker_workflows_children.sql", sql: include_str!("../migrations/0001_worker_workflows_children.sql") };
 
+/// The table of first sightings of patches ([`Step::patched`](bridge::Step::patched)),
+/// in the Worker's D1 database `DB`: a third migration, to put beside the others as
+/// `0002_worker_workflows_patches.sql` (the starter has it). A new migration rather than
+/// a change to the first, so a database that applied the first gets it as wrangler
+/// applies any migration it has not applied yet.
+pub const PATCHES_MIGRATION: Migration =
+    Migration { file_name: "0002_worker_workflows_patches.sql", sql: include_str!("../migrations/0002_worker_workflows_patches.sql") };
+
 /// Every migration this library needs in the Worker's D1 `migrations_dir`, in the order
 /// they apply (by file name, as wrangler applies them).
-pub const MIGRATIONS: &[Migration] = &[MIGRATION, CHILD_MIGRATION];
+pub const MIGRATIONS: &[Migration] = &[MIGRATION, CHILD_MIGRATION, PATCHES_MIGRATION];
 
 /// A D1 migration this library needs in the Worker's migrations directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

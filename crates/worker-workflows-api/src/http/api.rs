@@ -620,6 +620,7 @@ impl From<crate::http::sse::HistoryRequestError> for ApiError {
         match e {
             Unacceptable(_) => ApiError::InvalidAccept(e.to_string()),
             LastEventId(_) => ApiError::InvalidLastEventId(e.to_string()),
+            UnknownFormat(_) => ApiError::InvalidQuery(e.to_string()),
         }
     }
 }
@@ -857,6 +858,9 @@ mod tests {
         assert_eq!((e.status(), e.code()), (400, "invalid_accept"));
         let e = ApiError::from(crate::http::sse::last_event_id(Some("x")).unwrap_err());
         assert_eq!((e.status(), e.code()), (400, "invalid_last_event_id"));
+        let e = ApiError::from(crate::http::sse::choose(Some("yaml"), None).unwrap_err());
+        assert_eq!((e.status(), e.code()), (400, "invalid_query"));
+        assert!(e.to_string().contains("format must be \"replay\""), "{e}");
     }
 
     #[test]

@@ -28,6 +28,7 @@ use worker_workflows::core::history::History;
 use worker_workflows::core::instance_batch::{CreateEntry, CreateOutcome};
 use worker_workflows::core::instance_events::InstanceEvent;
 use worker_workflows::core::instance_index;
+use worker_workflows::core::replay_history::ReplayHistoryFold;
 use worker_workflows::core::status::{InstanceState, InstanceStatus};
 use worker_workflows::core::url_policy;
 use worker_workflows::core::{callback, validate, webhook};
@@ -351,49 +352,53 @@ async fn next_or_idle(events: &mut Subscription, idle: Option<std::time::Duratio
     }
 }
 
+/// Reads an instance's events from the first, handing each to `fold`: a finished
+/// instance's to their end, a live one's until none comes for a moment (all there is, as
+/// far as anyone can tell); either way reading stops at the deadline (an instance
+/// restarted meanwhile would otherwise be followed for as long as it runs). True when
+/// the deadline cut it short.
+async fn read_history(instance: &Instance, mut fold: impl FnMut(&InstanceEvent)) -> Result<bool, BindingError> {
+    let finished = instance.state().await?.is_finished();
+    let mut events = instance.subscribe(None).await?;
+    let started = js_sys::Date::now();
+    loop {
+        let left = HISTORY_DEADLINE_MS - (js_sys::Date::now() - started);
+        if left <= 0.0 {
+            return Ok(true);
+        }
+        let left = std::time::Duration::from_millis(left as u64);
+        let wait = if finished { left } else { left.min(HISTORY_IDLE) };
+        match next_or_idle(&mut events, Some(wait)).await {
+            Next::Event(event) => fold(&event),
+            Next::End => return Ok(false),
+            // Quiet for a moment: all there is of a live instance, as far as anyone can tell.
+            Next::Idle if !finished && wait == HISTORY_IDLE => return Ok(false),
+            Next::Idle => return Ok(true),
+            Next::Failed(e) => return Err(e),
+        }
+    }
+}
+
 /// `GET …/instances/{id}/history`: with `Accept: text/event-stream`, the instance's
-/// events as SSE (from after `Last-Event-ID`, then live until it finishes); otherwise
-/// its steps as JSON. An `Accept` allowing neither is 400 `invalid_accept`.
+/// events as SSE (from after `Last-Event-ID`, then live until it finishes); with
+/// `?format=replay`, the history a replay needs (`core::replay_history`: steps with their
+/// outputs, params, creation time); otherwise its steps as JSON. An `Accept` allowing
+/// none of what was asked is 400 `invalid_accept`, another `format` 400 `invalid_query`.
 async fn instance_history(spec: &'static WorkflowSpec, id: &str, req: &Request, env: &Env) -> Result<Response, ApiError> {
     check_id(id)?;
     let header = |name: &str| req.headers().get(name).ok().flatten();
-    let format = sse::negotiate(header("accept").as_deref())?;
+    let query = query(req)?;
+    let format = sse::choose(query.get("format").map(String::as_str), header("accept").as_deref())?;
     let cursor = match format {
         HistoryFormat::EventStream => sse::last_event_id(header("last-event-id").as_deref())?,
-        HistoryFormat::Json => None,
+        HistoryFormat::Json | HistoryFormat::Replay => None,
     };
     let fail = |e| ApiError::from_binding(spec.name, e);
     let instance = WorkflowBinding::from_env(env, spec.binding).map_err(fail)?.get(id).await.map_err(fail)?;
     match format {
         HistoryFormat::Json => {
-            // A finished instance's events end by themselves; a live one's are read until
-            // none comes for a moment. Either way reading stops at the deadline (an
-            // instance restarted meanwhile would otherwise be followed for as long as it runs).
-            let finished = instance.state().await.map_err(fail)?.is_finished();
-            let mut events = instance.subscribe(None).await.map_err(fail)?;
             let mut history = History::new();
-            let started = js_sys::Date::now();
-            let mut truncated = false;
-            loop {
-                let left = HISTORY_DEADLINE_MS - (js_sys::Date::now() - started);
-                if left <= 0.0 {
-                    truncated = true;
-                    break;
-                }
-                let left = std::time::Duration::from_millis(left as u64);
-                let wait = if finished { left } else { left.min(HISTORY_IDLE) };
-                match next_or_idle(&mut events, Some(wait)).await {
-                    Next::Event(event) => history.apply(&event),
-                    Next::End => break,
-                    // Quiet for a moment: all there is of a live instance, as far as anyone can tell.
-                    Next::Idle if !finished && wait == HISTORY_IDLE => break,
-                    Next::Idle => {
-                        truncated = true;
-                        break;
-                    }
-                    Next::Failed(e) => return Err(fail(e)),
-                }
-            }
+            let truncated = read_history(&instance, |event| history.apply(event)).await.map_err(fail)?;
             let mut body = serde_json::to_value(&history).map_err(internal)?;
             if let Some(map) = body.as_object_mut() {
                 map.insert("id".into(), id.into());
@@ -401,6 +406,11 @@ async fn instance_history(spec: &'static WorkflowSpec, id: &str, req: &Request, 
                 map.insert("truncated".into(), truncated.into());
             }
             json_response(200, &body)
+        }
+        HistoryFormat::Replay => {
+            let mut history = ReplayHistoryFold::new(spec.name, id);
+            let truncated = read_history(&instance, |event| history.apply(event)).await.map_err(fail)?;
+            json_response(200, &history.finish(truncated))
         }
         HistoryFormat::EventStream => {
             let events = instance.subscribe(cursor).await.map_err(fail)?;

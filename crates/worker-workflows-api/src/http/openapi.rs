@@ -296,6 +296,67 @@ mod tests {
     }
 
     #[test]
+    fn the_history_documents_format_replay_with_every_field_the_rust_type_writes() {
+        use worker_workflows::core::instance_events::{EventKind, InstanceEvent, StepOutput, StepRef};
+        use worker_workflows::core::replay_history::{ReplayHistoryFold, FORMAT, VERSION};
+        let doc = doc();
+        let op = &doc["paths"]["/workflows/{name}/instances/{id}/history"]["get"];
+        let format = op["parameters"].as_array().unwrap().iter().find(|p| p["name"] == "format").expect("the format parameter");
+        assert_eq!((format["in"].as_str(), format["schema"]["enum"].clone()), (Some("query"), serde_json::json!(["replay"])));
+        let json = &op["responses"]["200"]["content"]["application/json"]["schema"]["oneOf"];
+        assert!(json.as_array().unwrap().iter().any(|s| s["$ref"] == "#/components/schemas/ReplayHistory"));
+        let schema = &doc["components"]["schemas"]["ReplayHistory"];
+        assert_eq!(
+            (schema["properties"]["format"]["const"].as_str(), schema["properties"]["version"]["const"].as_u64()),
+            (Some(FORMAT), Some(u64::from(VERSION)))
+        );
+        // A history with every optional field set: each key it serialises is documented.
+        let step = |name: &str| StepRef { name: name.into(), count: 1 };
+        let error = worker_workflows::core::status::InstanceError { name: "Error".into(), message: "m".into() };
+        let mut fold = ReplayHistoryFold::new("w", "i");
+        for (i, kind) in [
+            EventKind::WorkflowQueued,
+            EventKind::WorkflowStarted { params: Some(StepOutput::Omitted { chars: 5 }) },
+            EventKind::StepStarted { step: step("a"), config: None },
+            EventKind::AttemptErrored { step: step("a"), attempt: 1, error: error.clone(), retry_delay_ms: None },
+            EventKind::StepCompleted { step: step("a"), output: Some(StepOutput::Value(serde_json::json!(1))) },
+            EventKind::StepStarted { step: step("b"), config: None },
+            EventKind::StepCompleted { step: step("b"), output: Some(StepOutput::Redacted) },
+            EventKind::StepStarted { step: step("c"), config: None },
+            EventKind::StepCompleted { step: step("c"), output: Some(StepOutput::Stream) },
+            EventKind::StepStarted { step: step("d"), config: None },
+            EventKind::StepCompleted { step: step("d"), output: Some(StepOutput::Omitted { chars: 9 }) },
+            EventKind::StepStarted { step: step("e"), config: None },
+            EventKind::AttemptErrored { step: step("e"), attempt: 1, error: error.clone(), retry_delay_ms: None },
+            EventKind::StepErrored { step: step("e") },
+            EventKind::SleepStarted { step: step("f"), duration_ms: 5 },
+            EventKind::WaitStarted { step: step("g"), event_type: "t".into() },
+            EventKind::WorkflowErrored { error },
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            fold.apply(&InstanceEvent { event_id: i as u64, timestamp: 1, kind });
+        }
+        let mut history = serde_json::to_value(fold.finish(false)).unwrap();
+        history["params"] = serde_json::json!({});
+        history["output"] = serde_json::json!({});
+        let documented = |schema: &Value, key: &str| schema["properties"].get(key).is_some();
+        for key in history.as_object().unwrap().keys() {
+            assert!(documented(schema, key), "ReplayHistory does not document {key}");
+        }
+        let step_schema = &doc["components"]["schemas"]["ReplayStep"];
+        let mut seen = std::collections::BTreeSet::new();
+        for step in history["steps"].as_array().unwrap() {
+            for key in step.as_object().unwrap().keys() {
+                assert!(documented(step_schema, key), "ReplayStep does not document {key}");
+                seen.insert(key.clone());
+            }
+        }
+        assert_eq!(seen.len(), step_schema["properties"].as_object().unwrap().len(), "every documented field was written: {seen:?}");
+    }
+
+    #[test]
     fn every_error_code_is_documented() {
         let doc = doc();
         let listed = doc["components"]["schemas"]["Error"]["description"].as_str().unwrap();

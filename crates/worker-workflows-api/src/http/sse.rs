@@ -1,6 +1,7 @@
 //! `GET …/instances/{id}/history` serves two media types: a JSON list of steps, or a
-//! Server-Sent Events stream of the instance's events. This is the pure part: choosing
-//! between them from `Accept`, reading `Last-Event-ID`, and framing events.
+//! Server-Sent Events stream of the instance's events; and with `?format=replay`, the
+//! history a replay needs (JSON: `core::replay_history`). This is the pure part: choosing
+//! between them from the query and `Accept`, reading `Last-Event-ID`, and framing events.
 
 /// What a history request gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -9,7 +10,12 @@ pub enum HistoryFormat {
     Json,
     /// A Server-Sent Events stream of the instance's events.
     EventStream,
+    /// The history a replay needs, with step outputs (`?format=replay`, `application/json`).
+    Replay,
 }
+
+/// The `format` query value that asks for [`HistoryFormat::Replay`].
+pub const REPLAY_FORMAT: &str = "replay";
 
 /// The media type of a Server-Sent Events stream.
 pub const EVENT_STREAM: &str = "text/event-stream";
@@ -23,6 +29,43 @@ pub enum HistoryRequestError {
     /// The `Last-Event-ID` header is not a whole number (the header given).
     #[error("Last-Event-ID must be an event id this API sent (a whole number), not {}", worker_workflows::core::validate::excerpt(.0))]
     LastEventId(String),
+    /// The `format` query value is not one this route serves (the value given).
+    #[error("format must be \"replay\" (the history a replay needs) or absent, not {}", worker_workflows::core::validate::excerpt(.0))]
+    UnknownFormat(String),
+}
+
+/// Picks the format from the query's `format` and the `Accept` header: `format=replay`
+/// is [`HistoryFormat::Replay`], JSON, so `Accept` must allow `application/json`; no
+/// `format` is [`negotiate`]'s choice. Another `format` is an error.
+pub fn choose(format: Option<&str>, accept: Option<&str>) -> Result<HistoryFormat, HistoryRequestError> {
+    match format {
+        None => negotiate(accept),
+        Some(REPLAY_FORMAT) => {
+            let allows_json = accept.map(str::trim).filter(|a| !a.is_empty()).is_none_or(|accept| {
+                media_ranges(accept).any(|(media, q)| q > 0.0 && matches!(media.as_str(), "application/json" | "application/*" | "*/*"))
+            });
+            match (allows_json, accept) {
+                (true, _) => Ok(HistoryFormat::Replay),
+                (false, accept) => Err(HistoryRequestError::Unacceptable(accept.unwrap_or_default().chars().take(200).collect())),
+            }
+        }
+        Some(other) => Err(HistoryRequestError::UnknownFormat(other.chars().take(64).collect())),
+    }
+}
+
+/// The media ranges of an `Accept` header, lower-cased, with their quality (0 for one
+/// that does not parse). Bounded: only the first 64 ranges are read.
+fn media_ranges(accept: &str) -> impl Iterator<Item = (String, f32)> + '_ {
+    accept.split(',').take(64).map(|range| {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q=").or_else(|| p.trim().strip_prefix("Q=")))
+            .next()
+            .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok().filter(|q| (0.0..=1.0).contains(q)))
+            .unwrap_or(0.0);
+        (media, q)
+    })
 }
 
 /// Picks the format from an `Accept` header: the acceptable one with the highest
@@ -39,14 +82,7 @@ pub fn negotiate(accept: Option<&str>) -> Result<HistoryFormat, HistoryRequestEr
         }
     };
     // Bounded: a header is at most a few KiB, and only the first 64 ranges are read.
-    for range in accept.split(',').take(64) {
-        let mut parts = range.split(';');
-        let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
-        let q = parts
-            .filter_map(|p| p.trim().strip_prefix("q=").or_else(|| p.trim().strip_prefix("Q=")))
-            .next()
-            .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok().filter(|q| (0.0..=1.0).contains(q)))
-            .unwrap_or(0.0);
+    for (media, q) in media_ranges(accept) {
         match media.as_str() {
             "application/json" | "application/*" => consider(q, HistoryFormat::Json),
             EVENT_STREAM | "text/*" => consider(q, HistoryFormat::EventStream),
@@ -119,6 +155,23 @@ mod tests {
         }
         let many = "text/html,".repeat(10_000) + "application/json";
         assert!(negotiate(Some(&many)).is_err(), "only the first ranges are read");
+    }
+
+    #[test]
+    fn format_replay_is_json_with_outputs_and_other_formats_are_refused() {
+        assert_eq!(choose(None, None), Ok(Json));
+        assert_eq!(choose(None, Some("text/event-stream")), Ok(EventStream));
+        for accept in [None, Some(""), Some("application/json"), Some("*/*"), Some("text/event-stream, application/json;q=0.1")] {
+            assert_eq!(choose(Some("replay"), accept), Ok(Replay), "{accept:?}");
+        }
+        for accept in ["text/event-stream", "application/json;q=0", "text/html"] {
+            assert!(matches!(choose(Some("replay"), Some(accept)), Err(HistoryRequestError::Unacceptable(_))), "{accept}");
+        }
+        for bad in ["", "Replay", "json", "events", &"r".repeat(500)] {
+            let e = choose(Some(bad), None).unwrap_err();
+            assert!(matches!(&e, HistoryRequestError::UnknownFormat(_)), "{bad}");
+            assert!(e.to_string().len() < 200, "{e}");
+        }
     }
 
     #[test]

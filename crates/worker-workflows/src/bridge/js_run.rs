@@ -174,10 +174,12 @@ fn engine_event(event: &JsValue, workflow_name: &str) -> Result<EngineEvent, Ste
     })
 }
 
-/// The typed event. Params that do not match `P` can never succeed, so they are a
-/// non-retryable error naming the mismatch.
+/// The typed event. Params are read tolerantly (`validate::typed_params_tolerant`): a
+/// field `P` no longer has is dropped, since a deploy may have removed it after the
+/// instance was created (creates stay strict). Params that still do not match `P` can
+/// never succeed, so they are a non-retryable error naming the mismatch.
 fn typed_event<P: DeserializeOwned>(event: EngineEvent) -> Result<(WorkflowEvent<P>, Option<String>), StepError> {
-    let payload = validate::typed_params(&event.params).map_err(params_mismatch)?;
+    let payload = validate::typed_params_tolerant(&event.params).map_err(params_mismatch)?.params;
     let typed = WorkflowEvent {
         payload,
         timestamp: UNIX_EPOCH + Duration::from_millis(event.timestamp_millis.max(0.0) as u64),
@@ -256,7 +258,11 @@ async fn run<W: Workflow>(
     let env = worker_env(env, registry);
     let workflow = W::new(env.clone());
     let engine = step_engine(step, &event.instance_id);
-    let step = Step::new(engine.clone(), W::EVENTS).with_instance(env.clone(), &event);
+    let step = Step::new(engine.clone(), W::EVENTS).with_instance(env.clone(), &event).with_patches(patch_context(
+        spec.name,
+        event.timestamp,
+        &env,
+    ));
     let body = async {
         let outcome = async { output_text(&workflow.run(&event, step.clone()).await?) }.await;
         let outcome = report(&step, &env, spec, &event.instance_id, callback_url, outcome).await;
@@ -272,6 +278,12 @@ async fn run<W: Workflow>(
 #[inline(never)]
 fn worker_env(env: JsValue, registry: &'static Registry) -> Env {
     Env::new(Rc::new(js_env::WorkerEnv::new(env.unchecked_into(), registry)))
+}
+
+/// `Step::patched`'s context: first sightings in the Worker's D1 database.
+#[inline(never)]
+fn patch_context(workflow: &str, created_at: std::time::SystemTime, env: &Env) -> super::patch::PatchContext {
+    super::patch::PatchContext::new(workflow, created_at, Rc::new(super::patch::D1Patches::new(env.clone())))
 }
 
 #[inline(never)]

@@ -17,6 +17,7 @@ pub mod env;
 pub mod event;
 pub mod handles;
 pub mod outbound;
+pub mod patch;
 pub mod step;
 
 #[cfg(target_arch = "wasm32")]
@@ -45,6 +46,7 @@ pub use engine::{
 pub use env::{Bucket, Database, DurableObjectNamespace, Env, Fetcher, Kv, Queue, RunResult, Secret, Statement};
 pub use event::WorkflowEvent;
 pub use handles::{Created, InstanceHandle, InstancesBackend, TerminateOutcome, TerminatedInstance, TypedStatus, WorkflowHandle};
+pub use patch::{D1Patches, PatchBackend, PatchContext};
 pub use step::{InstanceFailure, ReceivedEvent, Rollback, RollbackContext, Step};
 
 #[cfg(target_arch = "wasm32")]

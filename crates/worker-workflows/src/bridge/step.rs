@@ -78,6 +78,8 @@ pub struct Step<'w> {
     events: &'static [EventSpec],
     /// The instance this handle drives and its env, for child workflows (`children`).
     pub(crate) instance: Option<Rc<super::children::StepInstance>>,
+    /// What [`Step::patched`] needs (`bridge::patch`); `None` where no engine set it.
+    pub(crate) patches: Option<super::patch::PatchContext>,
 }
 
 impl<'w> Step<'w> {
@@ -85,7 +87,14 @@ impl<'w> Step<'w> {
     /// workflow wait only for the `events` it declares. The engines make it; a workflow
     /// gets it as `run`'s argument.
     pub fn new(engine: Rc<dyn StepEngine<'w> + 'w>, events: &'static [EventSpec]) -> Self {
-        Step { engine, events, instance: None }
+        Step { engine, events, instance: None, patches: None }
+    }
+
+    /// The same handle, with what [`Step::patched`] needs: the workflow, the instance's
+    /// creation time, and where patches are recorded. The engines set it.
+    pub fn with_patches(mut self, patches: super::patch::PatchContext) -> Self {
+        self.patches = Some(patches);
+        self
     }
 
     /// Runs a step with the engine's default config (5 retries, exponential backoff).

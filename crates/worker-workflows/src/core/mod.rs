@@ -5,8 +5,8 @@
 //! history folded from them, the callback envelope, child workflows (ids, the parent's
 //! envelope, notices, waits and their errors), webhook signing, the policy for URLs a
 //! caller gives, bounds on params and on what is sent to KV, R2 and queues, what a
-//! service's answer means, the pipeline's record normalisation, retention, and the
-//! instance index's SQL.
+//! service's answer means, the pipeline's record normalisation, retention, the
+//! instance index's SQL, and patches (the rule and the SQL behind `Step::patched`).
 //!
 //! May depend on: nothing in this crate outside `core`. Never imports `worker`,
 //! `js_sys` or `wasm_bindgen`, so all of it is tested on the host (`cargo test`).
@@ -23,7 +23,9 @@ pub mod instance_batch;
 pub mod instance_events;
 pub mod instance_index;
 pub mod instance_options;
+pub mod patch;
 pub mod platform_limits;
+pub mod replay_history;
 pub mod retention;
 pub mod rollback;
 pub mod schedule;

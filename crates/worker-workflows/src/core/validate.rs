@@ -108,11 +108,103 @@ pub struct ParamsMismatch(pub String);
 /// instance exists) and the bridge (when the instance runs) both read params through
 /// this one function, so each workflow's params deserializer is compiled once.
 pub fn typed_params<P: serde::de::DeserializeOwned>(params: &serde_json::Value) -> Result<P, ParamsMismatch> {
-    serde_path_to_error::deserialize(params).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = serde_message(&e.into_inner().to_string());
-        ParamsMismatch(if path == "." { inner } else { format!("{path}: {inner}") })
-    })
+    serde_path_to_error::deserialize(params).map_err(params_mismatch)
+}
+
+/// Params read as a run reads them ([`typed_params_tolerant`]): the typed params, and the
+/// fields that were dropped because the type no longer has them (paths as serde names
+/// them: `legacyField`, `items[0].note`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tolerated<P> {
+    /// The params, typed.
+    pub params: P,
+    /// The fields dropped to read them, in the order they were found.
+    pub ignored: Vec<String>,
+}
+
+/// The most unknown fields [`typed_params_tolerant`] drops before it gives up.
+pub const MAX_IGNORED_FIELDS: usize = 256;
+
+/// Reads params as a *run* of an instance does, which may be long after they were
+/// checked: tolerant of fields the type no longer has. A deploy that removes a field (from
+/// a type with `#[serde(deny_unknown_fields)]`, which [`typed_params`] and so every
+/// create keep strict) must not break the instances created before it, whose params
+/// still hold the field and are read again on every replay. So an `unknown field` error
+/// drops that field (wherever it is: nested structs, list items and enum variants
+/// included) and reads again, up to [`MAX_IGNORED_FIELDS`] times. Every other mismatch
+/// is an error, as with [`typed_params`]: a field *added* without a default
+/// (`#[serde(default)]` or an `Option`) cannot be made up for an instance created without
+/// it.
+pub fn typed_params_tolerant<P: serde::de::DeserializeOwned>(params: &serde_json::Value) -> Result<Tolerated<P>, ParamsMismatch> {
+    let mut trimmed: Option<serde_json::Value> = None;
+    let mut ignored = Vec::new();
+    loop {
+        let current = trimmed.as_ref().unwrap_or(params);
+        let error = match serde_path_to_error::deserialize::<_, P>(current) {
+            Ok(params) => return Ok(Tolerated { params, ignored }),
+            Err(error) => error,
+        };
+        let unknown = unknown_field_name(&error.inner().to_string());
+        if let (Some(field), true) = (unknown, ignored.len() < MAX_IGNORED_FIELDS) {
+            let mut value = trimmed.take().unwrap_or_else(|| params.clone());
+            if remove_field(&mut value, error.path(), &field) {
+                ignored.push(error.path().to_string());
+                trimmed = Some(value);
+                continue;
+            }
+        }
+        return Err(params_mismatch(error));
+    }
+}
+
+fn params_mismatch(e: serde_path_to_error::Error<serde_json::Error>) -> ParamsMismatch {
+    let path = e.path().to_string();
+    let inner = serde_message(&e.into_inner().to_string());
+    ParamsMismatch(if path == "." { inner } else { format!("{path}: {inner}") })
+}
+
+/// The field an `unknown field `x`, expected …` error names.
+fn unknown_field_name(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let end = rest.find("`, expected").or_else(|| rest.find("`, there are no fields")).or_else(|| rest.rfind('`'))?;
+    Some(rest[..end].to_string())
+}
+
+/// Removes `field` from the object `path` leads to (its last segment is the field
+/// itself); false when the path does not lead to such an object in `value`.
+fn remove_field(value: &mut serde_json::Value, path: &serde_path_to_error::Path, field: &str) -> bool {
+    use serde_json::Value;
+    use serde_path_to_error::Segment;
+    let segments: Vec<&Segment> = path.iter().collect();
+    let Some((Segment::Map { key }, parents)) = segments.split_last() else { return false };
+    if key != field {
+        return false;
+    }
+    let mut current = value;
+    for segment in parents {
+        current = match segment {
+            Segment::Seq { index } => match current.get_mut(*index) {
+                Some(item) => item,
+                None => return false,
+            },
+            Segment::Map { key } => match current.get_mut(key.as_str()) {
+                Some(item) => item,
+                None => return false,
+            },
+            // An externally tagged variant is a one-key object; other representations
+            // keep the variant's fields where they are.
+            Segment::Enum { variant } if current.get(variant.as_str()).is_some() => match current.get_mut(variant.as_str()) {
+                Some(item) => item,
+                None => return false,
+            },
+            Segment::Enum { .. } => current,
+            Segment::Unknown => return false,
+        };
+    }
+    match current {
+        Value::Object(map) => map.remove(field).is_some(),
+        _ => false,
+    }
 }
 
 /// The longest instance id, in characters.
@@ -252,6 +344,80 @@ mod tests {
     }
 
     #[test]
+    fn a_run_reads_params_whose_fields_a_deploy_removed_and_a_create_refuses_them() {
+        #[derive(Debug, PartialEq, serde::Deserialize)]
+        #[serde(deny_unknown_fields, rename_all = "camelCase")]
+        struct Item {
+            product_id: String,
+        }
+        #[derive(Debug, PartialEq, serde::Deserialize)]
+        #[serde(deny_unknown_fields, rename_all = "camelCase", rename_all_fields = "camelCase")]
+        enum Action {
+            Call { name: String },
+            Wait,
+        }
+        #[derive(Debug, PartialEq, serde::Deserialize)]
+        #[serde(deny_unknown_fields, rename_all = "camelCase")]
+        struct Params {
+            order_id: String,
+            items: Vec<Item>,
+            actions: Vec<Action>,
+            #[serde(default)]
+            priority: Option<u8>,
+        }
+        // Created before a deploy that removed `giftWrap`, an item's `note` and a call's `legacy`.
+        let old = serde_json::json!({
+            "orderId": "o-1",
+            "giftWrap": true,
+            "items": [{"productId": "p-1"}, {"productId": "p-2", "note": "fragile"}],
+            "actions": [{"call": {"name": "n", "legacy": 1}}, "wait"],
+        });
+        let read = typed_params_tolerant::<Params>(&old).unwrap();
+        assert_eq!(
+            read.params,
+            Params {
+                order_id: "o-1".into(),
+                items: vec![Item { product_id: "p-1".into() }, Item { product_id: "p-2".into() }],
+                actions: vec![Action::Call { name: "n".into() }, Action::Wait],
+                priority: None,
+            }
+        );
+        assert_eq!(read.ignored, ["actions[0].call.legacy", "giftWrap", "items[1].note"]);
+        // A create is strict: the same params are refused, naming the field.
+        let refused = typed_params::<Params>(&old).unwrap_err().0;
+        assert!(refused.starts_with("actions[0].call.legacy: unknown field `legacy`"), "{refused}");
+        // Params that fit are read with nothing dropped (and nothing copied).
+        let fit = typed_params_tolerant::<Params>(&serde_json::json!({"orderId": "o", "items": [], "actions": []})).unwrap();
+        assert!(fit.ignored.is_empty());
+        // Only unknown fields are tolerated: a wrong type, or a field added without a default, is not.
+        let wrong = typed_params_tolerant::<Params>(&serde_json::json!({"orderId": 7, "items": [], "actions": []})).unwrap_err().0;
+        assert_eq!(wrong, "orderId: invalid type: integer `7`, expected a string");
+        let missing = typed_params_tolerant::<Params>(&serde_json::json!({"orderId": "o", "gone": 1, "actions": []})).unwrap_err().0;
+        assert_eq!(missing, "missing field `items`");
+    }
+
+    #[test]
+    fn dropping_unknown_fields_is_bounded() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Tiny {
+            a: u8,
+        }
+        let mut many = serde_json::Map::new();
+        many.insert("a".into(), 1.into());
+        for i in 0..MAX_IGNORED_FIELDS {
+            many.insert(format!("f{i}"), i.into());
+        }
+        assert_eq!(typed_params_tolerant::<Tiny>(&serde_json::Value::Object(many.clone())).unwrap().ignored.len(), MAX_IGNORED_FIELDS);
+        many.insert("one-too-many".into(), 0.into());
+        let e = typed_params_tolerant::<Tiny>(&serde_json::Value::Object(many)).unwrap_err().0;
+        assert!(e.contains("unknown field"), "{e}");
+        assert_eq!(unknown_field_name("unknown field `x`, there are no fields"), Some("x".into()));
+        assert_eq!(unknown_field_name("missing field `x`"), None);
+    }
+
+    #[test]
     fn path_segments() {
         for ok in ["p-1", "a/b?c#d", "%2e%2e", "...", ".x", "ü", &"x".repeat(256)] {
             assert_eq!(path_segment(ok), Ok(()), "{ok}");
@@ -343,6 +509,37 @@ mod properties {
             let shown = serde_message(&message);
             prop_assert!(!shown.contains(&value), "{}", shown);
             prop_assert!(shown.starts_with(&before) && shown.ends_with(", expected u32"), "{}", shown);
+        }
+
+        /// Fields a deploy removed, anywhere, never change what a run reads: the tolerant
+        /// read of params with extra fields is the strict read of the params without them.
+        #[test]
+        fn extra_fields_are_dropped_and_nothing_else_changes(
+            names in proptest::collection::vec("[a-z]{1,8}", 0..4),
+            extra in proptest::collection::btree_map("[a-z]{1,6}x", any::<u32>(), 0..4),
+            nested in proptest::collection::btree_map("[a-z]{1,6}y", any::<bool>(), 0..3),
+        ) {
+            #[derive(Debug, PartialEq, serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Item { name: String }
+            #[derive(Debug, PartialEq, serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Params { items: Vec<Item>, n: u32 }
+            let clean = serde_json::json!({"n": 3, "items": names.iter().map(|n| serde_json::json!({"name": n})).collect::<Vec<_>>()});
+            let mut grown = clean.clone();
+            for (k, v) in &extra {
+                grown[k] = (*v).into();
+            }
+            if let Some(items) = grown["items"].as_array_mut() {
+                for item in items.iter_mut() {
+                    for (k, v) in &nested {
+                        item[k] = (*v).into();
+                    }
+                }
+            }
+            let read = typed_params_tolerant::<Params>(&grown).unwrap();
+            prop_assert_eq!(read.params, typed_params::<Params>(&clean).unwrap());
+            prop_assert_eq!(read.ignored.len(), extra.len() + nested.len() * names.len());
         }
 
         #[test]

@@ -178,21 +178,37 @@ mod tests {
     }
 
     #[test]
-    fn the_library_migration_is_the_one_in_this_crate() {
-        let sql =
-            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(crate::MIGRATION.file_name)).unwrap();
-        assert_eq!(sql, crate::MIGRATION.sql);
-        // Every migration of the library is a file of its migrations folder, and only those.
-        let mut files: Vec<String> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
+    fn the_library_migrations_are_the_ones_in_this_crate() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut files: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         files.sort();
-        let names: Vec<&str> = crate::MIGRATIONS.iter().map(|m| m.file_name).collect();
-        assert_eq!(files, names);
+        assert_eq!(files, crate::MIGRATIONS.iter().map(|m| m.file_name).collect::<Vec<_>>(), "in order, and nothing else");
         for migration in crate::MIGRATIONS {
-            let sql = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(migration.file_name)).unwrap();
-            assert_eq!(sql, migration.sql, "{}", migration.file_name);
+            assert_eq!(std::fs::read_to_string(dir.join(migration.file_name)).unwrap(), migration.sql);
         }
+    }
+
+    #[test]
+    fn a_patchs_first_sighting_is_recorded_once_and_the_first_writer_wins() {
+        use crate::core::patch::{LIST_FOR_WORKFLOW, RECORD_FIRST_SEEN};
+        let db = library_db();
+        let record = |patch: &'static str, now: i64| {
+            let rows = db.rows(&statement(RECORD_FIRST_SEEN, vec!["order".into(), patch.into(), SqlValue::Integer(now)])).unwrap();
+            rows[0]["first_seen"].as_i64().unwrap()
+        };
+        assert_eq!(record("refund-before-ship", 1000), 1000, "the first run to ask records now");
+        assert_eq!(record("refund-before-ship", 5000), 1000, "a later run gets the first sighting back");
+        assert_eq!(record("other", 3000), 3000);
+        let rows = db.rows(&statement(LIST_FOR_WORKFLOW, vec!["order".into()])).unwrap();
+        let listed: Vec<Value> = rows.into_iter().map(Value::Object).collect();
+        assert_eq!(
+            listed,
+            [
+                serde_json::json!({"patch": "refund-before-ship", "first_seen": 1000}),
+                serde_json::json!({"patch": "other", "first_seen": 3000})
+            ]
+        );
+        let other_workflow = db.rows(&statement(RECORD_FIRST_SEEN, vec!["cleanup".into(), "other".into(), SqlValue::Integer(9)])).unwrap();
+        assert_eq!(other_workflow[0]["first_seen"], 9, "per workflow");
     }
 }

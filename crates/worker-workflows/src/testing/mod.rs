@@ -17,7 +17,14 @@
 //!   fails for good ([`TestRun::rollbacks`]);
 //! - every replay is checked: a workflow that names or orders its steps differently on
 //!   replay, reuses a step name in one run, or has side effects outside steps is stopped
-//!   with a message naming the step ([`Status::NonDeterministic`]).
+//!   with a message naming the step ([`Status::NonDeterministic`]); UUIDs and the clock
+//!   outside steps differ from run to run as real ones do, from one seed
+//!   ([`TestEngine::seed`]) the message prints;
+//! - changing a workflow: [`TestEngine::upgrade`] deploys new code to an instance in
+//!   flight (its replay is checked against the old code's run; a patch's step,
+//!   `Step::patched`, is let in), and [`TestEngine::replay`] replays a history recorded
+//!   from a real instance ([`RecordedHistory`], from `GET …/history?format=replay`)
+//!   against today's code, naming the first step where the code diverges.
 //!
 //! The world is in memory: vars and secrets ([`TestEngine::secret`], whose values never
 //! show in what the engine records), an HTTP router ([`TestEngine::route`]) that records
@@ -50,13 +57,18 @@ macro_rules! registered_for_tests {
 mod children;
 mod d1;
 mod history;
+mod patches;
+mod recorded;
 mod replay;
+mod seed;
 mod world;
 
 #[cfg(test)]
 mod children_tests;
 #[cfg(test)]
 mod env_reach_tests;
+#[cfg(test)]
+mod evolution_tests;
 #[cfg(test)]
 mod redirect_tests;
 #[cfg(test)]
@@ -67,6 +79,7 @@ mod tests;
 pub use history::{
     Attempt, AttemptOutcome, ErrorInfo, ResolvedConfig, RollbackOutcome, RollbackRecord, Status, StepKind, StepOutcome, StepRecord, TestRun,
 };
+pub use recorded::{RecordedHistory, ReplayEnd, ReplayError, ReplayReport};
 pub use world::{AttemptRef, CreatedInstance, Request, Response, SentMessage, StoredObject, StoredValue, Via};
 
 use crate::bridge::engine::EventRecord;
@@ -114,12 +127,20 @@ pub struct Nondeterminism {
     pub message: String,
     /// The instance as it stood when it was stopped.
     pub run: Box<TestRun>,
+    /// The engine's seed ([`TestEngine::seed`]): the UUIDs and clock readings that led
+    /// here come from it, so the same seed reproduces the failure.
+    pub seed: u64,
 }
 
 impl fmt::Display for Nondeterminism {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "instance {}: {}", self.run.id, self.message)
+        write!(f, "instance {}: {} ({})", self.run.id, self.message, seed_note(self.seed))
     }
+}
+
+/// How a message names the seed that reproduces it.
+pub(crate) fn seed_note(seed: u64) -> String {
+    format!("test engine seed {seed}: TestEngine::new().seed({seed}) or {}={seed} reproduces it", seed::SEED_VAR)
 }
 
 impl fmt::Debug for Nondeterminism {
@@ -291,15 +312,33 @@ impl TestEngine {
         let name = workflow_name::<W>();
         let factory_name = name.clone();
         let factory: Factory = Rc::new(move |id: &str, params: &Value, created_at: u64| {
-            // A cron's run carries its tick in an envelope, as the bridge reads it.
+            // A cron's run carries its tick in an envelope, as the bridge reads it; fields
+            // the type no longer has are dropped, as the Worker's run reads them.
             let (params, schedule) = crate::core::schedule::unwrap(params.clone());
-            let payload =
-                validate::typed_params::<W::Params>(&params).map_err(|e| format!("params do not match the workflow's params: {e}"))?;
+            let payload = validate::typed_params_tolerant::<W::Params>(&params)
+                .map_err(|e| format!("params do not match the workflow's params: {e}"))?
+                .params;
             Ok(driver_for::<W>(&factory_name, id, payload, created_at, schedule))
         });
         self.world.runnable.borrow_mut().insert(name.clone());
         self.factories.borrow_mut().insert(name, factory);
         self
+    }
+
+    /// Seeds the engine's randomness: the UUIDs `Env::random_uuid` makes and how far a
+    /// run's clock outside steps is ahead of the virtual time (0 to 999 ms, new for every
+    /// run, as a real replay's clock is later than the wake that started it). Without it
+    /// the seed is `WORKER_WORKFLOWS_SEED` from the environment, else new for every
+    /// engine: a workflow that branches outside steps on a UUID or the clock is caught
+    /// sooner or later, and the determinism check's message prints the seed to rerun it with.
+    pub fn seed(self, seed: u64) -> Self {
+        self.world.rng.reseed(seed);
+        self
+    }
+
+    /// The seed of the engine's randomness (see [`seed`](Self::seed)).
+    pub fn current_seed(&self) -> u64 {
+        self.world.rng.seed()
     }
 
     /// Moves the virtual clock's start.
@@ -412,7 +451,9 @@ impl TestEngine {
             "test engine: (instance.already_exists) Workflow instance with id {id:?} already exists"
         );
         let now = self.world.now_ms();
-        let core = Rc::new(RefCell::new(InstanceCore::new(&workflow, id, now)));
+        let mut new_core = InstanceCore::new(&workflow, id, now);
+        new_core.schedule = schedule.clone();
+        let core = Rc::new(RefCell::new(new_core));
         let driver = driver_for::<W>(&workflow, id, params, now, schedule);
         self.world.family.borrow_mut().cores.insert((workflow.clone(), id.to_string()), Rc::clone(&core));
         self.slots.borrow_mut().push(Slot { workflow, core, driver: Some(driver) });
@@ -482,7 +523,7 @@ impl TestEngine {
         self.drive(|engine| engine.slots.borrow()[index].core.borrow().status.is_finished(), None);
         let run = self.instance(id);
         match &run.violation {
-            Some(message) => Err(Nondeterminism { message: message.clone(), run: Box::new(run) }),
+            Some(message) => Err(Nondeterminism { message: message.clone(), run: Box::new(run), seed: self.current_seed() }),
             None => Ok(run),
         }
     }

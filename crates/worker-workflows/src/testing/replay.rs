@@ -178,6 +178,8 @@ pub(crate) struct InstanceCore {
     /// Waits pending when the last run stopped, in call order: the first of a type gets its event.
     waiters: Vec<usize>,
     pub next_wake: Option<u64>,
+    /// The cron tick that started it, kept for the new code of an upgrade.
+    pub schedule: Option<crate::core::schedule::ScheduledRun>,
     /// Something (an event) settled a step: run again now.
     pub kicked: bool,
     pub created_at: u64,
@@ -198,6 +200,7 @@ impl InstanceCore {
             index: HashMap::new(),
             events: HashMap::new(),
             runs: 0,
+            schedule: None,
             previous: None,
             waiters: Vec::new(),
             next_wake: None,
@@ -337,7 +340,9 @@ where
         let invocation = Rc::new(Invocation::new(Rc::clone(core), Rc::clone(world), run));
         world.set_running(Some(self.event.instance_id.clone()));
         let (result, in_flight) = {
-            let mut future = pin!(workflow.run(&self.event, Step::new(invocation.clone(), W::EVENTS).with_instance(env, &self.event)));
+            let patches = super::patches::context(world, &self.event);
+            let step = Step::new(invocation.clone(), W::EVENTS).with_instance(env, &self.event).with_patches(patches);
+            let mut future = pin!(workflow.run(&self.event, step));
             let flag = Arc::new(WakeFlag(AtomicBool::new(false)));
             let waker = Waker::from(Arc::clone(&flag));
             let mut context = Context::from_waker(&waker);
@@ -503,6 +508,13 @@ impl<'w> Invocation<'w> {
         };
         let key = StepKey { kind, name: name.to_string(), sleep_ms, count };
         let index = self.core.borrow_mut().entry_for(key, self.now());
+        // A patch's step (`Step::patched`) is outside the call order: a deploy adds it to
+        // the replays of instances in flight (where it answers false and changes nothing
+        // else), and removing the patch later drops it from theirs.
+        if kind == StepKind::Do && crate::core::patch::patch_id(name).is_some() {
+            self.in_flight.borrow_mut().insert(index);
+            return Some(InFlight { invocation: self, index });
+        }
         if count > 1 && !self.world.allow_duplicate_names.get() {
             let step = self.core.borrow().describe(index);
             self.violate(format!(

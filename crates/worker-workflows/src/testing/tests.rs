@@ -412,11 +412,16 @@ impl Workflow for ClockInName {
 
 #[test]
 fn a_step_named_differently_on_replay_is_caught_naming_it() {
-    let error = TestEngine::new().try_run::<ClockInName>("clock-name", ()).unwrap_err();
-    let start = world::DEFAULT_START_MILLIS;
+    let error = TestEngine::new().seed(5).try_run::<ClockInName>("clock-name", ()).unwrap_err();
+    // Outside a step, each run's clock is the virtual time plus that run's offset (0 to 999 ms).
+    let (start, offset) = (world::DEFAULT_START_MILLIS, |run| seed::clock_offset_ms(5, run));
     assert!(error.message.starts_with("non-deterministic workflow: on replay 1"), "{error}");
-    assert!(error.message.contains(&format!("call 1 was step \"report {}\"", start + 86_400_000)), "{error}");
-    assert!(error.message.contains(&format!("the previous run called step \"report {start}\"")), "{error}");
+    assert!(error.message.contains(&format!("call 1 was step \"report {}\"", start + 86_400_000 + offset(2))), "{error}");
+    assert!(error.message.contains(&format!("the previous run called step \"report {}\"", start + offset(1))), "{error}");
+    assert!(
+        error.to_string().contains("test engine seed 5: TestEngine::new().seed(5) or WORKER_WORKFLOWS_SEED=5 reproduces it"),
+        "{error}"
+    );
     assert_eq!(error.run.status, Status::NonDeterministic);
     assert!(!error.run.has_step("done"), "stopped at the divergence");
 }
@@ -432,9 +437,10 @@ impl Workflow for Shuffled {
         Shuffled { env }
     }
     async fn run(&self, _: &WorkflowEvent<()>, step: Step<'_>) -> Result<(), StepError> {
-        // The bug: an order decided outside a step (a fresh UUID each run, like a HashMap's seed).
+        // The bug: an order decided outside a step, by a fresh UUID's first character
+        // (like a HashMap's seed): it differs from run to run as a real one does.
         let mut names = vec!["a", "b"];
-        if self.env.random_uuid().ends_with('2') {
+        if self.env.random_uuid().as_str() < "8" {
             names.reverse();
         }
         for name in names {
@@ -444,13 +450,78 @@ impl Workflow for Shuffled {
     }
 }
 
+/// A seed under which the first two UUIDs fall on either side of "8" (first "8" or more,
+/// then less): the first run calls a then b, the replay b then a.
+fn seed_splitting_the_first_two_uuids() -> u64 {
+    (0..1000)
+        .find(|&s| {
+            let rng = seed::Rng::new(s);
+            rng.uuid().as_str() >= "8" && rng.uuid().as_str() < "8"
+        })
+        .expect("some seed splits them")
+}
+
 #[test]
 fn steps_called_in_another_order_on_replay_are_caught() {
-    let error = TestEngine::new().try_run::<Shuffled>("shuffled", ()).unwrap_err();
+    let seed = seed_splitting_the_first_two_uuids();
+    let error = TestEngine::new().seed(seed).try_run::<Shuffled>("shuffled", ()).unwrap_err();
     assert!(
         error.message.contains("on replay 1 (run 2 of instance shuffled) call 1 was step \"b\", where the previous run called step \"a\""),
         "{error}"
     );
+    assert_eq!(error.seed, seed);
+    // The same seed, the same failure: it reproduces.
+    let again = TestEngine::new().seed(seed).try_run::<Shuffled>("shuffled", ()).unwrap_err();
+    assert_eq!(again.message, error.message);
+}
+
+/// A branch on a UUID's first characters outside a step: with UUIDs random in every
+/// position (a counter behind a fixed prefix never changed them, so this was never
+/// caught), most seeds catch it on the first replay, and every catch names its seed.
+#[test]
+fn a_branch_on_a_uuids_first_characters_outside_a_step_is_caught() {
+    let caught: Vec<Nondeterminism> =
+        (0..40).filter_map(|seed| TestEngine::new().seed(seed).try_run::<Shuffled>("shuffled", ()).err()).collect();
+    // Each seed is caught when its first two UUIDs fall on either side of "8": about half.
+    assert!(caught.len() >= 10, "caught with only {} of 40 seeds", caught.len());
+    for error in &caught {
+        assert!(error.to_string().contains(&format!("test engine seed {}:", error.seed)), "{error}");
+    }
+}
+
+/// A branch on the clock's millisecond outside a step: the virtual clock moves in whole
+/// seconds here, so without a per-run offset both runs read an even millisecond and it
+/// was never caught.
+struct ClockParity {
+    env: Env,
+}
+
+impl Workflow for ClockParity {
+    type Params = ();
+    type Output = u64;
+    fn new(env: Env) -> Self {
+        ClockParity { env }
+    }
+    async fn run(&self, _: &WorkflowEvent<()>, step: Step<'_>) -> Result<u64, StepError> {
+        let name = if self.env.now_millis().is_multiple_of(2) { "even" } else { "odd" };
+        step.run(name, |_| async { Ok(()) }).await?;
+        step.sleep("nap", "1 minute").await?;
+        // Inside a step the clock is the virtual time, exactly.
+        step.run("read the clock", |_| async { Ok(self.env.now_millis()) }).await
+    }
+}
+
+#[test]
+fn a_branch_on_the_clock_outside_a_step_is_caught_and_inside_a_step_the_clock_is_exact() {
+    let runs: Vec<Result<TestRun, Nondeterminism>> =
+        (0..40).map(|seed| TestEngine::new().seed(seed).try_run::<ClockParity>("parity", ())).collect();
+    let caught = runs.iter().filter(|r| r.is_err()).count();
+    assert!(caught >= 10, "caught with only {caught} of 40 seeds");
+    for run in runs.iter().flatten() {
+        assert_eq!(run.output::<u64>(), world::DEFAULT_START_MILLIS + 60_000, "the step read the virtual time");
+    }
+    let error = runs.into_iter().find_map(Result::err).expect("some seed caught it");
+    assert!(error.message.contains("call 1 was step"), "{error}");
 }
 
 struct Inserted {
@@ -465,7 +536,8 @@ impl Workflow for Inserted {
     }
     async fn run(&self, _: &WorkflowEvent<()>, step: Step<'_>) -> Result<(), StepError> {
         step.run("a", |_| async { Ok(()) }).await?;
-        if self.env.now_millis() > world::DEFAULT_START_MILLIS {
+        // After the nap (the clock outside steps runs up to a second ahead in every run).
+        if self.env.now_millis() >= world::DEFAULT_START_MILLIS + 60_000 {
             step.run("only on replay", |_| async { Ok(()) }).await?;
         }
         step.sleep("nap", "1 minute").await?;
@@ -570,11 +642,11 @@ fn steps_in_flight_at_once_replay_in_any_interleaving_without_a_false_alarm() {
 
 #[test]
 fn a_step_renamed_on_replay_inside_concurrent_branches_is_caught() {
-    let engine = TestEngine::new().route(SERVICE, flaky(2));
+    let engine = TestEngine::new().seed(11).route(SERVICE, flaky(2));
     let error = engine.try_run::<Branches>("branches-bug", true).unwrap_err();
-    let start = world::DEFAULT_START_MILLIS;
-    assert!(error.message.contains(&format!("did not call step \"quick {start}\"")), "{error}");
-    assert!(error.message.contains(&format!("(it called step \"quick {}\" instead)", start + 1000)), "{error}");
+    let (start, offset) = (world::DEFAULT_START_MILLIS, |run| seed::clock_offset_ms(11, run));
+    assert!(error.message.contains(&format!("did not call step \"quick {}\"", start + offset(1))), "{error}");
+    assert!(error.message.contains(&format!("(it called step \"quick {}\" instead)", start + 1000 + offset(2))), "{error}");
 }
 
 /// A join that fails fast: after the failure is caught, a replay does not poll the
@@ -695,6 +767,7 @@ crate::registered_for_tests!(
     Approval,
     ClockInName,
     Shuffled,
+    ClockParity,
     Inserted,
     Duplicated,
     OutsideStep,

@@ -2,7 +2,8 @@
 //! that records every request (with routes per service binding and per Durable Object
 //! namespace), KV (expiring on the virtual clock), R2, queues that record what was sent,
 //! D1 (SQLite, see `d1`), other workflows' instances, a virtual clock and UUIDs that are
-//! new on every call (as real ones are).
+//! new on every call (as real ones are), random from one seed (see `seed`), as is the
+//! clock read outside steps.
 //!
 //! Every call that reaches outside is noted with [`World::effect`], which reports one
 //! made outside any step as a replay hazard; secrets' values never appear in what the
@@ -319,8 +320,16 @@ pub(crate) struct World {
     pub r2: RefCell<BTreeMap<String, Objects>>,
     /// Queues' sent messages, by binding.
     pub queues: RefCell<BTreeMap<String, Messages>>,
-    /// The UUIDs made so far.
-    uuids: Cell<u64>,
+    /// The randomness of UUIDs and of the clock outside steps (see `seed`).
+    pub rng: super::seed::Rng,
+    /// Runs started so far, of every instance: the clock outside steps is offset per run.
+    runs: Cell<u64>,
+    /// When each patch of each workflow was first seen (Unix ms), by (workflow, patch id).
+    pub patches_seen: RefCell<BTreeMap<(String, String), u64>>,
+    /// When each workflow's code was last deployed here (`TestEngine::upgrade`), Unix ms;
+    /// a patch first asked for is recorded as seen then (the beginning of time when the
+    /// workflow's code was never upgraded).
+    pub deployed_at: RefCell<BTreeMap<String, u64>>,
     /// The instances steps created, in order.
     pub created: RefCell<Vec<CreatedInstance>>,
     /// Every instance that exists: (workflow, id).
@@ -449,7 +458,10 @@ impl World {
             kv: RefCell::default(),
             r2: RefCell::default(),
             queues: RefCell::default(),
-            uuids: Cell::new(0),
+            rng: super::seed::Rng::new(super::seed::default_seed()),
+            runs: Cell::new(0),
+            patches_seen: RefCell::default(),
+            deployed_at: RefCell::default(),
             created: RefCell::default(),
             instances: RefCell::default(),
             runnable: RefCell::default(),
@@ -527,6 +539,9 @@ impl World {
 
     /// Sets the instance whose `run` is being polled, starting its list of effects anew.
     pub fn set_running(&self, instance: Option<String>) {
+        if instance.is_some() {
+            self.runs.set(self.runs.get() + 1);
+        }
         *self.running.borrow_mut() = instance;
         self.outside_steps.borrow_mut().clear();
     }
@@ -688,13 +703,24 @@ impl World {
         }
     }
 
-    /// A new UUID.
+    /// A new UUID: random in all its random bits, from the engine's seed, so one made
+    /// outside a step differs on replay as a real one does, and a failure reproduces
+    /// with the seed.
     fn random_uuid(&self) -> String {
-        // Distinct on every call like real UUIDs (so one made outside a step differs on
-        // replay, as it would), and the same from one test run to the next.
-        let n = self.uuids.get() + 1;
-        self.uuids.set(n);
-        format!("00000000-0000-4000-8000-{n:012x}")
+        self.rng.uuid()
+    }
+
+    /// The clock as the workflow reads it: the virtual time inside a step (and outside
+    /// any run), and outside a step of a running instance the virtual time plus this
+    /// run's offset (0 to 999 ms, from the seed), which differs from run to run as a real
+    /// replay's clock does.
+    fn workflow_now_ms(&self) -> u64 {
+        let now = self.now_ms();
+        if self.current.borrow().is_none() && self.running.borrow().is_some() {
+            now.saturating_add(super::seed::clock_offset_ms(self.rng.seed(), self.runs.get()))
+        } else {
+            now
+        }
     }
 }
 
@@ -784,7 +810,7 @@ impl EnvBackend for TestEnv {
     }
 
     fn now(&self) -> SystemTime {
-        World::time(self.world.now_ms())
+        World::time(self.world.workflow_now_ms())
     }
 
     fn random_uuid(&self) -> String {
