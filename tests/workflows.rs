@@ -21,6 +21,8 @@ mod order;
 mod parity;
 #[path = "workflows/pipeline.rs"]
 mod pipeline;
+#[path = "workflows/schemas.rs"]
+mod schemas;
 #[path = "workflows/services.rs"]
 mod services;
 
