@@ -900,6 +900,7 @@ async function instanceView(name, id) {
       h("dt", {}, "Error"),
       errorCell,
     ),
+    h("section", { "aria-labelledby": "steps-title" }, h("div", { class: "row" }, h("h3", { id: "steps-title" }, "Steps"), liveText), list),
     h(
       "section",
       { class: "panel", "aria-labelledby": "actions-title" },
@@ -911,7 +912,6 @@ async function instanceView(name, id) {
       done,
     ),
     described.events.length ? h("section", { class: "panel", "aria-labelledby": "event-title" }, h("h3", { id: "event-title" }, "Send an event"), sendForm) : null,
-    h("section", { "aria-labelledby": "steps-title" }, h("div", { class: "row" }, h("h3", { id: "steps-title" }, "Steps"), liveText), list),
   );
   showFacts(instance);
   fillRestart();
