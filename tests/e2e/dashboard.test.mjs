@@ -249,6 +249,36 @@ describe("dashboard", () => {
     await page.context().close();
   });
 
+  it("resumes a dropped event stream with Last-Event-ID: no event twice, none lost", async () => {
+    const id = uniqueId("dash-resume");
+    const params = { actions: [{ context: { name: "one" } }, { context: { name: "two" } }, { context: { name: "three" } }] };
+    assert.equal((await createInstance("step-tour", { id, params })).status, 201);
+    assert.equal((await waitFor("step-tour", id, finished)).status, "complete");
+
+    const page = await open();
+    await signIn(page);
+    // The first stream is cut after its fourth event, as a dropped connection would end it.
+    const streams = [];
+    let cutAfter = null;
+    await page.route(`**/workflows/step-tour/instances/${id}/history`, async (route) => {
+      streams.push(route.request().headers()["last-event-id"] ?? null);
+      if (streams.length > 1) return route.continue();
+      const whole = await (await route.fetch()).text();
+      const frames = whole.split("\n\n").filter((f) => f.includes("data:"));
+      assert.ok(frames.length > 8, whole);
+      cutAfter = frames[3].match(/^id: (\d+)$/m)[1];
+      await route.fulfill({ status: 200, headers: { "content-type": "text/event-stream" }, body: `${frames.slice(0, 4).join("\n\n")}\n\n` });
+    });
+    await page.goto(`${base}/dashboard/#/workflows/step-tour/instances/${id}`);
+    await page.locator("#live").filter({ hasText: "ended" }).waitFor();
+    assert.deepEqual(streams, [null, cutAfter], "reconnected once, from the last event it had");
+    for (const name of ["one", "two", "three"]) {
+      assert.equal(await page.locator(`#timeline li[data-step="${name}"].s-complete`).count(), 1, name);
+    }
+    assert.equal(await page.locator("#timeline > li").count(), 3);
+    await page.context().close();
+  });
+
   it("never puts the token in a URL, a cookie, localStorage or the console", async () => {
     assert.ok(seen.urls.length > 10, "the pages made requests");
     assert.deepEqual(seen.urls.filter((u) => u.includes(TOKEN)), []);
