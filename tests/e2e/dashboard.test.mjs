@@ -82,6 +82,43 @@ async function shoot(page, name, fullPage = false) {
 const statusOf = (page) => page.locator("#instance-status .badge").textContent();
 
 describe("dashboard", () => {
+  it("reads GET /workflows/{name} (schemas, counts by status) and lists instances filtered by status", async () => {
+    const waiting = uniqueId("dash-filter-wait");
+    const done = uniqueId("dash-filter-done");
+    for (const id of [waiting, done]) assert.equal((await createInstance("approval", { id, params: { userId: "u-f" } })).status, 201);
+    await waitFor("approval", done, (b) => b.status !== "queued");
+    assert.equal((await api("POST", `/workflows/approval/instances/${done}/terminate`)).status, 200);
+
+    const described = await api("GET", "/workflows/approval");
+    assert.equal(described.status, 200, JSON.stringify(described.body));
+    assert.equal(described.body.name, "approval");
+    assert.deepEqual(described.body.params.required, ["userId"]);
+    assert.deepEqual(described.body.events.map((e) => [e.type, e.schema.required]), [["approval-response", ["approved"]]]);
+    const { total, counted, byStatus } = described.body.instances;
+    assert.ok(total >= 2 && counted >= 2 && counted <= 100, JSON.stringify(described.body.instances));
+    assert.equal(Object.values(byStatus).reduce((a, b) => a + b, 0), counted);
+    assert.ok(byStatus.terminated >= 1, JSON.stringify(byStatus));
+    assert.equal((await api("GET", "/workflows/step-tour")).body.params, null, "no schema given: null");
+    assert.equal((await api("GET", "/workflows/nope")).status, 404);
+
+    const ids = async (status) => (await api("GET", `/workflows/approval/instances?status=${status}&limit=100`)).body.instances;
+    const terminated = await ids("terminated");
+    assert.ok(terminated.some((i) => i.id === done) && terminated.every((i) => i.status === "terminated"), JSON.stringify(terminated));
+    assert.ok(!terminated.some((i) => i.id === waiting));
+    const live = await ids("running,waiting,queued");
+    assert.ok(live.some((i) => i.id === waiting) && !live.some((i) => i.id === done), JSON.stringify(live));
+    const bad = await api("GET", "/workflows/approval/instances?status=finished");
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error.code, "invalid_query");
+    // A page filled up before the rows read end: its cursor goes on from the last one taken.
+    const first = await api("GET", "/workflows/approval/instances?status=running,waiting,queued,terminated&limit=1");
+    assert.equal(first.body.instances.length, 1);
+    assert.ok(first.body.cursor, "more to read");
+    const next = await api("GET", `/workflows/approval/instances?status=running,waiting,queued,terminated&limit=1&cursor=${first.body.cursor}`);
+    assert.notEqual(next.body.instances[0]?.id, first.body.instances[0].id);
+    await api("POST", `/workflows/approval/instances/${waiting}/terminate`);
+  });
+
   it("is served as static assets with a strict policy, and shows only the token prompt without a token", async () => {
     const res = await fetch(`${base}/dashboard/`);
     assert.equal(res.status, 200);
