@@ -8,6 +8,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/tools.sh
 
+# The dashboard (/dashboard/): the assets/ folder of the worker-workflows-api this Worker
+# builds with (found with cargo metadata, so a path, git or registry dependency all work)
+# copied into build/assets/, which wrangler.jsonc's "assets" names. A few KB, copied on
+# every build (also when the Wasm is up to date), so the page is the one of the API it calls.
+copy_dashboard() {
+  local from
+  from=$(cargo metadata --format-version 1 --filter-platform wasm32-unknown-unknown 2>/dev/null | node -e '
+    let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
+      const p = JSON.parse(s).packages.find((p) => p.name === "worker-workflows-api");
+      if (p) console.log(require("path").join(require("path").dirname(p.manifest_path), "assets"));
+    });') || true
+  if [ -n "$from" ] && [ -d "$from" ]; then
+    rm -rf build/assets.next && mkdir -p build && cp -R "$from" build/assets.next && rm -rf build/assets && mv build/assets.next build/assets
+  else
+    echo "build: worker-workflows-api's assets/ not found (cargo metadata): the dashboard is not served" >&2
+  fi
+}
+
 # The stamp is taken when a build starts, so a file saved during a build is newer than it.
 STAMP=target/.worker-build-stamp
 watched=()
@@ -15,7 +33,8 @@ for p in src crates shim migrations Cargo.toml Cargo.lock build.rs wrangler.json
   [ -e "$p" ] && watched+=("$p")
 done
 if [ -f build/index.js ] && [ -f build/workflows.mjs ] && [ -f "$STAMP" ] && [ -z "${FORCE_BUILD:-}" ] \
-  && [ -z "$(find "${watched[@]}" -newer "$STAMP" -print -quit)" ]; then
+  && [ -z "$(find "${watched[@]}" -newer "$STAMP" ! -path '*/assets/dashboard/*' ! -path '*/assets/_headers' -print -quit)" ]; then
+  copy_dashboard
   echo "build: up to date" >&2
   exit 0
 fi
@@ -32,4 +51,5 @@ export WASM_BINDGEN_BIN ESBUILD_BIN="$PWD/node_modules/.bin/esbuild"
 wasm-opt build/index_bg.wasm -o build/index_bg.wasm -O --strip-debug \
   --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int --enable-bulk-memory \
   --enable-multivalue --enable-reference-types --enable-exception-handling
+copy_dashboard
 mv "$STAMP.next" "$STAMP"

@@ -110,3 +110,22 @@ install_tool() { # crate version binary-path
 }
 install_tool worker-build "$WORKER_BUILD_VERSION" "$WORKER_BUILD_BIN"
 install_tool wasm-bindgen-cli "$WASM_BINDGEN_VERSION" "$WASM_BINDGEN_BIN"
+
+# With --browser (scripts/test.sh), where package.json has playwright-core (the dashboard's
+# browser test): a headless Chromium from the system's packages, since playwright's own
+# browser downloads are not used. Found as $CHROMIUM or /usr/bin/chromium; else installed
+# with apt-get (Debian's `chromium`) where that is possible, said out loud.
+if [ "${1:-}" = "--browser" ] && grep -q '"playwright-core"' package.json; then
+  chromium=${CHROMIUM:-/usr/bin/chromium}
+  if [ ! -x "$chromium" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      say "installing Chromium with apt-get (Debian's chromium) for the dashboard's browser test"
+      apt-get update -qq || true
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+      say "the dashboard's browser test needs Chromium at $chromium: install it (Debian: apt-get install chromium),"
+      say "or point CHROMIUM at a Chromium or Chrome binary"
+      exit 1
+    fi
+  fi
+fi

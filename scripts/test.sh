@@ -5,7 +5,7 @@
 # stand-ins for outside services where it calls any (tests/e2e, node:test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --browser
 source scripts/tools.sh
 
 echo "== formatting (cargo fmt --check)"

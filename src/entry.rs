@@ -7,8 +7,9 @@ use crate::workflows::WORKFLOWS;
 use worker::{event, Context, Env, Request, Response, ScheduleContext, ScheduledEvent};
 use worker_workflows_api::Api;
 
-/// The HTTP API over this Worker's workflows, its OpenAPI document with the demo routes.
-static API: Api = Api::new(&WORKFLOWS).with_openapi(&[crate::demo::OPENAPI]);
+/// The HTTP API over this Worker's workflows, its OpenAPI document with the demo routes,
+/// and the schemas of its workflows' params and events (for the dashboard's forms).
+static API: Api = Api::new(&WORKFLOWS).with_openapi(&[crate::demo::OPENAPI]).with_schemas(&crate::schemas::SCHEMAS);
 
 #[event(start)]
 fn start() {

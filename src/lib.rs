@@ -6,7 +6,8 @@
 //!   the shim's workflow classes call, is generated from `build.rs`);
 //! - `demo`: the seed demo's public routes (`/api/workflow/*`), beside the API;
 //! - `workflows`: one file per workflow, registered in `build.rs`;
-//! - `records`: the data pipeline's record normalisation (pure).
+//! - `records`: the data pipeline's record normalisation (pure);
+//! - `schemas`: the JSON Schemas of the workflows' params and events (the dashboard's forms).
 //!
 //! Each folder's `mod.rs` says what it may depend on; the `layering` test holds it to it.
 
@@ -14,6 +15,7 @@
 
 pub mod demo;
 pub mod records;
+pub mod schemas;
 pub mod workflows;
 
 pub use workflows::WORKFLOWS;

@@ -25,6 +25,8 @@ mod parity;
 mod pipeline;
 #[path = "workflows/replay.rs"]
 mod replay;
+#[path = "workflows/schemas.rs"]
+mod schemas;
 #[path = "workflows/services.rs"]
 mod services;
 

@@ -6,9 +6,11 @@ use crate::http::api::JobsRequest;
 use crate::http::api::{self, ApiError, CreateRequest, CreatedResponse, InstanceResponse};
 use crate::http::api::{DeleteBatchRequest, RestartRequest, TerminateRequest};
 use crate::http::auth;
+use crate::http::listing;
 use crate::http::poll;
 use crate::http::restart::{self, Read, Verdict};
 use crate::http::routes::{self, ControlAction, Route, RouteError};
+use crate::http::schema;
 use crate::http::sse::{self, HistoryFormat};
 use crate::http::Api;
 use crate::triggers::jobs;
@@ -116,6 +118,7 @@ async fn serve(api: &'static Api, route: Route, req: &mut Request, env: &Env) ->
                 .map(|w| json!({"name": w.name, "className": w.class_name, "binding": w.binding}))
                 .collect::<Vec<_>>()}),
         ),
+        Route::GetWorkflow { workflow } => get_workflow(api, workflow_spec(api, &workflow, env)?, env).await,
         Route::ListInstances { workflow } => list_instances(workflow_spec(api, &workflow, env)?, req, env).await,
         Route::CreateInstance { workflow } => create_instance(workflow_spec(api, &workflow, env)?, req, env).await,
         Route::CreateBatch { workflow } => create_batch(workflow_spec(api, &workflow, env)?, req, env).await,
@@ -281,17 +284,10 @@ async fn create_batch(spec: &'static WorkflowSpec, req: &mut Request, env: &Env)
     json_response(200, &json!({ "instances": results }))
 }
 
-async fn list_instances(spec: &'static WorkflowSpec, req: &Request, env: &Env) -> Result<Response, ApiError> {
-    let query = query(req)?;
-    let limit = instance_index::parse_limit(query.get("limit").map(String::as_str))
-        .ok_or_else(|| ApiError::InvalidQuery("limit must be a whole number from 1 to 100".into()))?;
-    let cursor = match query.get("cursor") {
-        None => instance_index::first_page(),
-        Some(c) => instance_index::Cursor::decode(c).ok_or_else(|| ApiError::InvalidQuery("cursor is not one this API gave out".into()))?,
-    };
-    let (page, next) = instances::list(env, spec.name, &cursor, limit).await.map_err(internal)?;
+/// Each indexed instance's state, from the engine (`unknown` where it cannot say).
+async fn states_of(spec: &WorkflowSpec, rows: &[instance_index::IndexedInstance], env: &Env) -> Result<Vec<InstanceState>, ApiError> {
     let binding = WorkflowBinding::from_env(env, spec.binding).map_err(|e| ApiError::from_binding(spec.name, e))?;
-    let statuses = join_all(page.iter().map(|row| {
+    Ok(join_all(rows.iter().map(|row| {
         let binding = binding.clone();
         async move {
             match binding.get(&row.id).await {
@@ -300,11 +296,59 @@ async fn list_instances(spec: &'static WorkflowSpec, req: &Request, env: &Env) -
             }
         }
     }))
-    .await;
-    let instances: Vec<Value> =
-        page.iter().zip(statuses).map(|(row, status)| json!({"id": row.id, "createdAt": row.created_at, "status": status})).collect();
+    .await)
+}
+
+/// A page of instances, newest first; with `?status=`, only those in the states named,
+/// from at most `listing::SCAN` index rows read (the page may be short and still have a
+/// `cursor`: the listing goes on from where the reading stopped).
+async fn list_instances(spec: &'static WorkflowSpec, req: &Request, env: &Env) -> Result<Response, ApiError> {
+    let query = query(req)?;
+    let limit = instance_index::parse_limit(query.get("limit").map(String::as_str))
+        .ok_or_else(|| ApiError::InvalidQuery("limit must be a whole number from 1 to 100".into()))?;
+    let cursor = match query.get("cursor") {
+        None => instance_index::first_page(),
+        Some(c) => instance_index::Cursor::decode(c).ok_or_else(|| ApiError::InvalidQuery("cursor is not one this API gave out".into()))?,
+    };
+    let filter = listing::parse_status_filter(query.get("status").map(String::as_str)).map_err(ApiError::InvalidQuery)?;
+    let read = if filter.is_some() { listing::SCAN } else { limit };
+    let (page, mut next) = instances::list(env, spec.name, &cursor, read).await.map_err(internal)?;
+    let states = states_of(spec, &page, env).await?;
+    let entry = |i: usize| json!({"id": page[i].id, "createdAt": page[i].created_at, "status": states[i]});
+    let instances: Vec<Value> = match &filter {
+        None => (0..page.len()).map(entry).collect(),
+        Some(wanted) => {
+            let (taken, stopped) = listing::take_matching(&states, wanted, limit as usize);
+            if let Some(i) = stopped {
+                next = Some(instance_index::Cursor { created_at: page[i].created_at, id: page[i].id.clone() }.encode());
+            }
+            taken.into_iter().map(entry).collect()
+        }
+    };
     json_response(200, &json!({"instances": instances, "cursor": next}))
 }
+
+/// `GET /workflows/{name}`: the workflow (name, class, binding), the schemas the Worker
+/// gave for its params and events, and its instances: the total in the index, and the
+/// newest `listing::COUNTED` counted by state.
+async fn get_workflow(api: &Api, spec: &'static WorkflowSpec, env: &Env) -> Result<Response, ApiError> {
+    let mut body = schema::describe(spec, api.schemas_of(spec.name));
+    let total: Option<f64> = env
+        .d1(INDEX_DB)
+        .and_then(|db| db.prepare(COUNT_INSTANCES).bind(&[spec.name.into()]))
+        .map_err(internal)?
+        .first(Some("n"))
+        .await
+        .map_err(internal)?;
+    let (page, _) = instances::list(env, spec.name, &instance_index::first_page(), listing::COUNTED).await.map_err(internal)?;
+    let states = states_of(spec, &page, env).await?;
+    body["instances"] = json!({"total": total.unwrap_or(0.0) as u64, "counted": page.len(), "byStatus": listing::counts(&states)});
+    json_response(200, &body)
+}
+
+/// The D1 database of the instance index, and how many instances of a workflow it holds.
+const INDEX_DB: &str = "DB";
+const COUNT_INSTANCES: &str = "SELECT COUNT(*) AS n FROM instances WHERE workflow = ?1";
 
 async fn get_instance(spec: &'static WorkflowSpec, id: &str, env: &Env) -> Result<Response, ApiError> {
     check_id(id)?;

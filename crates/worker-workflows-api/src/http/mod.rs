@@ -2,7 +2,9 @@
 //! `auth` checks the token, `api` holds the bodies and the one error type with its
 //! mapping to status codes, `poll` the synchronous-poll pattern, `sse` the history's media
 //! types and event framing, `restart` the check that refuses a restart once compensations
-//! have started, `openapi` the served document. Those are pure and
+//! have started, `openapi` the served document, `schema` the params and event schemas a
+//! Worker gives (for the dashboard's forms), `listing` the status filter and counts of
+//! the instance listing, `dashboard` the page's files. Those are pure and
 //! host-tested; `handler` is the wasm edge that serves them with the Workflow bindings.
 //!
 //! May depend on: `triggers` (jobs go through the queue's checks), and the
@@ -10,10 +12,13 @@
 
 pub mod api;
 pub mod auth;
+pub mod dashboard;
+pub mod listing;
 pub mod openapi;
 pub mod poll;
 pub mod restart;
 pub mod routes;
+pub mod schema;
 pub mod sse;
 
 #[cfg(target_arch = "wasm32")]
@@ -38,12 +43,14 @@ pub struct Api {
     pub workflows: &'static Registry,
     /// The Worker's own additions to the OpenAPI document (see [`openapi::document`]).
     pub openapi_extras: &'static [&'static str],
+    /// The JSON Schemas of its workflows' params and events (see [`schema`]).
+    pub schemas: &'static [schema::WorkflowSchemas],
 }
 
 impl Api {
     /// The API over these workflows.
     pub const fn new(workflows: &'static Registry) -> Self {
-        Api { workflows, openapi_extras: &[] }
+        Api { workflows, openapi_extras: &[], schemas: &[] }
     }
 
     /// With the Worker's own routes documented in the served OpenAPI document: JSON
@@ -51,6 +58,19 @@ impl Api {
     pub const fn with_openapi(mut self, extras: &'static [&'static str]) -> Self {
         self.openapi_extras = extras;
         self
+    }
+
+    /// With the JSON Schemas of its workflows' params and event payloads, which
+    /// `GET /workflows/{name}` serves (the dashboard builds its forms from them). Check
+    /// them against the types in a test with [`schema::problems`].
+    pub const fn with_schemas(mut self, schemas: &'static [schema::WorkflowSchemas]) -> Self {
+        self.schemas = schemas;
+        self
+    }
+
+    /// The schemas given for a workflow.
+    pub fn schemas_of(&self, workflow: &str) -> Option<&'static schema::WorkflowSchemas> {
+        self.schemas.iter().find(|s| s.workflow == workflow)
     }
 
     /// Whether a path is one of the API's (so a Worker with routes of its own can send

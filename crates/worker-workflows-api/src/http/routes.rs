@@ -12,6 +12,11 @@ pub enum Route {
     OpenApi,
     /// `GET /workflows`
     ListWorkflows,
+    /// `GET /workflows/{name}`: the workflow, its schemas and its instances' counts by status.
+    GetWorkflow {
+        /// The workflow's name (`{name}`).
+        workflow: String,
+    },
     /// `GET /workflows/{name}/instances`: a page of instances, newest first.
     ListInstances {
         /// The workflow's name (`{name}`).
@@ -134,6 +139,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/health"),
     ("GET", "/openapi.json"),
     ("GET", "/workflows"),
+    ("GET", "/workflows/{name}"),
     ("GET", "/workflows/{name}/instances"),
     ("POST", "/workflows/{name}/instances"),
     ("POST", "/workflows/{name}/instances/batch"),
@@ -157,6 +163,7 @@ enum PathKind {
     Health,
     OpenApi,
     Workflows,
+    Workflow,
     Instances,
     Batch,
     DeleteBatch,
@@ -177,6 +184,7 @@ fn router() -> matchit::Router<PathKind> {
         ("/health", PathKind::Health),
         ("/openapi.json", PathKind::OpenApi),
         ("/workflows", PathKind::Workflows),
+        ("/workflows/:name", PathKind::Workflow),
         ("/workflows/:name/instances", PathKind::Instances),
         ("/workflows/:name/instances/batch", PathKind::Batch),
         ("/workflows/:name/instances/delete", PathKind::DeleteBatch),
@@ -211,6 +219,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
         PathKind::Health => only("GET", Route::Health),
         PathKind::OpenApi => only("GET", Route::OpenApi),
         PathKind::Workflows => only("GET", Route::ListWorkflows),
+        PathKind::Workflow => only("GET", Route::GetWorkflow { workflow: param("name") }),
         PathKind::Instances => match method {
             "GET" => Ok(Route::ListInstances { workflow: param("name") }),
             "POST" => Ok(Route::CreateInstance { workflow: param("name") }),
@@ -320,7 +329,8 @@ mod tests {
 
     #[test]
     fn unknown_paths() {
-        for p in ["/", "/workflows/x", "/workflows/x/instances/y/explode", "/workflows/x/instances/y/z/w", "/nope", "/api/workflow"] {
+        assert_eq!(route("GET", "/workflows/x"), Ok(Route::GetWorkflow { workflow: "x".into() }));
+        for p in ["/", "/workflows/x/y", "/workflows/x/instances/y/explode", "/workflows/x/instances/y/z/w", "/nope", "/api/workflow"] {
             assert_eq!(route("GET", p), Err(RouteError::NotFound), "{p}");
         }
     }

@@ -90,6 +90,14 @@ async function waitingForDecision(id) {
 }
 
 describe("the expense workflow on wrangler dev", () => {
+  it("serves the dashboard as static assets, under its security headers", async () => {
+    const page = await fetch(`${base}/dashboard/`);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<script type="module" src="app.js"><\/script>/);
+    assert.match(page.headers.get("content-security-policy") ?? "", /script-src 'self'/);
+    assert.equal((await fetch(`${base}/health`)).status, 200, "the API's paths still reach the Worker");
+  });
+
   it("is listed, and an approved claim completes with its output", async () => {
     const listed = await api("GET", "/workflows");
     assert.deepEqual(listed.body.workflows.map((w) => w.name), ["expense"]);
