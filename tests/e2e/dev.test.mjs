@@ -37,6 +37,11 @@ describe("npm run dev", () => {
       const letters = await fetch(`${base}/jobs/dead-letters`, { headers: { authorization: "Bearer npm-dev-token" } });
       assert.equal(letters.status, 200, await letters.clone().text());
       assert.deepEqual(await letters.json(), { deadLetters: [] });
+      // The dashboard's URL is printed at start, on the port given, and serves the page.
+      assert.match(output, new RegExp(`http://localhost:${port}/dashboard/`), output.slice(-2000));
+      const page = await fetch(`${base}/dashboard/`);
+      assert.equal(page.status, 200);
+      assert.match(await page.text(), /<html/i);
     } finally {
       try { process.kill(-child.pid, "SIGTERM"); } catch {}
       const gone = new Promise((r) => (exited !== null ? r() : child.once("exit", r)));

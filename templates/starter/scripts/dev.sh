@@ -12,17 +12,20 @@ export PATH="$PWD/node_modules/.bin:$PATH"
 [ -f .dev.vars ] || cp .dev.vars.example .dev.vars
 
 port_given=false
+port=8787
 migrate_flags=()
 args=("$@")
 for ((i = 0; i < ${#args[@]}; i++)); do
   case "${args[i]}" in
-    --port | --port=*) port_given=true ;;
+    --port) port_given=true port=${args[i + 1]:-$port} ;;
+    --port=*) port_given=true port=${args[i]#--port=} ;;
     --persist-to | --config | -c | --env | -e) migrate_flags+=("${args[i]}" "${args[i + 1]:-}") ;;
     --persist-to=* | --config=* | --env=*) migrate_flags+=("${args[i]}") ;;
   esac
 done
 
 wrangler d1 migrations apply DB --local "${migrate_flags[@]}"
+echo "dev: the dashboard will be at http://localhost:$port/dashboard/ (token: API_TOKEN in .dev.vars)" >&2
 if $port_given; then
   exec wrangler dev "$@"
 else
