@@ -2,7 +2,8 @@
 //! against wrangler.jsonc and src/workflows/, and generates the registry and the shim's
 //! classes), and README's examples, extracted to be compiled with the crate:
 //! - `$OUT_DIR/readme_example.rs`: README's "Writing a workflow" example;
-//!   `$OUT_DIR/readme_saga_example.rs`: its "Sagas and compensation" example;
+//!   `$OUT_DIR/readme_saga_example.rs`: its "Sagas and compensation" example; likewise
+//!   "Typed handles", "Child workflows" and "Changing a workflow safely";
 //! - `$OUT_DIR/readme_testing_example.rs`: README's "Testing a workflow" example, run by
 //!   `cargo test` (`tests/workflows.rs`).
 
@@ -34,6 +35,10 @@ fn main() {
         ("## Writing a workflow", "readme_example.rs"),
         ("## Testing a workflow", "readme_testing_example.rs"),
         ("## Sagas and compensation", "readme_saga_example.rs"),
+        ("### Typed handles", "readme_typed_handles_example.rs"),
+        ("### Child workflows", "readme_children_example.rs"),
+        ("## Changing a workflow safely", "readme_patch_example.rs"),
+        ("### Workflow settings in build.rs", "readme_settings_example.rs"),
     ] {
         let example = markdown_rust_block(&readme, heading).unwrap_or_else(|| panic!("README.md has no ```rust block under {heading:?}"));
         write_if_changed(&Path::new(&out_dir).join(file), &example);

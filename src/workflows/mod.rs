@@ -22,3 +22,21 @@ mod readme_example {
 mod readme_saga_example {
     include!(concat!(env!("OUT_DIR"), "/readme_saga_example.rs"));
 }
+
+/// README's "Typed handles" example, compiled likewise.
+#[allow(dead_code)]
+mod readme_typed_handles_example {
+    include!(concat!(env!("OUT_DIR"), "/readme_typed_handles_example.rs"));
+}
+
+/// README's "Child workflows" example, compiled likewise.
+#[allow(dead_code)]
+mod readme_children_example {
+    include!(concat!(env!("OUT_DIR"), "/readme_children_example.rs"));
+}
+
+/// README's "Changing a workflow safely" example, compiled likewise.
+#[allow(dead_code)]
+mod readme_patch_example {
+    include!(concat!(env!("OUT_DIR"), "/readme_patch_example.rs"));
+}
