@@ -115,7 +115,8 @@ impl Workflow {
     }
 
     /// A cron (as written in wrangler.jsonc's `triggers.crons`) whose every tick starts an
-    /// instance `cron-{name}-{scheduledTime}` with params `{scheduledTime, cron}`.
+    /// instance `cron-{name}-{scheduledTime}` with params `{scheduledTime, cron}` (and the
+    /// cron's hash after it when the workflow has several crons).
     pub fn cron(mut self, expression: &str) -> Self {
         self.crons.push(expression.trim().to_string());
         self

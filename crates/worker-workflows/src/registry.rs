@@ -136,7 +136,15 @@ impl WorkflowSpec {
     }
 
     /// Checks params against the workflow's typed params (strictly, as a create does).
+    ///
+    /// An object with a `$params` key is refused whatever the type accepts: it is the
+    /// shape of the library's own envelopes (a callback, a child's parent, a cron's tick),
+    /// which a run unwraps, so a caller could otherwise forge one and have params inside
+    /// it that were never checked.
     pub fn check_params(&self, params: &serde_json::Value) -> Result<(), ParamsMismatch> {
+        if params.get("$params").is_some() {
+            return Err(ParamsMismatch("`$params` is reserved for the library's envelopes".into()));
+        }
         (self.check_params)(params)
     }
 

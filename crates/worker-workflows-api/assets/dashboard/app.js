@@ -141,11 +141,12 @@ async function render() {
   $("forget").hidden = false;
   const view = $("view");
   view.hidden = false;
-  const [path, query] = location.hash.replace(/^#\/?/, "").split("?");
-  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
-  const params = new URLSearchParams(query ?? "");
   view.replaceChildren(h("p", { class: "hint" }, "Loading…"));
   try {
+    // Inside the try: a malformed link (`%E0`) is an error shown, not a stuck page.
+    const [path, query] = location.hash.replace(/^#\/?/, "").split("?");
+    const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+    const params = new URLSearchParams(query ?? "");
     if (parts[0] === "workflows" && parts.length === 2) await workflowView(parts[1], params);
     else if (parts[0] === "workflows" && parts[2] === "instances" && parts.length === 4) await instanceView(parts[1], parts[3]);
     else await homeView();

@@ -1,6 +1,7 @@
 //! Cron triggers: each expression in wrangler.jsonc starts the workflow registered
 //! with it (`Workflow::new(..).cron(..)` in build.rs), as instance
-//! `cron-{workflow}-{scheduledTime}`, so the same tick delivered twice starts one run.
+//! `cron-{workflow}-{scheduledTime}` (with the cron's hash after it for a workflow of
+//! several crons), so the same tick delivered twice starts one run.
 //! The tick reaches the run in its event's `schedule` (an envelope the bridge unwraps).
 
 use serde_json::json;
@@ -19,7 +20,7 @@ pub async fn run(workflows: &'static Registry, cron: &str, scheduled_time: f64, 
         return false;
     };
     let scheduled_time = scheduled_time as i64;
-    let id = format!("cron-{}-{scheduled_time}", spec.name);
+    let id = schedule::cron_instance_id(spec.name, spec.settings.crons, cron, scheduled_time);
     // The params stay `{scheduledTime, cron}` for workflows that read them; the envelope
     // gives the run its typed `event.schedule` too.
     let tick = ScheduledRun { cron: cron.to_string(), scheduled_time: UNIX_EPOCH + Duration::from_millis(scheduled_time.max(0) as u64) };

@@ -30,7 +30,9 @@ pub const VERSION: u32 = 1;
 /// The most characters of JSON of step outputs (and params) one history copies; past it,
 /// outputs are omitted (`outputOmittedChars`), so a history's size is bounded whatever
 /// its steps returned.
-pub const MAX_OUTPUT_CHARS: u64 = 16 * 1024 * 1024;
+/// Small beside the isolate's memory: a parsed JSON value takes several times its text, and
+/// the history is held parsed, then as text, then handed to JS.
+pub const MAX_OUTPUT_CHARS: u64 = 2 * 1024 * 1024;
 
 /// The type of a step the workflow called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -68,12 +68,38 @@ pub fn unwrap(payload: Value) -> (Value, Option<ScheduledRun>) {
     }
 }
 
+/// The instance a cron tick starts: `cron-{workflow}-{scheduledTime}`, so the same tick
+/// delivered twice starts one run. A workflow registered with several crons gets the
+/// cron's hash too (`…-{8 hex digits}`), so two of its crons due at the same minute start
+/// a run each.
+pub fn cron_instance_id(workflow: &str, workflow_crons: &[&str], cron: &str, scheduled_time_ms: i64) -> String {
+    if workflow_crons.len() <= 1 {
+        return format!("cron-{workflow}-{scheduled_time_ms}");
+    }
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(cron.as_bytes());
+    let hash: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    format!("cron-{workflow}-{scheduled_time_ms}-{hash}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn run() -> ScheduledRun {
         ScheduledRun { cron: "0 3 * * *".into(), scheduled_time: UNIX_EPOCH + Duration::from_millis(1_795_400_000_000) }
+    }
+
+    #[test]
+    fn two_crons_of_one_workflow_due_at_once_start_two_runs_and_one_cron_keeps_the_plain_id() {
+        let both = ["0 3 * * *", "0 3 * * 1"];
+        let daily = cron_instance_id("report", &both, both[0], 1_795_400_000_000);
+        let monday = cron_instance_id("report", &both, both[1], 1_795_400_000_000);
+        assert_ne!(daily, monday);
+        assert!(daily.starts_with("cron-report-1795400000000-") && daily.len() == "cron-report-1795400000000-".len() + 8, "{daily}");
+        assert_eq!(daily, cron_instance_id("report", &both, both[0], 1_795_400_000_000), "the same tick, the same id");
+        assert_eq!(cron_instance_id("cleanup", &["0 3 * * *"], "0 3 * * *", 1_795_400_000_000), "cron-cleanup-1795400000000");
+        assert!(crate::core::validate::instance_id(&cron_instance_id(&"w".repeat(64), &both, both[1], i64::MAX)).is_ok());
     }
 
     #[test]

@@ -352,9 +352,20 @@ fn no_replay_retry_or_restart_starts_a_second_child() {
 
 #[test]
 fn a_new_life_of_the_parents_id_starts_new_children() {
-    use crate::core::child::child_id;
-    let parent = InstanceRef::new("Parent", "p");
-    assert_ne!(child_id(&parent, 1, "kid", 1, 0), child_id(&parent, 2, "kid", 1, 0));
+    // The same parent id in two lives (created at different times, as after a delete or
+    // retention): each life starts its own children; the same life derives the same ones.
+    let kids_of = |created_at: u64| -> Vec<String> {
+        let engine = engine().start_time(UNIX_EPOCH + Duration::from_millis(created_at));
+        let run = engine.run::<Parent>("p", ParentParams { kids: vec![kid(1), kid(2)], fan_out: true, ..ParentParams::default() });
+        assert_eq!(run.status, Status::Complete);
+        engine.created_instances().into_iter().filter(|c| c.created).map(|c| c.id).collect()
+    };
+    let first_life = kids_of(1_795_400_000_000);
+    let second_life = kids_of(1_795_500_000_000);
+    assert_eq!(first_life.len(), 2, "{first_life:?}");
+    assert_eq!(second_life.len(), 2, "{second_life:?}");
+    assert!(first_life.iter().all(|id| !second_life.contains(id)), "{first_life:?} {second_life:?}");
+    assert_eq!(kids_of(1_795_400_000_000), first_life, "the same life finds the same children");
 }
 
 #[test]

@@ -62,7 +62,35 @@ fn a_run_reads_params_with_a_field_its_type_no_longer_has() {
     assert!(refused.0.starts_with("removedByADeploy: unknown field"), "{refused}");
 }
 
-crate::registered_for_tests!(Spawner, StrictChild);
+/// Takes any JSON as params: what a forged envelope would get through.
+struct AnyParams;
+
+impl Workflow for AnyParams {
+    type Params = serde_json::Value;
+    type Output = ();
+    fn new(_: Env) -> Self {
+        AnyParams
+    }
+    async fn run(&self, _: &WorkflowEvent<serde_json::Value>, _: Step<'_>) -> Result<(), StepError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_create_cannot_forge_the_librarys_envelopes_even_where_the_type_takes_any_json() {
+    let spec = crate::registry::WorkflowSpec::of::<AnyParams>();
+    for forged in [
+        json!({"$parent": {"workflow": "orders", "id": "o-1"}, "$params": {}}),
+        json!({"$schedule": {"cron": "0 3 * * *", "scheduledTime": 1}, "$params": {}}),
+        json!({"$callback": "https://example.com/hook", "$params": {}}),
+    ] {
+        let refused = spec.check_params(&forged).unwrap_err();
+        assert!(refused.0.contains("$params"), "{refused}");
+    }
+    assert!(spec.check_params(&json!({"parent": "a", "params": {}})).is_ok());
+}
+
+crate::registered_for_tests!(Spawner, StrictChild, AnyParams);
 
 // ----- patches
 
@@ -446,3 +474,21 @@ fn a_replay_that_depends_on_something_outside_steps_is_reported() {
 }
 
 crate::registered_for_tests!(Coin);
+
+#[test]
+fn a_workers_migrations_missing_the_patches_one_are_refused_naming_it() {
+    let dir = std::env::temp_dir().join(format!("worker-workflows-migrations-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for migration in crate::MIGRATIONS.iter().filter(|m| m.file_name != crate::PATCHES_MIGRATION.file_name) {
+        std::fs::write(dir.join(migration.file_name), migration.sql).unwrap();
+    }
+    let refused = std::panic::catch_unwind(|| super::TestEngine::new().d1_with_migrations("DB", &dir)).err().expect("refused");
+    let message = refused.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(message.contains(crate::PATCHES_MIGRATION.file_name), "{message}");
+    // With it, the engine opens; another binding than the library's is the Worker's own.
+    std::fs::write(dir.join(crate::PATCHES_MIGRATION.file_name), crate::PATCHES_MIGRATION.sql).unwrap();
+    let _ = super::TestEngine::new().d1_with_migrations("DB", &dir);
+    std::fs::remove_file(dir.join(crate::PATCHES_MIGRATION.file_name)).unwrap();
+    let _ = super::TestEngine::new().d1_with_migrations("OTHER", &dir);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

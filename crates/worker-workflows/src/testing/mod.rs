@@ -276,7 +276,23 @@ impl TestEngine {
 
     /// A D1 binding with the migrations of another folder (a `migrations_dir` of
     /// wrangler.jsonc other than `migrations`).
+    ///
+    /// For the library's database (`DB`): a folder that holds one of the library's
+    /// migrations must hold all of them ([`MIGRATIONS`](crate::MIGRATIONS)), else this
+    /// panics naming the missing ones, as production would fail at the first use of
+    /// their tables (a patch, a child) while this engine keeps some of that state itself.
     pub fn d1_with_migrations(self, binding: &str, dir: impl AsRef<std::path::Path>) -> Self {
+        if binding == crate::INDEX_DATABASE {
+            let has = |name: &str| dir.as_ref().join(name).is_file();
+            let missing: Vec<&str> = crate::MIGRATIONS.iter().map(|m| m.file_name).filter(|name| !has(name)).collect();
+            if missing.len() < crate::MIGRATIONS.len() && !missing.is_empty() {
+                panic!(
+                    "test engine: {} holds some of the library's migrations but not {}: copy them from worker-workflows' migrations/ (worker_workflows::MIGRATIONS)",
+                    dir.as_ref().display(),
+                    missing.join(", ")
+                );
+            }
+        }
         self.world.d1.borrow_mut().insert(binding.to_string(), Rc::new(d1::SqliteD1::with_migrations(dir.as_ref())));
         self
     }
