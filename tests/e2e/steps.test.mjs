@@ -31,7 +31,8 @@ describe("step API", { concurrency: true }, () => {
 
   it("sleep_until really waits until the given time", async () => {
     const id = uniqueId("until");
-    const at = Date.now() + 3000;
+    // Far enough ahead that a slow create on a loaded machine still asks for a future time.
+    const at = Date.now() + 10_000;
     assert.equal((await tour(id, [{ sleepUntil: { name: "alarm", at } }])).status, 201);
     const done = await waitFor("step-tour", id, finished);
     assert.equal(done.status, "complete", JSON.stringify(done));
@@ -170,13 +171,16 @@ describe("step API", { concurrency: true }, () => {
 
   it("pause and resume", async () => {
     const id = uniqueId("pause");
-    assert.equal((await tour(id, [{ sleep: { name: "nap", duration: "2 seconds" } }, { parallel: { name: "after", count: 2 } }])).status, 201);
+    // The nap is long enough for the pause to arrive during it on a loaded machine; the
+    // check waits until the nap would have ended, so completing while paused is caught.
+    const t0 = Date.now();
+    assert.equal((await tour(id, [{ sleep: { name: "nap", duration: "8 seconds" } }, { parallel: { name: "after", count: 2 } }])).status, 201);
     await waitFor("step-tour", id, (b) => b.status === "running" || b.status === "waiting");
     const paused = await api("POST", `/workflows/step-tour/instances/${id}/pause`);
     assert.equal(paused.status, 200, JSON.stringify(paused.body));
     assert.equal(paused.body.id, id);
     await waitFor("step-tour", id, (b) => b.status === "paused");
-    await sleep(3000);
+    await sleep(Math.max(1000, t0 + 9000 - Date.now()));
     assert.equal((await getInstance("step-tour", id)).body.status, "paused", "a paused instance does not complete");
     assert.equal((await api("POST", `/workflows/step-tour/instances/${id}/resume`)).status, 200);
     const done = await waitFor("step-tour", id, finished);
