@@ -73,9 +73,15 @@ pub const MIGRATION: Migration =
 pub const CHILD_MIGRATION: Migration =
     Migration { file_name: "0001_worker_workflows_children.sql", sql: include_str!("../migrations/0001_worker_workflows_children.sql") };
 
+/// The third of [`MIGRATIONS`]: the status route's copy of a finished instance's status
+/// (served without calling the engine; cleared by a restart or terminate through the API),
+/// as `0002_worker_workflows_status.sql`.
+pub const STATUS_MIGRATION: Migration =
+    Migration { file_name: "0002_worker_workflows_status.sql", sql: include_str!("../migrations/0002_worker_workflows_status.sql") };
+
 /// Every migration this library needs in the Worker's D1 `migrations_dir`, in the order
 /// they apply (by file name, as wrangler applies them).
-pub const MIGRATIONS: &[Migration] = &[MIGRATION, CHILD_MIGRATION];
+pub const MIGRATIONS: &[Migration] = &[MIGRATION, CHILD_MIGRATION, STATUS_MIGRATION];
 
 /// A D1 migration this library needs in the Worker's migrations directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
