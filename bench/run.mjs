@@ -30,7 +30,12 @@ const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 const log = (...a) => console.error("bench:", ...a);
-const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" };
+// Sizes and start-up are measured on the production build (no WORKFLOWS_PROBE: step-tour's
+// code left out, as `wrangler deploy` builds it); the timed figures need step-tour, so the
+// Workers under load run the probe build (startDevServer sets WORKFLOWS_PROBE=1).
+const { WORKFLOWS_PROBE: _probe, ...parentEnv } = process.env;
+const env = { ...parentEnv, WRANGLER_SEND_METRICS: "false", CI: "true" };
+const build = (kindEnv) => execFileSync("bash", ["scripts/build.sh"], { cwd: root, env: { ...env, ...kindEnv }, stdio: ["ignore", "inherit", "inherit"] });
 
 function uploadSize(cwd, extraEnv = {}) {
   const out = mkdtempSync(path.join(os.tmpdir(), "bench-dry-"));
@@ -227,9 +232,11 @@ function versions() {
 }
 
 async function main() {
-  log("building the Rust Worker");
-  execFileSync("bash", ["scripts/build.sh"], { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
   const notes = [];
+  if (ONLY.has("size") || ONLY.has("startup")) {
+    log("building the Rust Worker for production (no probe)");
+    build({});
+  }
 
   if (ONLY.has("size")) {
     log("upload sizes (wrangler deploy --dry-run)");
@@ -254,6 +261,8 @@ async function main() {
   }
 
   if (["steps", "transform", "http", "orders"].some((k) => ONLY.has(k))) {
+    log("building the Rust Worker with the probe (step-tour)");
+    build({ WORKFLOWS_PROBE: "1" });
     const standin = await startStandin();
     const vars = {
       INVENTORY_URL: `${standin.url}/inventory`,
@@ -313,7 +322,7 @@ Checks: ${notes.join("; ")}.
 
 How each figure is taken:
 - upload: \`wrangler deploy --dry-run\` of each Worker (one build: the size does not vary between runs); the starter's is templates/starter copied out of the repository and built as a user would. Its TypeScript column is the twin's.
-- start-up CPU: \`wrangler check startup\`'s CPU profile, non-idle sample time (${RUNS} runs).
+- start-up CPU: \`wrangler check startup\`'s CPU profile of the production build, non-idle sample time (${RUNS} runs).
 - step overhead: create-to-complete wall time of a ${STEPS}-step no-op step-tour instance minus that of a 0-step one, divided by ${STEPS} (polled every 25 ms; ${RUNS} runs, each a pair of instances).
 - transform: parse and normalisation of ${RECORDS} records (${(RECORDS / 1000).toFixed(0)}k-record JSON array from a loopback source), measured from outside because the Workers clock does not advance during computation: create-to-complete of a one-step instance that transforms the downloaded body ${REPEAT} times, minus that of one that transforms it once, divided by ${REPEAT - 1} (${RUNS} runs).
 - status route: autocannon, 32 connections, ${HTTP_SECONDS} s, \`GET /workflows/step-tour/instances/{id}\` of a complete instance with the bearer token (both Workers check it; ${HTTP_RUNS} runs).
