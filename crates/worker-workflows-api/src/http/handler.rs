@@ -311,15 +311,22 @@ async fn get_instance(spec: &'static WorkflowSpec, id: &str, env: &Env) -> Resul
     check_id(id)?;
     let fail = |e| ApiError::from_binding(spec.name, e);
     // One index read gives the recorded status (if any), the callback's outcome and the parent.
-    let row = instances::status_row(env, spec.name, id).await;
+    let mut row = instances::status_row(env, spec.name, id).await;
     let now = js_sys::Date::now();
     let status = match row.as_ref().and_then(|row| row.fresh_final(now)) {
         Some(status) => status,
         None => {
             let instance = WorkflowBinding::from_env(env, spec.binding).map_err(fail)?.get(id).await.map_err(fail)?;
             let status = instance.status().await.map_err(fail)?;
-            if let Some(row) = &row {
-                instances::record_final(env, spec.name, id, row, &status, now).await;
+            if let Some(read) = &row {
+                // Recorded against the row as it was before the engine's answer (a restart
+                // meanwhile counted its generation up, and the record is refused).
+                instances::record_final(env, spec.name, id, read, &status, now).await;
+                if status.status.is_finished() {
+                    // The run records its callback's outcome before it ends: read the row
+                    // again, so an outcome recorded after the first read is shown.
+                    row = instances::status_row(env, spec.name, id).await.or(row);
+                }
             }
             status
         }
