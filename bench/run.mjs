@@ -4,7 +4,7 @@
 // writes it to bench/results.md with the machine and versions. Figures only: nothing
 // here passes or fails, and no test asserts a time.
 import { execFileSync } from "node:child_process";
-import { readFileSync, writeFileSync, rmSync, mkdtempSync } from "node:fs";
+import { readFileSync, readdirSync, writeFileSync, rmSync, mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import autocannon from "autocannon";
@@ -86,8 +86,8 @@ async function timeInstance(base, workflow, params) {
 }
 
 /// What to measure: BENCH_ONLY=steps,transform (any of size, startup, steps, transform,
-/// http, orders) runs just those; the default is all of them.
-const ONLY = new Set((process.env.BENCH_ONLY ?? "size,startup,steps,transform,http,orders").split(",").map((s) => s.trim()));
+/// http, orders, scale) runs just those; the default is all of them.
+const ONLY = new Set((process.env.BENCH_ONLY ?? "size,startup,steps,transform,http,orders,scale").split(",").map((s) => s.trim()));
 
 /// Takes `runs` samples of each Worker with `sample(server, name)`, alternating Rust and
 /// TypeScript and swapping which goes first every run, so that drift in the machine's load
@@ -180,6 +180,83 @@ async function measureOrders(server, name) {
   return (performance.now() - t0) / 1000;
 }
 
+/// The resident memory (MiB) of every workerd process under process `root`: the runtime
+/// wrangler dev starts, found by walking /proc's parent links.
+function workerdRssMiB(root) {
+  const parents = new Map();
+  const names = new Map();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const close = stat.lastIndexOf(")");
+      names.set(Number(entry), stat.slice(stat.indexOf("(") + 1, close));
+      parents.set(Number(entry), Number(stat.slice(close + 2).split(" ")[1]));
+    } catch {}
+  }
+  const under = (pid) => {
+    for (let p = pid; p > 1; p = parents.get(p) ?? 0) if (p === root) return true;
+    return false;
+  };
+  let kib = 0;
+  for (const [pid, name] of names) {
+    if (!name.startsWith("workerd") || !under(pid)) continue;
+    try {
+      kib += Number(readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/)?.[1] ?? 0);
+    } catch {}
+  }
+  return kib / 1024;
+}
+
+/// Runs `tasks` (functions returning promises) with at most `limit` in flight.
+async function pooled(tasks, limit) {
+  const results = new Array(tasks.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, async () => {
+    while (next < tasks.length) {
+      const i = next++;
+      results[i] = await tasks[i]();
+    }
+  }));
+  return results;
+}
+
+/// SCALE instances of a one-step step-tour at once (created 50 requests at a time, all
+/// running together), until every one has ended or SCALE_DEADLINE_MS passed: the seconds
+/// until all completed, how many completed, how many were lost (never created, failed, or
+/// not ended by the deadline), and workerd's peak resident memory meanwhile (sampled every
+/// 250 ms).
+const SCALE = 1000;
+const SCALE_DEADLINE_MS = 300_000;
+
+async function measureScale(server, name) {
+  log(`${name}: ${SCALE} concurrent step-tour instances`);
+  let peak = workerdRssMiB(server.pid);
+  const sampler = setInterval(() => { peak = Math.max(peak, workerdRssMiB(server.pid)); }, 250);
+  try {
+    const t0 = performance.now();
+    const stamp = Date.now().toString(36);
+    const created = await pooled(Array.from({ length: SCALE }, (_, i) => async () => {
+      const id = `scale-${name}-${stamp}-${i}`;
+      const r = await call(server.base, "POST", "/workflows/step-tour/instances", { id, params: { actions: [{ noop: { name: "n", count: 1 } }] } }).catch(() => ({ status: 0 }));
+      return r.status === 201 ? id : null;
+    }), 50);
+    const pending = new Set(created.filter(Boolean));
+    let complete = 0;
+    while (pending.size && performance.now() - t0 < SCALE_DEADLINE_MS) {
+      await pooled([...pending].map((id) => async () => {
+        const s = await call(server.base, "GET", `/workflows/step-tour/instances/${id}`).catch(() => null);
+        if (s?.body?.status === "complete") { pending.delete(id); complete++; }
+        else if (["errored", "terminated"].includes(s?.body?.status)) pending.delete(id);
+      }), 50);
+      if (pending.size) await sleep(500);
+    }
+    return { seconds: (performance.now() - t0) / 1000, complete, lost: SCALE - complete, peak: Math.max(peak, workerdRssMiB(server.pid)) };
+  } finally {
+    clearInterval(sampler);
+  }
+}
+
 /// The issue's targets (issue 22), by figure key: a figure's own Rust value (`absolute`)
 /// or its Rust/TS ratio (the median of the runs' ratios), with the bound it must stay
 /// under (`max`) or over (`min`).
@@ -266,7 +343,7 @@ async function main() {
     figure("startup", "start-up CPU (ms)", await alternating({ rust: root, ts: twinDir }, RUNS, async (cwd) => startupCpuMs(cwd)));
   }
 
-  if (["steps", "transform", "http", "orders"].some((k) => ONLY.has(k))) {
+  if (["steps", "transform", "http", "orders", "scale"].some((k) => ONLY.has(k))) {
     log("building the Rust Worker with the probe (step-tour)");
     build({ WORKFLOWS_PROBE: "1" });
     const standin = await startStandin();
@@ -300,6 +377,15 @@ async function main() {
         const sum = (xs) => xs.reduce((a, b) => a + b, 0);
         notes.push(`non-2xx answers under load: Rust ${sum(http.non2xx.rust)}, TypeScript ${sum(http.non2xx.ts)}`);
       }
+      if (ONLY.has("scale")) {
+        log(`scale, ${ORDER_RUNS} alternating runs`);
+        const scale = await alternating(servers, ORDER_RUNS, measureScale);
+        const pick = (k) => Object.fromEntries(Object.entries(scale).map(([name, xs]) => [name, xs.map((x) => x[k])]));
+        figure("scaleSeconds", `${SCALE} concurrent one-step instances, until all complete (s)`, pick("seconds"));
+        figure("scalePeak", `workerd peak resident memory during them (MiB)`, pick("peak"));
+        const counts = (name) => scale[name].map((x) => `${x.complete}/${SCALE} complete, ${x.lost} lost`).join("; ");
+        notes.push(`${SCALE} concurrent instances: Rust ${counts("rust")}; TypeScript ${counts("ts")}`);
+      }
       if (ONLY.has("orders")) {
         log(`orders, ${ORDER_RUNS} alternating runs`);
         figure("orders", `${ORDERS} concurrent order-processing, end to end (s)`, await alternating(servers, ORDER_RUNS, measureOrders));
@@ -332,6 +418,7 @@ How each figure is taken:
 - step overhead: create-to-complete wall time of a ${STEPS}-step no-op step-tour instance minus that of a 0-step one, divided by ${STEPS} (polled every 25 ms; ${RUNS} runs, each a pair of instances).
 - transform: parse and normalisation of ${RECORDS} records (${(RECORDS / 1000).toFixed(0)}k-record JSON array from a loopback source), measured from outside because the Workers clock does not advance during computation: create-to-complete of a one-step instance that transforms the downloaded body ${REPEAT} times, minus that of one that transforms it once, divided by ${REPEAT - 1} (${RUNS} runs).
 - status route: autocannon, 32 connections, ${HTTP_SECONDS} s, \`GET /workflows/step-tour/instances/{id}\` of a complete instance with the bearer token (both Workers check it; ${HTTP_RUNS} runs).
+- scale: ${SCALE} one-step (\`noop\`) step-tour instances created 50 requests at a time on loopback, polled until every one has ended (at most ${SCALE_DEADLINE_MS / 1000} s; lost: not created, failed, or not ended), with the resident memory of the workerd processes under each Worker's wrangler sampled every 250 ms (${ORDER_RUNS} runs; the peak is over the whole run).
 - orders: ${ORDERS} \`order-processing\` instances created at once against the loopback stand-ins, until all are complete (fulfillmentDelay 1 second; ${ORDER_RUNS} runs).
 
 Machine: ${v.machine}. Versions: wrangler ${v.wrangler}, workerd ${v.workerd}, ${v.rustc}, Node ${v.node}.

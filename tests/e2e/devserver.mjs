@@ -65,6 +65,8 @@ export async function startDevServer({ cwd = root, vars = {}, migrate = false, r
   return {
     base,
     persist,
+    /// wrangler's process id (workerd runs under it; the bench reads its memory).
+    pid: child.pid,
     /// Runs wrangler with the server's persisted state (for `d1 execute`, `kv key get`, …).
     wranglerWithState: (args) => run([...args, "--local", "--persist-to", persist]),
     async stop() {
