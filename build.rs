@@ -11,6 +11,13 @@ use std::path::Path;
 use worker_workflows_build::{codegen::markdown_rust_block, write_if_changed, Workflow, Workflows};
 
 fn main() {
+    // `cfg(probe)`: step-tour's code is built (see the `probe` feature in Cargo.toml).
+    println!("cargo:rustc-check-cfg=cfg(probe)");
+    let wasm = std::env::var("CARGO_CFG_TARGET_ARCH").is_ok_and(|arch| arch == "wasm32");
+    if !wasm || std::env::var_os("CARGO_FEATURE_PROBE").is_some() {
+        println!("cargo:rustc-cfg=probe");
+    }
+
     Workflows::new()
         .workflow(Workflow::new("order-processing", "OrderWorkflow").retention("7 days", "30 days"))
         // Every step primitive, driven by params: the tests' probe and a tour of the API.

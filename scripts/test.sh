@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --browser
 source scripts/tools.sh
+# Tests build and run the Worker with the probe (the cargo feature `probe`, where there is one).
+export WORKFLOWS_PROBE=1
 
 echo "== formatting (cargo fmt --check)"
 cargo fmt --all --check

@@ -30,7 +30,12 @@ fn the_starter_has_this_repositorys_setup_and_scripts() {
 fn the_starter_and_the_catalogue_migrate_the_librarys_schema() {
     assert_eq!(
         worker_workflows::MIGRATIONS,
-        [worker_workflows::MIGRATION, worker_workflows::CHILD_MIGRATION, worker_workflows::PATCHES_MIGRATION]
+        [
+            worker_workflows::MIGRATION,
+            worker_workflows::CHILD_MIGRATION,
+            worker_workflows::PATCHES_MIGRATION,
+            worker_workflows::STATUS_MIGRATION
+        ]
     );
     for schema in worker_workflows::MIGRATIONS {
         for dir in ["migrations", "templates/starter/migrations"] {

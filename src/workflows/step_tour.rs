@@ -1,6 +1,12 @@
 //! `step-tour`: every step primitive, driven by params. A runnable tour of the
 //! Rust step API, and the probe the integration tests use to show each primitive
 //! on the real engine (retries, panics, sleeps, events, fan-out, limits, streamed outputs).
+//!
+//! Its code is in host builds and in Wasm builds with the `probe` feature (`cfg(probe)`,
+//! set by build.rs; scripts/build.sh turns it on when WORKFLOWS_PROBE=1, as `npm run dev`,
+//! `npm test` and `npm run bench` do). A production build keeps the class, with params
+//! read as any JSON and a run that fails at once: about 30 KiB less gzip upload.
+#![cfg_attr(not(probe), allow(dead_code, unused_imports))]
 
 use worker_workflows::bridge::{Env, Rollback, RollbackContext, Step, StepContext, Workflow, WorkflowEvent};
 use worker_workflows::core::bounded;
@@ -222,8 +228,15 @@ fn context_json(ctx: &StepContext) -> Value {
     })
 }
 
+/// What a run reads: the actions, where step-tour's code is built; any JSON where it is not
+/// (so a production build carries no deserializer of them either).
+#[cfg(probe)]
+type TourInput = TourParams;
+#[cfg(not(probe))]
+type TourInput = Value;
+
 impl Workflow for StepTourWorkflow {
-    type Params = TourParams;
+    type Params = TourInput;
     type Output = Vec<Value>;
     // Every URL an action fetches or posts to: checked against the URL policy before an instance exists.
     const URL_PARAMS: &'static [&'static str] =
@@ -236,6 +249,7 @@ impl Workflow for StepTourWorkflow {
         StepTourWorkflow { env }
     }
 
+    #[cfg(probe)]
     async fn run<'w>(&'w self, event: &'w WorkflowEvent<TourParams>, step: Step<'w>) -> Result<Vec<Value>, StepError> {
         let mut results = Vec::with_capacity(event.payload.actions.len());
         for action in &event.payload.actions {
@@ -243,9 +257,17 @@ impl Workflow for StepTourWorkflow {
         }
         Ok(results)
     }
+
+    #[cfg(not(probe))]
+    async fn run<'w>(&'w self, _event: &'w WorkflowEvent<Value>, _step: Step<'w>) -> Result<Vec<Value>, StepError> {
+        Err(StepError::non_retryable(
+            "step-tour's code is not in this build: it is built with the cargo feature `probe` (WORKFLOWS_PROBE=1 scripts/build.sh)",
+        ))
+    }
 }
 
 // `'w`: the workflow's env and the event's actions outlive the run, so rollbacks may borrow them.
+#[cfg(probe)]
 async fn perform<'w>(env: &'w Env, instance: InstanceIdentity<'w>, step: &Step<'w>, action: &'w Action) -> Result<Value, StepError> {
     Ok(match action {
         Action::Call { name, url, retries, timeout } => {

@@ -28,7 +28,8 @@ export async function startDevServer({ cwd = root, vars = {}, migrate = false, r
   const port = await freePort();
   const inspectorPort = await freePort();
   const persist = mkdtempSync(path.join(os.tmpdir(), "rust-workflows-dev-"));
-  const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" };
+  // WORKFLOWS_PROBE: wrangler's build command (scripts/build.sh) builds with the probe.
+  const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true", WORKFLOWS_PROBE: "1" };
   // A time limit, so a wrangler command that never returns fails its test instead of
   // blocking every test in this process.
   const run = (args) => execFileSync(wrangler, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"], timeout: 120_000 });
@@ -64,6 +65,8 @@ export async function startDevServer({ cwd = root, vars = {}, migrate = false, r
   return {
     base,
     persist,
+    /// wrangler's process id (workerd runs under it; the bench reads its memory).
+    pid: child.pid,
     /// Runs wrangler with the server's persisted state (for `d1 execute`, `kv key get`, …).
     wranglerWithState: (args) => run([...args, "--local", "--persist-to", persist]),
     async stop() {

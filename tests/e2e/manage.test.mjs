@@ -71,6 +71,43 @@ describe("managing instances", { concurrency: true }, () => {
     assert.deepEqual(calls(), [2, 3], "without a body every step ran again");
   });
 
+  it("a finished instance's status is answered from its index row; a restart and a delete through the API are seen at the next read", async () => {
+    const { d1 } = await worker();
+    const id = uniqueId("final");
+    const params = { actions: [{ sleep: { name: "nap", duration: "2 seconds" } }] };
+    const row = () => d1(`SELECT final_status, generation FROM instances WHERE workflow = 'step-tour' AND id = '${id}'`)[0];
+    assert.equal((await createInstance("step-tour", { id, params })).status, 201);
+    const first = await waitFor("step-tour", id, finished);
+    assert.equal(first.status, "complete", JSON.stringify(first));
+    // The read that found it finished recorded it in the row.
+    assert.equal(JSON.parse(row().final_status).status, "complete", JSON.stringify(row()));
+    // Later reads are the row's, not the engine's: a marker written into it is what they answer.
+    d1(`UPDATE instances SET final_status = '{"status":"complete","output":"from-the-row"}' WHERE workflow = 'step-tour' AND id = '${id}'`);
+    assert.equal((await getInstance("step-tour", id)).body.output, "from-the-row");
+
+    // A restart through the API clears the record: the very next read is the engine's, with
+    // the instance napping again, and nothing recorded until it has finished again.
+    const restarted = await control("step-tour", id, "restart");
+    assert.equal(restarted.status, 200, JSON.stringify(restarted.body));
+    const next = await getInstance("step-tour", id);
+    assert.equal(next.status, 200, JSON.stringify(next.body));
+    assert.notEqual(next.body.output, "from-the-row");
+    assert.notEqual(next.body.status, "complete", `read right after the restart: ${JSON.stringify(next.body)}`);
+    assert.deepEqual(row(), { final_status: null, generation: 1 });
+    const again = await waitFor("step-tour", id, finished);
+    assert.equal(again.status, "complete", JSON.stringify(again));
+    assert.deepEqual(again.output, first.output);
+    assert.equal(JSON.parse(row().final_status).status, "complete");
+
+    // A delete removes the row; a new instance under the same id shows its own status.
+    assert.equal((await api("DELETE", `/workflows/step-tour/instances/${id}`)).status, 204);
+    assert.equal((await getInstance("step-tour", id)).status, 404);
+    assert.equal((await createInstance("step-tour", { id, params })).status, 201);
+    const reborn = await getInstance("step-tour", id);
+    assert.notEqual(reborn.body.status, "complete", JSON.stringify(reborn.body));
+    assert.equal(row().final_status, null);
+  });
+
   it("the terminate body is checked: a malformed one is 400 and terminates nothing, {rollback: true} ends the instance terminated (its compensations: sagas.test.mjs)", async () => {
     const id = uniqueId("term-rb");
     const params = { actions: [{ sleep: { name: "long", duration: "10 minutes" } }] };

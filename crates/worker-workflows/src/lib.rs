@@ -82,9 +82,15 @@ pub const CHILD_MIGRATION: Migration =
 pub const PATCHES_MIGRATION: Migration =
     Migration { file_name: "0002_worker_workflows_patches.sql", sql: include_str!("../migrations/0002_worker_workflows_patches.sql") };
 
+/// The fourth of [`MIGRATIONS`]: the status route's copy of a finished instance's status
+/// (served without calling the engine; cleared by a restart or terminate through the API),
+/// as `0003_worker_workflows_status.sql`.
+pub const STATUS_MIGRATION: Migration =
+    Migration { file_name: "0003_worker_workflows_status.sql", sql: include_str!("../migrations/0003_worker_workflows_status.sql") };
+
 /// Every migration this library needs in the Worker's D1 `migrations_dir`, in the order
 /// they apply (by file name, as wrangler applies them).
-pub const MIGRATIONS: &[Migration] = &[MIGRATION, CHILD_MIGRATION, PATCHES_MIGRATION];
+pub const MIGRATIONS: &[Migration] = &[MIGRATION, CHILD_MIGRATION, PATCHES_MIGRATION, STATUS_MIGRATION];
 
 /// A D1 migration this library needs in the Worker's migrations directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,10 @@
 # fails one step attempt instead of aborting the isolate), wasm-opt. build.rs adds
 # build/workflows.mjs, the shim's workflow classes generated from the registered workflows. wrangler runs
 # this before `dev` and `deploy` (wrangler.jsonc `build.command`). Skips the build
-# when nothing it reads has changed since the last one.
+# when nothing it reads has changed since the last one of the same kind.
+# WORKFLOWS_PROBE=1 (set by `npm run dev`, `npm test`, `npm run bench` and the e2e harness)
+# builds with the cargo feature `probe` where Cargo.toml declares one (the catalogue's
+# step-tour); without it (`wrangler deploy`, `npm run deploy`) the build is production's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/tools.sh
@@ -26,16 +29,25 @@ copy_dashboard() {
   fi
 }
 
-# The stamp is taken when a build starts, so a file saved during a build is newer than it.
+features=()
+kind=production
+if [ "${WORKFLOWS_PROBE:-}" = 1 ] && grep -q '^probe *=' Cargo.toml; then
+  features=(--features probe)
+  kind=probe
+fi
+
+# The stamp is taken when a build starts, so a file saved during a build is newer than it;
+# build/.kind says which kind of build build/ holds.
 STAMP=target/.worker-build-stamp
 watched=()
 for p in src crates shim migrations Cargo.toml Cargo.lock build.rs wrangler.jsonc README.md rust-toolchain.toml; do
   [ -e "$p" ] && watched+=("$p")
 done
 if [ -f build/index.js ] && [ -f build/workflows.mjs ] && [ -f "$STAMP" ] && [ -z "${FORCE_BUILD:-}" ] \
+  && [ "$(cat build/.kind 2>/dev/null)" = "$kind" ] \
   && [ -z "$(find "${watched[@]}" -newer "$STAMP" ! -path '*/assets/dashboard/*' ! -path '*/assets/_headers' -print -quit)" ]; then
   copy_dashboard
-  echo "build: up to date" >&2
+  echo "build: up to date ($kind)" >&2
   exit 0
 fi
 mkdir -p target
@@ -43,7 +55,8 @@ touch "$STAMP.next"
 
 bash scripts/setup.sh
 export WASM_BINDGEN_BIN ESBUILD_BIN="$PWD/node_modules/.bin/esbuild"
-"$WORKER_BUILD_BIN" --release --panic-unwind
+echo "build: $kind" >&2
+"$WORKER_BUILD_BIN" --release --panic-unwind "${features[@]}"
 # wasm-opt runs here rather than in worker-build (off in Cargo.toml), because worker-build's
 # run passes --debuginfo, which keeps the name section: dropping it saves about 55 KiB of
 # gzip upload, and a panic still carries its message. The feature flags are the ones
@@ -52,4 +65,5 @@ wasm-opt build/index_bg.wasm -o build/index_bg.wasm -O --strip-debug \
   --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int --enable-bulk-memory \
   --enable-multivalue --enable-reference-types --enable-exception-handling
 copy_dashboard
+echo "$kind" > build/.kind
 mv "$STAMP.next" "$STAMP"

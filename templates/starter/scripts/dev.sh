@@ -9,6 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/node_modules/.bin:$PATH"
+# A development build: with the probe (the cargo feature `probe`, where there is one).
+export WORKFLOWS_PROBE=1
 [ -f .dev.vars ] || cp .dev.vars.example .dev.vars
 
 port_given=false

@@ -350,16 +350,42 @@ async fn get_workflow(api: &Api, spec: &'static WorkflowSpec, env: &Env) -> Resu
 const INDEX_DB: &str = "DB";
 const COUNT_INSTANCES: &str = "SELECT COUNT(*) AS n FROM instances WHERE workflow = ?1";
 
+/// `GET …/instances/{id}`. A finished instance's status is recorded in its index row the
+/// first time it is read from the engine and answered from there afterwards (for up to
+/// [`instance_index::FINAL_STATUS_MAX_AGE_MS`]) without calling the engine; a restart,
+/// terminate or delete through the API clears it. Any other instance is asked every time.
 async fn get_instance(spec: &'static WorkflowSpec, id: &str, env: &Env) -> Result<Response, ApiError> {
     check_id(id)?;
     let fail = |e| ApiError::from_binding(spec.name, e);
-    let instance = WorkflowBinding::from_env(env, spec.binding).map_err(fail)?.get(id).await.map_err(fail)?;
-    let status = instance.status().await.map_err(fail)?;
+    // One index read gives the recorded status (if any), the callback's outcome and the parent.
+    let mut row = instances::status_row(env, spec.name, id).await;
+    let now = js_sys::Date::now();
+    let status = match row.as_ref().and_then(|row| row.fresh_final(now)) {
+        Some(status) => status,
+        None => {
+            let instance = WorkflowBinding::from_env(env, spec.binding).map_err(fail)?.get(id).await.map_err(fail)?;
+            let status = instance.status().await.map_err(fail)?;
+            if let Some(read) = &row {
+                // Recorded against the row as it was before the engine's answer (a restart
+                // meanwhile counted its generation up, and the record is refused).
+                instances::record_final(env, spec.name, id, read, &status, now).await;
+                if status.status.is_finished() {
+                    // The run records its callback's outcome before it ends: read the row
+                    // again, so an outcome recorded after the first read is shown.
+                    row = instances::status_row(env, spec.name, id).await.or(row);
+                }
+            }
+            status
+        }
+    };
     // A run records its callback's outcome before it ends, so only an ended run has one
     // to show (a restarted instance's earlier record is not its current run's).
     let ended = matches!(status.status, InstanceState::Complete | InstanceState::Errored);
-    let callback = if ended { instances::callback_outcome(env, spec.name, id).await } else { None };
-    let parent = instances::parent_of(env, spec.name, id).await;
+    let callback = row.as_ref().filter(|_| ended).and_then(|r| r.callback.as_deref()).and_then(|t| serde_json::from_str(t).ok());
+    let parent = row.and_then(|r| match (r.parent_workflow, r.parent_id) {
+        (Some(workflow), Some(id)) => Some(worker_workflows::core::child::InstanceRef::new(workflow, id)),
+        _ => None,
+    });
     json_response(200, &InstanceResponse { callback, parent, ..instance_body(spec, id, status) })
 }
 
@@ -562,10 +588,16 @@ async fn control_instance(
             }
             return json_response(200, &body);
         }
-        ControlAction::Restart => match &restart.from {
-            Some(from) => instance.restart_from(from).await,
-            None => instance.restart().await,
-        },
+        ControlAction::Restart => {
+            match &restart.from {
+                Some(from) => instance.restart_from(from).await,
+                None => instance.restart().await,
+            }
+            .map_err(fail)?;
+            // After the engine's restart, so a status read before it cannot be recorded after it.
+            instances::forget_final(env, spec.name, id).await;
+            Ok(())
+        }
     }
     .map_err(fail)?;
     let state = instance.state().await.map_err(fail)?;

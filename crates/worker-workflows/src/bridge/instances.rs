@@ -13,6 +13,7 @@ use crate::core::engine_error::BindingError;
 use crate::core::instance_batch::{codes, CreateEntry, CreateOutcome, DeleteEntry, EntryError};
 use crate::core::instance_index::{self, Cursor, IndexedInstance};
 use crate::core::instance_options::Retention;
+use crate::core::status::InstanceStatus;
 use crate::registry::{Registry, WorkflowSpec};
 use wasm_bindgen::JsValue;
 use worker::{console_log, D1PreparedStatement, Env};
@@ -404,6 +405,59 @@ pub async fn callback_outcome(env: &Env, workflow: &str, id: &str) -> Option<Del
     }
 }
 
+/// The instance's index row as the status route reads it (its recorded finished status,
+/// callback outcome and parent, in one round trip); `None` when it has none, or when the
+/// index cannot say (logged: the status is then read from the engine and shown without
+/// the callback and parent).
+pub async fn status_row(env: &Env, workflow: &str, id: &str) -> Option<instance_index::StatusRow> {
+    let read = async {
+        env.d1(INDEX_DB)?
+            .prepare(instance_index::STATUS_ROW)
+            .bind(&[workflow.into(), id.into()])?
+            .first::<instance_index::StatusRow>(None)
+            .await
+    };
+    match read.await {
+        Ok(row) => row,
+        Err(e) => {
+            log_index_error(workflow, "status read", e);
+            None
+        }
+    }
+}
+
+/// Records `status`, read from the engine at `now_ms` after `row` was read, as the
+/// instance's finished status when it is one ([`instance_index::final_record`]), unless
+/// the row changed meanwhile (a restart, terminate or delete). A failure is logged: the
+/// next read asks the engine again.
+pub async fn record_final(env: &Env, workflow: &str, id: &str, row: &instance_index::StatusRow, status: &InstanceStatus, now_ms: f64) {
+    let Some(text) = instance_index::final_record(status) else { return };
+    let result = async {
+        env.d1(INDEX_DB)?
+            .prepare(instance_index::RECORD_FINAL)
+            .bind(&[
+                workflow.into(),
+                id.into(),
+                text.into(),
+                JsValue::from_f64(now_ms),
+                JsValue::from_f64(row.created_at),
+                JsValue::from_f64(row.generation),
+            ])?
+            .run()
+            .await
+    };
+    if let Err(e) = result.await {
+        log_index_error(workflow, "status record", e);
+    }
+}
+
+/// Forgets the instance's recorded finished status, after a restart or a terminate
+/// (a delete removes its row). A failure is logged; the record then lasts at most
+/// [`instance_index::FINAL_STATUS_MAX_AGE_MS`].
+pub async fn forget_final(env: &Env, workflow: &str, id: &str) {
+    index_batch(env, workflow, instance_index::FORGET_FINAL, &[id], false).await;
+}
+
 /// The child workflows an instance started (recorded with their claims), oldest first,
 /// at most `limit` of them.
 pub async fn children_of(env: &Env, parent: &InstanceRef, limit: usize) -> Result<Vec<InstanceRef>, BindingError> {
@@ -489,6 +543,8 @@ pub async fn terminate(
             instance.terminate().await?;
         }
         reached.push(TerminatedInstance { instance: root.clone(), outcome: TerminateOutcome::Terminated });
+        // A status recorded meanwhile (the instance ending as it was terminated) is not its last.
+        forget_final(env, spec.name, id).await;
         if let Some(parent) = parent_of(env, spec.name, id).await {
             tell_parent_terminated(env, registry, &parent, &root).await;
         }

@@ -2,6 +2,7 @@
 //! create through this Worker records `(workflow, id, created_at)`, and listing
 //! pages through it newest first with an opaque keyset cursor.
 
+use crate::core::status::InstanceStatus;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +34,71 @@ pub const CHILDREN: &str =
 /// The parent of an instance (`?1` its workflow, `?2` its id): `parent_workflow` and
 /// `parent_id`, both null when it is not a child.
 pub const PARENT: &str = "SELECT parent_workflow, parent_id FROM instances WHERE workflow = ?1 AND id = ?2";
+
+/// The status route's read of an instance's row (`?1` workflow, `?2` id): its recorded
+/// finished status with when it was recorded, what a later record must match (`created_at`,
+/// `generation`), its callback's outcome and its parent, in one round trip. Needs
+/// `0003_worker_workflows_status.sql`.
+pub const STATUS_ROW: &str = "SELECT created_at, generation, final_status, final_at, callback, parent_workflow, parent_id \
+     FROM instances WHERE workflow = ?1 AND id = ?2";
+/// Records a finished status (`?3` its JSON, `?4` now in Unix milliseconds) on the row
+/// read by [`STATUS_ROW`], unless that row has changed since (`?5` its `created_at`, `?6`
+/// its `generation`): a status read before a restart, or of a deleted instance whose id
+/// was used again, is never recorded on the row that follows.
+pub const RECORD_FINAL: &str = "UPDATE instances SET final_status = ?3, final_at = ?4 \
+     WHERE workflow = ?1 AND id = ?2 AND created_at = ?5 AND generation = ?6";
+/// Forgets a recorded finished status (`?1` workflow, `?2` id) after a restart or a
+/// terminate, and counts the generation up so that a status read before it is not recorded.
+pub const FORGET_FINAL: &str =
+    "UPDATE instances SET final_status = NULL, final_at = NULL, generation = generation + 1 WHERE workflow = ?1 AND id = ?2";
+/// How long a recorded finished status is served without asking the engine: what the API
+/// itself changes (restart, terminate, delete) is seen at once; this bounds how long a
+/// change made elsewhere (a restart from the dashboard, wrangler or `Instance::restart`,
+/// the engine forgetting the instance when its retention ends) goes unseen.
+pub const FINAL_STATUS_MAX_AGE_MS: f64 = 60_000.0;
+/// The largest status (as JSON) recorded; a larger output is read from the engine every time.
+pub const FINAL_STATUS_MAX_BYTES: usize = 256 * 1024;
+
+/// An instance's row as [`STATUS_ROW`] reads it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct StatusRow {
+    /// When it was claimed (Unix milliseconds; D1 gives numbers as floats).
+    pub created_at: f64,
+    /// How many restarts and terminates through the API it has seen.
+    pub generation: f64,
+    /// The recorded finished status, as JSON.
+    pub final_status: Option<String>,
+    /// When it was recorded (Unix milliseconds).
+    pub final_at: Option<f64>,
+    /// The callback's delivery outcome, as JSON.
+    pub callback: Option<String>,
+    /// The parent's workflow, for a child.
+    pub parent_workflow: Option<String>,
+    /// The parent's id, for a child.
+    pub parent_id: Option<String>,
+}
+
+impl StatusRow {
+    /// The recorded finished status, if there is one younger than
+    /// [`FINAL_STATUS_MAX_AGE_MS`] at `now_ms` that reads as a finished status.
+    pub fn fresh_final(&self, now_ms: f64) -> Option<InstanceStatus> {
+        let at = self.final_at?;
+        if !(now_ms - at < FINAL_STATUS_MAX_AGE_MS && at <= now_ms) {
+            return None;
+        }
+        let status: InstanceStatus = serde_json::from_str(self.final_status.as_deref()?).ok()?;
+        status.status.is_finished().then_some(status)
+    }
+}
+
+/// What [`RECORD_FINAL`] records of a status the engine gave: its JSON, for a finished
+/// status of at most [`FINAL_STATUS_MAX_BYTES`]; `None` for any other.
+pub fn final_record(status: &InstanceStatus) -> Option<String> {
+    if !status.status.is_finished() {
+        return None;
+    }
+    serde_json::to_string(status).ok().filter(|text| text.len() <= FINAL_STATUS_MAX_BYTES)
+}
 
 /// Instances per page when `?limit=` is absent.
 pub const DEFAULT_LIMIT: u32 = 25;
@@ -123,6 +189,33 @@ mod tests {
         assert_eq!(parse_limit(Some("0")), None);
         assert_eq!(parse_limit(Some("101")), None);
         assert_eq!(parse_limit(Some("x")), None);
+    }
+
+    #[test]
+    fn a_recorded_status_is_served_while_fresh_and_only_when_finished() {
+        use crate::core::status::InstanceState;
+        let done = InstanceStatus { status: InstanceState::Complete, error: None, output: Some(serde_json::json!({"n": 1})) };
+        let text = final_record(&done).unwrap();
+        let row = |final_status: Option<String>, final_at: Option<f64>| StatusRow {
+            created_at: 1.0,
+            generation: 0.0,
+            final_status,
+            final_at,
+            callback: None,
+            parent_workflow: None,
+            parent_id: None,
+        };
+        let at = 1_000_000.0;
+        assert_eq!(row(Some(text.clone()), Some(at)).fresh_final(at + 1.0), Some(done.clone()));
+        assert_eq!(row(Some(text.clone()), Some(at)).fresh_final(at + FINAL_STATUS_MAX_AGE_MS), None, "too old: ask the engine");
+        assert_eq!(row(Some(text.clone()), Some(at)).fresh_final(at - 5_000.0), None, "recorded in the future: a clock is wrong");
+        assert_eq!(row(None, Some(at)).fresh_final(at), None);
+        assert_eq!(row(Some(text), None).fresh_final(at), None);
+        assert_eq!(row(Some("{\"status\":\"running\"}".into()), Some(at)).fresh_final(at), None, "only finished statuses are served");
+        let running = InstanceStatus { status: InstanceState::Running, error: None, output: None };
+        assert_eq!(final_record(&running), None, "a running instance is asked every time");
+        let huge = InstanceStatus { output: Some(serde_json::json!("x".repeat(FINAL_STATUS_MAX_BYTES))), ..done };
+        assert_eq!(final_record(&huge), None);
     }
 
     #[test]

@@ -177,6 +177,50 @@ mod tests {
         assert_eq!(Value::Object(none[0].clone()), serde_json::json!({"parent_workflow": null, "parent_id": null}));
     }
 
+    /// The status route's record of a finished status: read back with the row, forgotten
+    /// by a restart or terminate (FORGET_FINAL), and never written over the row that
+    /// follows a restart or a delete by a read made before it.
+    #[test]
+    fn a_finished_status_is_recorded_forgotten_and_never_recorded_stale() {
+        use crate::core::instance_index::{StatusRow, DELETE, FORGET_FINAL, INSERT, RECORD_FINAL, STATUS_ROW};
+        let db = library_db();
+        let key = || vec![SqlValue::from("step-tour"), SqlValue::from("i-1")];
+        let read = || -> StatusRow {
+            let rows = db.rows(&statement(STATUS_ROW, key())).unwrap();
+            serde_json::from_value(Value::Object(rows[0].clone())).unwrap()
+        };
+        let record = |row: &StatusRow, text: &'static str, now: i64| {
+            let mut params = key();
+            params.extend([text.into(), SqlValue::Integer(now), SqlValue::Real(row.created_at), SqlValue::Real(row.generation)]);
+            db.run(&statement(RECORD_FINAL, params)).unwrap()
+        };
+        let claim = |at: i64| db.run(&statement(INSERT, [key(), vec![SqlValue::Integer(at)]].concat())).unwrap();
+        claim(10);
+        let fresh = read();
+        assert_eq!((fresh.final_status.as_deref(), fresh.generation), (None, 0.0));
+        assert_eq!(record(&fresh, r#"{"status":"complete"}"#, 100), 1);
+        let recorded = read();
+        assert_eq!(recorded.final_status.as_deref(), Some(r#"{"status":"complete"}"#));
+        assert_eq!(recorded.final_at, Some(100.0));
+
+        // A restart: the record goes, and a status read before it is not recorded after it.
+        let before_restart = read();
+        assert_eq!(db.run(&statement(FORGET_FINAL, key())).unwrap(), 1);
+        let after = read();
+        assert_eq!((after.final_status.as_deref(), after.final_at, after.generation), (None, None, 1.0));
+        assert_eq!(record(&before_restart, r#"{"status":"complete"}"#, 200), 0, "read before the restart: not recorded");
+        assert_eq!(read().final_status, None);
+        assert_eq!(record(&after, r#"{"status":"errored"}"#, 300), 1, "read after it: recorded");
+
+        // A delete and a new instance of the same id: a read of the old one is not recorded on it.
+        let old = read();
+        db.run(&statement(DELETE, key())).unwrap();
+        claim(20);
+        assert_eq!(record(&old, r#"{"status":"complete"}"#, 400), 0, "the old instance's status is not the new one's");
+        let new = read();
+        assert_eq!((new.final_status, new.created_at, new.generation), (None, 20.0, 0.0));
+    }
+
     #[test]
     fn the_library_migrations_are_the_ones_in_this_crate() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
