@@ -482,7 +482,9 @@ fn a_workers_migrations_missing_the_patches_one_are_refused_naming_it() {
     for migration in crate::MIGRATIONS.iter().filter(|m| m.file_name != crate::PATCHES_MIGRATION.file_name) {
         std::fs::write(dir.join(migration.file_name), migration.sql).unwrap();
     }
-    let refused = std::panic::catch_unwind(|| super::TestEngine::new().d1_with_migrations("DB", &dir)).err().expect("refused");
+    let Err(refused) = std::panic::catch_unwind(|| super::TestEngine::new().d1_with_migrations("DB", &dir)) else {
+        panic!("a folder without the patches migration was accepted");
+    };
     let message = refused.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(message.contains(crate::PATCHES_MIGRATION.file_name), "{message}");
     // With it, the engine opens; another binding than the library's is the Worker's own.
