@@ -40,6 +40,7 @@ const build = (kindEnv) => execFileSync("bash", ["scripts/build.sh"], { cwd: roo
 function uploadSize(cwd, extraEnv = {}) {
   const out = mkdtempSync(path.join(os.tmpdir(), "bench-dry-"));
   const text = execFileSync(wrangler, ["deploy", "--dry-run", "--outdir", out], { cwd, env: { ...env, ...extraEnv }, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 1 << 26 }).toString();
+  rmSync(out, { recursive: true, force: true });
   const m = text.match(/Total Upload: ([\d.]+) KiB \/ gzip: ([\d.]+) KiB/);
   if (!m) throw new Error(`no upload size in: ${text}`);
   return { raw: Number(m[1]), gzip: Number(m[2]) };
@@ -54,6 +55,7 @@ function startupCpuMs(cwd) {
     const file = path.join(mkdtempSync(path.join(os.tmpdir(), "bench-startup-")), "startup.cpuprofile");
     execFileSync(wrangler, ["check", "startup", "--outfile", file], { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
     const profile = JSON.parse(readFileSync(file, "utf8"));
+    rmSync(path.dirname(file), { recursive: true, force: true });
     const idle = new Set(profile.nodes.filter((n) => n.callFrame.functionName === "(idle)").map((n) => n.id));
     let busy = 0;
     profile.samples.forEach((id, i) => { if (!idle.has(id)) busy += profile.timeDeltas[i] ?? 0; });

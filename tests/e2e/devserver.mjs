@@ -1,7 +1,7 @@
 // Starts a Worker under `wrangler dev` on free loopback ports with fresh local state,
 // and waits until it answers. Used by the integration tests and the benchmarks.
 import { spawn, execFileSync } from "node:child_process";
-import { cpSync, mkdtempSync, mkdirSync, createWriteStream, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, mkdirSync, createWriteStream, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -49,7 +49,13 @@ export async function startDevServer({ cwd = root, vars = {}, migrate = false, r
   child.stderr.pipe(logStream);
   let exited = null;
   child.on("exit", (code) => { exited = code; });
-  process.on("exit", () => child.kill("SIGKILL"));
+  // The local state is removed when the server stops, and at the latest when this process
+  // exits: hundreds of runs would otherwise fill the disk with persisted D1s and engines.
+  const removeState = () => rmSync(persist, { recursive: true, force: true });
+  process.on("exit", () => {
+    child.kill("SIGKILL");
+    removeState();
+  });
 
   const base = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 180_000;
@@ -73,7 +79,11 @@ export async function startDevServer({ cwd = root, vars = {}, migrate = false, r
       const gone = new Promise((r) => (exited !== null ? r() : child.once("exit", r)));
       child.kill("SIGTERM");
       await Promise.race([gone, sleep(5000)]);
-      if (exited === null) child.kill("SIGKILL");
+      if (exited === null) {
+        child.kill("SIGKILL");
+        await Promise.race([gone, sleep(5000)]);
+      }
+      removeState();
     },
   };
 }
