@@ -1,7 +1,8 @@
 // `npm run bench:size`: where the bytes of the Rust Worker's Wasm go. Takes the wasm that
 // `scripts/build.sh` compiled (rustc's output keeps its name section), runs wasm-bindgen and
 // wasm-opt on it as the build does but keeping names, and sums twiggy's per-function sizes
-// by crate, and by module for this crate. Needs twiggy (`cargo install twiggy`).
+// by crate, and by module for this crate. twiggy is installed by `setup.sh --twiggy`, which
+// `npm run bench:size` runs first.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import os from "node:os";
@@ -14,12 +15,12 @@ const run = (cmd, args, env = {}) => execFileSync(cmd, args, { cwd: root, env: {
 
 execFileSync("bash", ["scripts/build.sh"], { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
 // The wasm-bindgen CLI setup installed for this project (scripts/tools.sh says where).
-const wasmBindgen = run("bash", ["-c", "source scripts/tools.sh && echo \"$WASM_BINDGEN_BIN\""]).trim();
+const [wasmBindgen, twiggy] = run("bash", ["-c", "source scripts/tools.sh && echo \"$WASM_BINDGEN_BIN\" && echo \"$TWIGGY_BIN\""]).trim().split("\n");
 run(wasmBindgen, ["--target", "bundler", "--out-dir", out, input], { WASM_BINDGEN_USE_JS_SYS: "1" });
 const opt = path.join(out, "opt.wasm");
 const features = ["mutable-globals", "sign-ext", "nontrapping-float-to-int", "bulk-memory", "multivalue", "reference-types", "exception-handling"];
 run(path.join(root, "node_modules/.bin/wasm-opt"), [path.join(out, "rust_workflows_bg.wasm"), "-o", opt, "-O", "-g", ...features.map((f) => `--enable-${f}`)]);
-const csv = run("twiggy", ["top", "-n", "1000000", "-f", "csv", opt]);
+const csv = run(twiggy, ["top", "-n", "1000000", "-f", "csv", opt]);
 
 const GROUPS = {
   "serde (serde_json, path_to_error, …)": ["serde_json", "serde_core", "serde", "serde_path_to_error", "serde_wasm_bindgen", "zmij"],

@@ -10,4 +10,7 @@ WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/version = 
 TOOLS_ROOT="${CARGO_HOME:-$HOME/.cargo}/worker-workflows-tools"
 WORKER_BUILD_BIN="$TOOLS_ROOT/worker-build-$WORKER_BUILD_VERSION/bin/worker-build"
 WASM_BINDGEN_BIN="$TOOLS_ROOT/wasm-bindgen-$WASM_BINDGEN_VERSION/bin/wasm-bindgen"
+# twiggy sizes the Wasm by function (`npm run bench:size` only; `setup.sh --twiggy`).
+TWIGGY_VERSION=0.8.0
+TWIGGY_BIN="$TOOLS_ROOT/twiggy-$TWIGGY_VERSION/bin/twiggy"
 export PATH="$PWD/node_modules/.bin:${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"

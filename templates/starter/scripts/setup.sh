@@ -110,6 +110,10 @@ install_tool() { # crate version binary-path
 }
 install_tool worker-build "$WORKER_BUILD_VERSION" "$WORKER_BUILD_BIN"
 install_tool wasm-bindgen-cli "$WASM_BINDGEN_VERSION" "$WASM_BINDGEN_BIN"
+# With --twiggy (`npm run bench:size`): twiggy, which sizes the Wasm by function.
+if [ "${1:-}" = "--twiggy" ]; then
+  install_tool twiggy "$TWIGGY_VERSION" "$TWIGGY_BIN"
+fi
 
 # With --browser (scripts/test.sh), where package.json has playwright-core (the dashboard's
 # browser test): a headless Chromium from the system's packages, since playwright's own
