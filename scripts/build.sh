@@ -35,6 +35,13 @@ if [ "${WORKFLOWS_PROBE:-}" = 1 ] && grep -q '^probe *=' Cargo.toml; then
   features=(--features probe)
   kind=probe
 fi
+# WASM_NAMES=1 (`npm run bench:profile`) keeps the Wasm's name section, so a CPU profile
+# names Rust functions; never for a deploy (about 55 KiB more gzip).
+strip=(--strip-debug)
+if [ "${WASM_NAMES:-}" = 1 ]; then
+  strip=(-g)
+  kind="$kind+names"
+fi
 
 # The stamp is taken when a build starts, so a file saved during a build is newer than it;
 # build/.kind says which kind of build build/ holds.
@@ -61,7 +68,7 @@ echo "build: $kind" >&2
 # run passes --debuginfo, which keeps the name section: dropping it saves about 55 KiB of
 # gzip upload, and a panic still carries its message. The feature flags are the ones
 # worker-build passes, so nothing newer than workerd supports is emitted.
-wasm-opt build/index_bg.wasm -o build/index_bg.wasm -O --strip-debug \
+wasm-opt build/index_bg.wasm -o build/index_bg.wasm -O "${strip[@]}" \
   --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int --enable-bulk-memory \
   --enable-multivalue --enable-reference-types --enable-exception-handling
 copy_dashboard

@@ -73,6 +73,8 @@ export async function startDevServer({ cwd = root, vars = {}, migrate = false, r
     persist,
     /// wrangler's process id (workerd runs under it; the bench reads its memory).
     pid: child.pid,
+    /// Its inspector port (`npm run bench:profile` records CPU profiles over it).
+    inspectorPort,
     /// Runs wrangler with the server's persisted state (for `d1 execute`, `kv key get`, …).
     wranglerWithState: (args) => run([...args, "--local", "--persist-to", persist]),
     async stop() {
