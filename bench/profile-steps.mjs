@@ -22,7 +22,9 @@ const TOKEN = "bench-token";
 const out = path.join(root, "bench/.tmp");
 mkdirSync(out, { recursive: true });
 
-execFileSync("bash", ["scripts/build.sh"], { cwd: root, env: { ...process.env, WORKFLOWS_PROBE: "1", WASM_NAMES: "1" }, stdio: ["ignore", "inherit", "inherit"] });
+// In this process's env, so the build `wrangler dev` runs (build.command) finds it up to date.
+process.env.WASM_NAMES = "1";
+execFileSync("bash", ["scripts/build.sh"], { cwd: root, env: { ...process.env, WORKFLOWS_PROBE: "1" }, stdio: ["ignore", "inherit", "inherit"] });
 const wasmNames = functionNames(readFileSync(path.join(root, "build/index_bg.wasm")));
 
 /// The function names of a Wasm module's name section, by function index.
