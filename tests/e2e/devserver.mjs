@@ -24,7 +24,20 @@ export function freePort() {
 
 /// `cwd`: the Worker's folder; `vars`: --var overrides; `migrate`: apply D1 migrations
 /// first; `readyPath`: a path that answers once the Worker is up; `log`: log file.
-export async function startDevServer({ cwd = root, vars = {}, migrate = false, readyPath = "/", log }) {
+export async function startDevServer(options) {
+  // A free port is free when chosen, not when wrangler binds it: a Worker started at the
+  // same moment (workerd opens loopback sockets of its own) can take it first. wrangler
+  // then exits with "Address already in use", and the server starts again on new ports.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startDevServerOnce(options);
+    } catch (error) {
+      if (!error.portTaken || attempt === 3) throw error;
+    }
+  }
+}
+
+async function startDevServerOnce({ cwd = root, vars = {}, migrate = false, readyPath = "/", log }) {
   const port = await freePort();
   const inspectorPort = await freePort();
   const persist = mkdtempSync(path.join(os.tmpdir(), "rust-workflows-dev-"));
@@ -60,7 +73,14 @@ export async function startDevServer({ cwd = root, vars = {}, migrate = false, r
   const base = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 180_000;
   for (;;) {
-    if (exited !== null) throw new Error(`wrangler dev exited with ${exited}; see ${log}`);
+    if (exited !== null) {
+      // The log is complete once wrangler's output streams have ended into it.
+      if (!logStream.writableFinished) await Promise.race([new Promise((r) => logStream.once("finish", r)), sleep(1000)]);
+      removeState();
+      const error = new Error(`wrangler dev exited with ${exited}; see ${log}`);
+      error.portTaken = readFileSync(log, "utf8").includes("Address already in use");
+      throw error;
+    }
     if (Date.now() > deadline) throw new Error(`wrangler dev did not answer within 180 s; see ${log}`);
     try {
       const res = await fetch(`${base}${readyPath}`);
