@@ -133,19 +133,41 @@ pub fn is_valid_email(email: &str) -> bool {
     if email.is_empty() || email.len() > MAX_EMAIL_LEN {
         return false;
     }
-    // Byte by byte when ASCII, the common case; char by char only otherwise.
-    let clean = if email.is_ascii() {
-        !email.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-    } else {
-        !email.chars().any(|c| c.is_whitespace() || c.is_control())
-    };
-    if !clean {
+    if email.is_ascii() {
+        return is_valid_ascii_email(email.as_bytes());
+    }
+    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return false;
     }
     let Some((local, domain)) = email.split_once('@') else {
         return false;
     };
     !local.is_empty() && !domain.contains('@') && domain.contains('.') && domain.split('.').all(|label| !label.is_empty())
+}
+
+/// [`is_valid_email`]'s rules in one pass over the bytes, for ASCII (the common case:
+/// it is the transform's hottest check).
+fn is_valid_ascii_email(email: &[u8]) -> bool {
+    let mut at = None;
+    // The domain's last byte read, and whether it has a dot.
+    let (mut previous, mut dotted) = (b'@', false);
+    for (i, &b) in email.iter().enumerate() {
+        if b.is_ascii_whitespace() || b.is_ascii_control() {
+            return false;
+        }
+        match (at, b) {
+            (None, b'@') if i == 0 => return false,
+            (None, b'@') => at = Some(i),
+            (None, _) => continue,
+            (Some(_), b'@') => return false,
+            // An empty label: a dot right after the `@` or after another dot.
+            (Some(_), b'.') if previous == b'@' || previous == b'.' => return false,
+            (Some(_), b'.') => dotted = true,
+            (Some(_), _) => {}
+        }
+        previous = b;
+    }
+    at.is_some() && dotted && previous != b'.'
 }
 
 /// A field value reduced to what the rules care about. Strings borrow from the
@@ -198,12 +220,14 @@ impl Fields<'_> {
             Some(Scalar::UInt(u)) => u.to_string(),
             _ => return Err(DropReason::MissingId),
         };
-        let email = match &self.email {
-            Some(Scalar::Str(s)) if is_valid_email(s.trim()) => s.trim().to_lowercase(),
+        let email = match self.email.as_ref().map(|email| match email {
+            Scalar::Str(s) => s.trim(),
+            _ => "",
+        }) {
+            Some(s) if is_valid_email(s) => s.to_lowercase(),
             _ => return Err(DropReason::InvalidEmail),
         };
-        let created_at =
-            self.created_at.as_ref().and_then(parse_date).ok_or(DropReason::UnreadableDate)?.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let created_at = iso_millis(&self.created_at.as_ref().and_then(parse_date).ok_or(DropReason::UnreadableDate)?);
         // A name is optional: anything but a string counts as absent.
         let name = match self.name {
             Some(Scalar::Str(s)) => s.trim().to_owned(),
@@ -236,9 +260,16 @@ fn parse_date_str(s: &str) -> Option<DateTime<Utc>> {
         return DateTime::from_timestamp_millis(s.parse().ok()?);
     }
     // Dispatch on shape so each string is parsed by at most a couple of
-    // parsers: ISO-8601 starts `YYYY-`, RFC 2822 never does.
+    // parsers: ISO-8601 starts `YYYY-`, RFC 2822 never does. The forms JavaScript's
+    // `toISOString` and `toUTCString` write are read first, without chrono's general parsers.
     if s.as_bytes().get(4) != Some(&b'-') {
-        return DateTime::parse_from_rfc2822(s).ok().map(|dt| dt.to_utc());
+        return match fast::rfc2822(s.as_bytes()) {
+            Some(dt) => Some(dt),
+            None => DateTime::parse_from_rfc2822(s).ok().map(|dt| dt.to_utc()),
+        };
+    }
+    if let Some(dt) = fast::iso_utc_millis(s.as_bytes()) {
+        return Some(dt);
     }
     if s.len() == 10 {
         return parse_with(s, DATE).ok()?.to_naive_date().ok()?.and_hms_opt(0, 0, 0).map(|dt| dt.and_utc());
@@ -283,6 +314,94 @@ fn parse_with(s: &str, items: &[FormatItem<'static>]) -> Result<Parsed, format::
     let mut parsed = Parsed::new();
     format::parse(&mut parsed, s, items.iter())?;
     Ok(parsed)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.sssZ`, what chrono's `to_rfc3339_opts(SecondsFormat::Millis, true)`
+/// writes for years 0 to 9999, without its formatting machinery.
+fn iso_millis(dt: &DateTime<Utc>) -> String {
+    use chrono::Timelike;
+    let nanos = dt.nanosecond();
+    if nanos >= 1_000_000_000 {
+        // A leap second: chrono writes it as second 60.
+        return dt.to_rfc3339_opts(SecondsFormat::Millis, true);
+    }
+    let mut out = [0_u8; 24];
+    let mut put = |at: usize, value: u32, digits: usize| {
+        let mut value = value;
+        for i in (at..at + digits).rev() {
+            out[i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, dt.year().clamp(0, 9999) as u32, 4);
+    put(5, dt.month(), 2);
+    put(8, dt.day(), 2);
+    put(11, dt.hour(), 2);
+    put(14, dt.minute(), 2);
+    put(17, dt.second(), 2);
+    put(20, nanos / 1_000_000, 3);
+    for (at, separator) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.'), (23, b'Z')] {
+        out[at] = separator;
+    }
+    out.iter().map(|&b| b as char).collect()
+}
+
+/// Readers for the two date forms JavaScript writes, exact to the byte; anything else is
+/// `None` and goes to chrono's general parsers, which accept the same values (a property
+/// test checks both ways).
+mod fast {
+    use chrono::{DateTime, Datelike, NaiveDate, Utc};
+
+    fn number(bytes: &[u8]) -> Option<u32> {
+        bytes.iter().try_fold(0_u32, |n, &b| b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0')))
+    }
+
+    fn time(bytes: &[u8], date: NaiveDate, millis: u32) -> Option<DateTime<Utc>> {
+        if bytes[2] != b':' || bytes[5] != b':' {
+            return None;
+        }
+        let (hour, minute, second) = (number(&bytes[0..2])?, number(&bytes[3..5])?, number(&bytes[6..8])?);
+        // Second 60 (a leap second) is left to chrono.
+        Some(date.and_hms_milli_opt(hour, minute, second, millis)?.and_utc())
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS.sssZ` (`Date.prototype.toISOString`, years 0 to 9999).
+    pub(super) fn iso_utc_millis(s: &[u8]) -> Option<DateTime<Utc>> {
+        if s.len() != 24 || s[4] != b'-' || s[7] != b'-' || s[10] != b'T' || s[19] != b'.' || s[23] != b'Z' {
+            return None;
+        }
+        let date = NaiveDate::from_ymd_opt(number(&s[0..4])? as i32, number(&s[5..7])?, number(&s[8..10])?)?;
+        time(&s[11..19], date, number(&s[20..23])?)
+    }
+
+    const WEEKDAYS: [&[u8]; 7] = [b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun"];
+    const MONTHS: [&[u8]; 12] = [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
+
+    /// `Ddd, DD Mon YYYY HH:MM:SS +HHMM` (or `-HHMM`), the weekday matching the date:
+    /// `Date.prototype.toUTCString` with `GMT` written as an offset.
+    pub(super) fn rfc2822(s: &[u8]) -> Option<DateTime<Utc>> {
+        if s.len() != 31 || &s[3..5] != b", " || s[7] != b' ' || s[11] != b' ' || s[16] != b' ' || s[25] != b' ' {
+            return None;
+        }
+        let weekday = WEEKDAYS.iter().position(|&w| w == &s[0..3])?;
+        let month = MONTHS.iter().position(|&m| m == &s[8..11])? as u32 + 1;
+        let date = NaiveDate::from_ymd_opt(number(&s[12..16])? as i32, month, number(&s[5..7])?)?;
+        if date.weekday().num_days_from_monday() as usize != weekday {
+            return None;
+        }
+        let sign = match s[26] {
+            b'+' => 1,
+            b'-' => -1,
+            _ => return None,
+        };
+        let (offset_hours, offset_minutes) = (number(&s[27..29])?, number(&s[29..31])?);
+        if offset_hours > 23 || offset_minutes > 59 {
+            return None;
+        }
+        let local = time(&s[17..25], date, 0)?;
+        let offset = chrono::TimeDelta::minutes(i64::from(offset_hours * 60 + offset_minutes));
+        Some(if sign > 0 { local - offset } else { local + offset })
+    }
 }
 
 // ---- Streaming deserialisation for `transform` ----
@@ -781,6 +900,66 @@ mod properties {
                 prop_assert_eq!(record.email.clone(), record.email.to_lowercase());
                 prop_assert!(record.created_at.ends_with('Z'));
             }
+        }
+
+        /// The one-pass ASCII email check says what the general rules say.
+        #[test]
+        fn the_ascii_email_check_matches_the_general_rules(email in "[ab@. \t\x01]{0,10}") {
+            let general = !email.is_empty()
+                && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+                && email.split_once('@').is_some_and(|(local, domain)| {
+                    !local.is_empty() && !domain.contains('@') && domain.contains('.') && domain.split('.').all(|label| !label.is_empty())
+                });
+            prop_assert_eq!(is_valid_email(&email), general);
+        }
+
+        /// The output date is what chrono writes, for every instant of years 0 to 9999, and
+        /// the ISO reader reads it back.
+        #[test]
+        fn iso_dates_are_written_and_read_as_chrono_does(ms in -62_167_219_200_000_i64..253_402_300_800_000) {
+            let dt = DateTime::from_timestamp_millis(ms).expect("in range");
+            let written = iso_millis(&dt);
+            prop_assert_eq!(&written, &dt.to_rfc3339_opts(SecondsFormat::Millis, true));
+            prop_assert_eq!(fast::iso_utc_millis(written.as_bytes()), Some(dt));
+        }
+
+        /// On strings of the ISO shape, valid or not, the fast reader agrees with chrono's,
+        /// but for second 60 (a leap second), which it leaves to chrono.
+        #[test]
+        fn the_iso_reader_agrees_with_chrono(s in "[0-9]{4}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-6][0-9]:[0-6][0-9]\\.[0-9]{3}Z") {
+            let chrono = DateTime::parse_from_rfc3339(&s).ok().map(|dt| dt.to_utc());
+            let fast = fast::iso_utc_millis(s.as_bytes());
+            if &s[17..19] == "60" {
+                prop_assert_eq!(fast, None);
+            } else {
+                prop_assert_eq!(fast, chrono);
+            }
+        }
+
+        /// On `toUTCString`-shaped strings, valid or not (a wrong weekday, an offset, a
+        /// day past the month's end, any offset), the fast reader agrees with chrono's.
+        #[test]
+        fn the_rfc2822_reader_agrees_with_chrono(
+            ms in -62_167_219_200_000_i64..253_402_300_800_000,
+            offset_minutes in -1439_i32..1440,
+            weekday in proptest::option::of(0_usize..7),
+            day in proptest::option::of("[0-3][0-9]"),
+            zone in proptest::option::of("[+-][0-9]{4}"),
+        ) {
+            let dt = DateTime::from_timestamp_millis(ms - ms.rem_euclid(1000)).expect("in range");
+            let offset = chrono::FixedOffset::east_opt(offset_minutes * 60).expect("under a day");
+            let mut s = dt.with_timezone(&offset).format("%a, %d %b %Y %H:%M:%S %z").to_string();
+            if let Some(w) = weekday {
+                s.replace_range(0..3, ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"][w]);
+            }
+            if let Some(d) = &day {
+                s.replace_range(5..7, d);
+            }
+            if let Some(z) = &zone {
+                s.replace_range(26..31, z);
+            }
+            let chrono = DateTime::parse_from_rfc2822(&s).ok().map(|dt| dt.to_utc());
+            prop_assert_eq!(fast::rfc2822(s.as_bytes()), chrono, "{}", s);
         }
 
         #[test]
