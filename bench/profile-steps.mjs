@@ -6,19 +6,19 @@
 // (the status polls that wait for it included, as in the benchmark). Prints the busy time
 // and the functions with the most self and inclusive time, Wasm functions by their Rust
 // names. The engine runs in another isolate and is not in these profiles. The profiles are
-// kept in bench/.tmp/ (open them in Chrome's DevTools). One sample each: read it next to
+// kept in bench/.tmp/ (open them in Chrome's DevTools), with the bundle each Worker ran. One sample each: read it next to
 // `npm run bench`'s spreads, on a quiet machine.
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
-import { root, sleep, startDevServer } from "../tests/e2e/devserver.mjs";
+import { root, startDevServer } from "../tests/e2e/devserver.mjs";
+import { TOKEN, timeInstance } from "./client.mjs";
 
 // The WebSocket client wrangler itself depends on (through miniflare): the inspector proxy
 // needs an Origin header, which Node's built-in WebSocket does not send.
 const WebSocket = createRequire(createRequire(path.join(root, "package.json")).resolve("miniflare"))("ws");
 const STEPS = Number(process.env.PROFILE_STEPS ?? 200);
-const TOKEN = "bench-token";
 const out = path.join(root, "bench/.tmp");
 mkdirSync(out, { recursive: true });
 
@@ -53,23 +53,8 @@ function functionNames(bytes) {
   return names;
 }
 
-async function call(base, method, urlPath, body) {
-  const res = await fetch(`${base}${urlPath}`, { method, headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}` }, body: body === undefined ? undefined : JSON.stringify(body) });
-  return { status: res.status, body: await res.json().catch(() => null) };
-}
-
-/// Runs one step-tour instance of `count` no-op steps to its end; its wall time in ms.
-async function noopInstance(base, count) {
-  const started = performance.now();
-  const created = await call(base, "POST", "/workflows/step-tour/instances", { params: { actions: [{ noop: { name: "noop", count } }] } });
-  if (created.status !== 201) throw new Error(`create: ${created.status} ${JSON.stringify(created.body)}`);
-  for (;;) {
-    const s = await call(base, "GET", `/workflows/step-tour/instances/${created.body.id}`);
-    if (s.body?.status === "complete") return performance.now() - started;
-    if (["errored", "terminated"].includes(s.body?.status)) throw new Error(`step-tour ${s.body.status}`);
-    await sleep(25);
-  }
-}
+/// One step-tour instance of `count` no-op steps, run to its end; its wall time in ms.
+const noopInstance = async (base, count) => (await timeInstance(base, "step-tour", { actions: [{ noop: { name: "noop", count } }] })).ms;
 
 async function connectInspector(port) {
   const targets = await (await fetch(`http://127.0.0.1:${port}/json`)).json();
@@ -90,11 +75,30 @@ async function connectInspector(port) {
   return { send, close: () => ws.close() };
 }
 
-/// A frame's name: a Wasm function by its Rust name (crate hashes dropped), else V8's.
-function frameName({ functionName, url, lineNumber }) {
+/// The source lines of the profiled Worker's scripts, by script id: the bundle wrangler dev
+/// runs is minified, so a JS frame is named with the start of its code as well.
+const scriptLines = new Map();
+
+async function readScripts(inspector, profile, name) {
+  scriptLines.clear();
+  await inspector.send("Debugger.enable");
+  const scripts = new Map(profile.nodes.filter((n) => n.callFrame.url).map((n) => [n.callFrame.scriptId, n.callFrame.url]));
+  for (const [id, url] of scripts) {
+    const { result } = await inspector.send("Debugger.getScriptSource", { scriptId: id });
+    if (!result?.scriptSource) continue;
+    scriptLines.set(id, result.scriptSource.split("\n"));
+    // Kept beside the profile, to read a frame's code by its line.
+    if (url.endsWith("index.js")) writeFileSync(path.join(out, `profile-${name}-index.js`), result.scriptSource);
+  }
+}
+
+/// A frame's name: a Wasm function by its Rust name (crate hashes dropped), else V8's, with
+/// the first characters of its code.
+function frameName({ functionName, url, lineNumber, columnNumber, scriptId }) {
   const wasm = functionName.match(/^wasm-function\[(\d+)\]$/);
   if (wasm) return (wasmNames.get(Number(wasm[1])) ?? functionName).replace(/\[[0-9a-f]{16}\]/g, "");
-  return `${functionName || "(anonymous)"}${url ? ` (${url.split("/").pop()}:${lineNumber})` : ""}`;
+  const code = scriptLines.get(scriptId)?.[lineNumber]?.slice(columnNumber, columnNumber + 70);
+  return `${functionName || "(anonymous)"}${url ? ` (${url.split("/").pop()}:${lineNumber})` : ""}${code ? ` ${code}` : ""}`;
 }
 
 function summarise(name, profile, wallMs) {
@@ -118,7 +122,7 @@ function summarise(name, profile, wallMs) {
       inclusive.set(frame, (inclusive.get(frame) ?? 0) + dt);
     }
   });
-  const rows = (map, n) => [...map].sort((a, b) => b[1] - a[1]).slice(0, n).map(([f, us]) => `| ${(us / 1000).toFixed(1)} | ${(us / 1000 / STEPS).toFixed(3)} | \`${f.slice(0, 160).replaceAll("|", "\\|")}\` |`);
+  const rows = (map, n) => [...map].sort((a, b) => b[1] - a[1]).slice(0, n).map(([f, us]) => `| ${(us / 1000).toFixed(1)} | ${(us / 1000 / STEPS).toFixed(3)} | \`${f.slice(0, 200).replaceAll("|", "\\|")}\` |`);
   console.log(`\n### ${name}: ${STEPS} no-op steps in ${wallMs.toFixed(0)} ms; its isolate busy ${(busy / 1000).toFixed(1)} ms (${(busy / 1000 / STEPS).toFixed(3)} ms per step, status polls included)\n`);
   console.log("Most self time:\n\n| ms | ms/step | function |\n| ---: | ---: | --- |");
   console.log(rows(self, 15).join("\n"));
@@ -137,6 +141,7 @@ for (const [name, cwd, migrate] of [["rust", root, true], ["ts", path.join(root,
     await inspector.send("Profiler.start");
     const wallMs = await noopInstance(server.base, STEPS);
     const { result } = await inspector.send("Profiler.stop");
+    await readScripts(inspector, result.profile, name);
     inspector.close();
     writeFileSync(path.join(out, `profile-${name}.cpuprofile`), JSON.stringify(result.profile));
     summarise(name === "rust" ? "Rust Worker" : "TypeScript twin", result.profile, wallMs);

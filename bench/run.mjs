@@ -10,8 +10,8 @@ import path from "node:path";
 import autocannon from "autocannon";
 import { startStandin } from "../tests/e2e/standin.mjs";
 import { copyStarter, startDevServer, root, wrangler, sleep } from "../tests/e2e/devserver.mjs";
+import { TOKEN, call, timeInstance } from "./client.mjs";
 
-const TOKEN = "bench-token";
 const twinDir = path.join(root, "bench/ts-twin");
 /// BENCH_QUICK=1: one run of everything and a 3 s status-route load, for development; the
 /// figures are then single samples, not medians. BENCH_RUNS and BENCH_ORDER_RUNS override
@@ -62,28 +62,6 @@ function startupCpuMs(cwd) {
     if (busy > 0) return busy / 1000;
     if (attempt === 3) throw new Error(`wrangler check startup in ${cwd}: three profiles without a busy sample`);
     log(`start-up profile of ${cwd} had no busy sample; taking it again`);
-  }
-}
-
-async function call(base, method, urlPath, body) {
-  const res = await fetch(`${base}${urlPath}`, {
-    method,
-    headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}` },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, body: await res.json().catch(() => null) };
-}
-
-/// Wall time from create to observed completion of one step-tour instance (polled every 25 ms).
-async function timeInstance(base, workflow, params) {
-  const t0 = performance.now();
-  const created = await call(base, "POST", `/workflows/${workflow}/instances`, { params });
-  if (created.status !== 201) throw new Error(`create ${workflow} on ${base}: ${created.status} ${JSON.stringify(created.body)}`);
-  for (;;) {
-    const s = await call(base, "GET", `/workflows/${workflow}/instances/${created.body.id}`);
-    if (s.body?.status === "complete") return { ms: performance.now() - t0, output: s.body.output };
-    if (["errored", "terminated"].includes(s.body?.status)) throw new Error(`${workflow} ${s.body.status}: ${JSON.stringify(s.body.error)}`);
-    await sleep(25);
   }
 }
 

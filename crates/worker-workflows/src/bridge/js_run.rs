@@ -71,7 +71,7 @@ pub fn start<F: Future<Output = ()> + 'static>(frame: impl FnOnce(Rc<RunPromise>
     let Some((resolve, reject)) = settle else { return promise };
     let run = Rc::new(RunPromise { resolve, reject, settled: Cell::new(false) });
     let future = frame(Rc::clone(&run));
-    wasm_bindgen_futures::spawn_local(async move {
+    super::js_task::spawn(async move {
         let mut future = pin!(future);
         poll_fn(|cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
             Ok(poll) => poll,

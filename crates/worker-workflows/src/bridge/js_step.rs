@@ -13,6 +13,7 @@
 //! error saying so.
 
 use super::engine::{EventRecord, LocalBoxFuture, RollbackFn, RollbackInput, StepCall, StepContext, StepEngine, StreamCall};
+use super::js_calls::{Callbacks, Handler, Promises};
 use super::{js, js_bytes};
 use crate::core::duration;
 use crate::core::rollback::{AttemptEnd, InstanceFailure, RollbackLedger, RunEnd};
@@ -28,7 +29,6 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 
 #[wasm_bindgen]
 extern "C" {
@@ -156,6 +156,10 @@ pub struct JsStepEngine<'w> {
     /// The engine has called a rollback while the run was still going: it is being
     /// terminated with rollback.
     rollback_began: Cell<bool>,
+    /// The engine's promises of this run, awaited.
+    promises: Promises,
+    /// The steps' callbacks the engine calls for each attempt.
+    callbacks: Callbacks,
 }
 
 impl<'w> JsStepEngine<'w> {
@@ -170,6 +174,8 @@ impl<'w> JsStepEngine<'w> {
             running: RefCell::default(),
             inbox: Rc::default(),
             rollback_began: Cell::new(false),
+            promises: Promises::new(),
+            callbacks: Callbacks::new(step_gone),
         }
     }
 
@@ -300,31 +306,32 @@ impl<'w> JsStepEngine<'w> {
         let rollback_js = rollback.map(|r| self.register_rollback(name, r)).transpose()?;
 
         let inbox = Rc::new(Inbox::default());
-        let callback = {
+        let queue_attempt: Handler = {
             let inbox = Rc::clone(&inbox);
-            Closure::<dyn FnMut(JsValue) -> Promise>::own_assert_unwind_safe(move |context: JsValue| {
+            Rc::new(move |context: JsValue| {
                 let (promise, settle) = pending_promise();
                 if let Some((resolve, reject)) = settle {
                     inbox.attempts.borrow_mut().push_back(Queued { arg: context, resolve, reject });
-                    if let Some(waker) = inbox.waker.borrow_mut().take() {
+                    let waker = inbox.waker.borrow_mut().take();
+                    if let Some(waker) = waker {
                         waker.wake();
                     }
                 }
                 promise
             })
         };
-        let callback_fn: &Function = callback.as_ref().unchecked_ref();
+        let (callback_fn, registration) = self.callbacks.register(queue_attempt);
         let engine = match (&config_js, &rollback_js) {
             // The engine reads a null config as {}, but a null rollback option is an error.
             (config, Some(rollback)) => {
                 let config = config.clone().unwrap_or_else(|| js_sys::Object::new().into());
-                self.js.do_with_rollback(name, &config, callback_fn, rollback)
+                self.js.do_with_rollback(name, &config, &callback_fn, rollback)
             }
-            (Some(config), None) => self.js.do_with_config(name, config, callback_fn),
-            (None, None) => self.js.do_plain(name, callback_fn),
+            (Some(config), None) => self.js.do_with_config(name, config, &callback_fn),
+            (None, None) => self.js.do_plain(name, &callback_fn),
         }
         .map_err(|e| js::step_error_from_js(&e))?;
-        let mut engine = JsFuture::from(engine);
+        let mut engine = self.promises.settled(&engine);
 
         let mut running: Vec<(JsAttemptFuture<'a>, Function, Function)> = Vec::new();
         let mut attempts_started = 0_u32;
@@ -355,13 +362,13 @@ impl<'w> JsStepEngine<'w> {
         // The engine has settled the step: attempts still running (timed out) are dropped
         // before the callback, which the engine will not call again.
         drop(running);
-        drop(callback);
+        drop(registration);
         Ok((outcome, attempts_started))
     }
 
     async fn settle_sleep(&self, name: &str, kind: &str, promise: Result<Promise, JsValue>) -> Result<(), StepError> {
         let promise = promise.map_err(|e| js::step_error_from_js(&e))?;
-        let result = JsFuture::from(promise).await.map(drop).map_err(|e| js::step_error_from_js(&e));
+        let result = self.promises.settled(&promise).await.map(drop).map_err(|e| js::step_error_from_js(&e));
         self.log_exceptional(name, kind, 0, result.as_ref().err());
         result
     }
@@ -372,7 +379,7 @@ impl<'w> JsStepEngine<'w> {
             "timeout": duration::as_millis(timeout),
         }))?;
         let promise = self.js.wait_for_event(name, &options).map_err(|e| js::step_error_from_js(&e))?;
-        let value = JsFuture::from(promise).await.map_err(|e| timeout_or_error(&e));
+        let value = self.promises.settled(&promise).await.map_err(|e| timeout_or_error(&e));
         self.log_exceptional(name, "waitForEvent", 0, value.as_ref().err());
         let value = value?;
         if value.is_undefined() {
@@ -477,6 +484,15 @@ impl Drop for JsStepEngine<'_> {
             let _ = r.reject.call1(&JsValue::UNDEFINED, &gone());
         }
     }
+}
+
+/// The answer to the engine calling a step's callback after the step settled (the run
+/// that made it has moved on or ended).
+fn step_gone() -> Promise {
+    Promise::reject(&js::js_error(
+        crate::core::step_error::NON_RETRYABLE_NAME,
+        "this step's attempt cannot run: the step has settled or the workflow run that started it has ended",
+    ))
 }
 
 /// What the engine passed a rollback (`{ctx, error, output, stepName}`) as plain data.

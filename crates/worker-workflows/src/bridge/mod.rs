@@ -4,8 +4,8 @@
 //! this Worker's workflows (`handles`), child workflows awaited from a step (`children`)
 //! and calls to outside services (`outbound`). Workflows see only these
 //! typed faces; behind them is the seam (`engine`) with two sides:
-//! - the wasm edge (gated on `wasm32`): the real engine (`js_step`, with streamed step outputs in `js_bytes`) and the run that
-//!   drives it and serves its rollbacks (`js_run`), the Worker's bindings (`js_env`), the Workflow binding (`binding`), claimed creates through the
+//! - the wasm edge (gated on `wasm32`): the real engine (`js_step`, with streamed step outputs in `js_bytes` and its promises and callbacks in `js_calls`) and the run that
+//!   drives it and serves its rollbacks (`js_run`, polled by `js_task`), the Worker's bindings (`js_env`), the Workflow binding (`binding`), claimed creates through the
 //!   instance index (`instances`), typed handles and children's notices (`js_handles`), webhook delivery, and JS values and errors (`js`);
 //! - on the host, the test engine that runs the same workflow code under `cargo test`.
 //!
@@ -29,6 +29,8 @@ pub mod js;
 #[cfg(target_arch = "wasm32")]
 mod js_bytes;
 #[cfg(target_arch = "wasm32")]
+mod js_calls;
+#[cfg(target_arch = "wasm32")]
 pub mod js_env;
 #[cfg(target_arch = "wasm32")]
 mod js_handles;
@@ -36,6 +38,8 @@ mod js_handles;
 mod js_run;
 #[cfg(target_arch = "wasm32")]
 pub mod js_step;
+#[cfg(target_arch = "wasm32")]
+mod js_task;
 #[cfg(target_arch = "wasm32")]
 mod webhook_delivery;
 
