@@ -341,7 +341,7 @@ async function main() {
     const servers = {};
     try {
       for (const [name, cwd, migrate] of [["rust", root, true], ["ts", twinDir, false]]) {
-        servers[name] = await startDevServer({ cwd, migrate, vars, readyPath: "/", log: path.join(root, `bench/.tmp/${name}-wrangler.log`) });
+        servers[name] = await startDevServer({ cwd, migrate, vars, readyPath: "/", log: path.join(root, `bench/.tmp/run/${name}-wrangler.log`) });
       }
       if (ONLY.has("steps")) figure("steps", `step overhead, ${STEPS}-step no-op workflow (ms/step)`, await measureSteps(servers));
       if (ONLY.has("transform")) {
@@ -408,7 +408,8 @@ ${readFileSync(path.join(root, "bench/analysis.md"), "utf8").trim()}
     writeFileSync(path.join(root, "bench/results.md"), report);
     log("written to bench/results.md");
   }
-  rmSync(path.join(root, "bench/.tmp"), { recursive: true, force: true });
+  // Its own logs only: bench:profile keeps its profiles in bench/.tmp too.
+  rmSync(path.join(root, "bench/.tmp/run"), { recursive: true, force: true });
 }
 
 main().then(

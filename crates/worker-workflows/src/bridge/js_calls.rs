@@ -150,7 +150,7 @@ impl Callbacks {
         let handlers: Rc<Handlers> = Rc::default();
         let shared = Rc::clone(&handlers);
         let function = Closure::<dyn FnMut(u32, JsValue) -> Promise>::own_assert_unwind_safe(move |id: u32, arg: JsValue| {
-            // Cloned out first: the handler may run the workflow, which may register or end steps.
+            // Cloned out first, so the handler runs with no borrow of the table held.
             let handler = shared.borrow().get(&id).cloned();
             match handler {
                 Some(handler) => handler(arg),

@@ -486,12 +486,14 @@ impl Drop for JsStepEngine<'_> {
     }
 }
 
-/// The answer to the engine calling a step's callback after the step settled (the run
-/// that made it has moved on or ended).
+/// The answer to the engine calling a step's callback once nothing here can run its
+/// attempt: the step settled, its future was dropped (the workflow stopped awaiting it, or
+/// a rollback began and ended the workflow's body), or the run ended. Non-retryable, since
+/// a retry could not run it either.
 fn step_gone() -> Promise {
     Promise::reject(&js::js_error(
         crate::core::step_error::NON_RETRYABLE_NAME,
-        "this step's attempt cannot run: the step has settled or the workflow run that started it has ended",
+        "this step's attempt cannot run: the workflow no longer awaits the step, or the run that started it has ended",
     ))
 }
 

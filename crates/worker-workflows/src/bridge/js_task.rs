@@ -5,7 +5,8 @@
 //! `wrangler dev`, and a step wakes its run twice (bench/analysis.md).
 //!
 //! A waker holds only its task's number; the tasks live in this thread's queue, so the
-//! executor needs no `unsafe`. As with wasm-bindgen's executor, a run whose promises never
+//! executor needs no `unsafe`. A wake only queues: it never polls, so code may wake a task
+//! while it holds a borrow the task's poll takes. As with wasm-bindgen's executor, a run whose promises never
 //! settle stays pending, and kept.
 
 use js_sys::{Function, Promise};
@@ -64,10 +65,9 @@ impl Wake for TaskWaker {
         QUEUE.with(|queue| {
             {
                 let mut ready = queue.ready.borrow_mut();
-                if ready.contains(&id) {
-                    return;
+                if !ready.contains(&id) {
+                    ready.push_back(id);
                 }
-                ready.push_back(id);
             }
             if !queue.scheduled.replace(true) {
                 queue.resolved.unchecked_ref::<Thenable>().then(&queue.run_ready);
@@ -87,11 +87,16 @@ pub(crate) fn spawn(future: impl Future<Output = ()> + 'static) {
     });
 }
 
-/// One turn: polls each task woken, until none is (a task woken while it is polled, or by
-/// another task in this turn, is polled again in it, as wasm-bindgen's queue does).
+/// One turn: polls the tasks woken before it began, once each. A task woken during the
+/// turn (by its own poll or another's) is polled in the next one, after the microtasks
+/// queued meanwhile, as wasm-bindgen's queue does: a future that yields by waking itself
+/// lets JS promise reactions run between its polls.
 fn run_ready() {
-    QUEUE.with(|queue| queue.scheduled.set(false));
-    loop {
+    let turn = QUEUE.with(|queue| {
+        queue.scheduled.set(false);
+        queue.ready.borrow().len()
+    });
+    for _ in 0..turn {
         let Some(id) = QUEUE.with(|queue| queue.ready.borrow_mut().pop_front()) else { return };
         // Taken out while it is polled: its poll may wake it, or spawn others.
         let Some((mut future, waker)) = QUEUE.with(|queue| queue.tasks.borrow_mut().remove(&id)) else { continue };
